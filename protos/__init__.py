@@ -1,0 +1,1 @@
+"""The wire contract (package xsched.v1) and its generated modules (arrive with the daemon issue)."""

@@ -1,0 +1,1 @@
+"""xschedd: the global scheduler daemon. Its `policy` package is pure and shared with preempt."""

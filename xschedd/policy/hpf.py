@@ -1,0 +1,42 @@
+"""HPF, highest priority first: only the ready XQueues of the top priority run."""
+
+from __future__ import annotations
+
+from xschedd.policy.base import Operation, Policy, Status, run_only
+from xschedd.policy.hints import PRIORITY_DEFAULT, PRIORITY_NEVER, Hint, PriorityHint
+
+
+class HighestPriorityFirst(Policy):
+    """Resume every XQueue whose priority is at least the highest ready priority.
+
+    Idle queues of that priority stay resumed so that their next command starts at once;
+    queues of priority PRIORITY_NEVER are always suspended.
+    """
+
+    name = "HPF"
+
+    def __init__(self) -> None:
+        self._priorities: dict[int, int] = {}
+
+    def priority(self, xqueue_id: int) -> int:
+        return self._priorities.get(xqueue_id, PRIORITY_DEFAULT)
+
+    def on_hint(self, hint: Hint) -> None:
+        if isinstance(hint, PriorityHint):
+            self._priorities[hint.xqueue_id] = hint.priority
+
+    def schedule(self, status: Status) -> list[Operation]:
+        ready = [
+            self.priority(q.xqueue_id)
+            for q in status.xqueues.values()
+            if q.ready and self.priority(q.xqueue_id) != PRIORITY_NEVER
+        ]
+        top = max(ready, default=PRIORITY_NEVER + 1)
+        return run_only(
+            status,
+            (
+                xq_id
+                for xq_id in status.xqueues
+                if self.priority(xq_id) >= top and self.priority(xq_id) != PRIORITY_NEVER
+            ),
+        )
