@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from xschedd.policy.base import Operation, Policy, Status, run_only
-from xschedd.policy.hints import PRIORITY_DEFAULT, PRIORITY_NEVER, Hint, PriorityHint
+from xschedd.policy.hints import PRIORITY_DEFAULT, Hint, PriorityHint
+from xschedd.policy.priority import top_priority
 
 
 class HighestPriorityFirst(Policy):
@@ -26,17 +27,4 @@ class HighestPriorityFirst(Policy):
             self._priorities[hint.xqueue_id] = hint.priority
 
     def schedule(self, status: Status) -> list[Operation]:
-        ready = [
-            self.priority(q.xqueue_id)
-            for q in status.xqueues.values()
-            if q.ready and self.priority(q.xqueue_id) != PRIORITY_NEVER
-        ]
-        top = max(ready, default=PRIORITY_NEVER + 1)
-        return run_only(
-            status,
-            (
-                xq_id
-                for xq_id in status.xqueues
-                if self.priority(xq_id) >= top and self.priority(xq_id) != PRIORITY_NEVER
-            ),
-        )
+        return run_only(status, top_priority(status, lambda q: self.priority(q.xqueue_id)))

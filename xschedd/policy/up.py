@@ -7,12 +7,12 @@ from xschedd.policy.timeslice import TimeSharing
 
 
 class UtilizationPartition(TimeSharing):
-    """Stride scheduling over time slices: the ready queue with the least virtual time runs.
+    """Stride scheduling over time slices: the ready entity with the least virtual time runs.
 
-    A queue's virtual time grows by its device time divided by its utilization, so over
-    many slices the shares follow the utilization hints (75/25 gives three slices to one).
-    A queue that was idle joins at the smallest virtual time of the ready queues: idling
-    earns no credit to burst with later.
+    An entity's virtual time grows by its device time divided by its weight (here its
+    utilization), so over many slices the shares follow the weights (75/25 gives three
+    slices to one). An entity that was idle joins at the smallest virtual time of the
+    ready entities of its lane: idling earns no credit to burst with later.
     """
 
     name = "UP"
@@ -22,20 +22,26 @@ class UtilizationPartition(TimeSharing):
         self._vtime: dict[int, float] = {}
         self._was_ready: set[int] = set()
 
-    def _charge(self, xqueue_id: int, elapsed_s: float) -> None:
-        share = self.utilization(xqueue_id)
-        if share > 0 and xqueue_id in self._vtime:
-            self._vtime[xqueue_id] += elapsed_s / share
+    def _weight(self, entity: int) -> float:
+        return float(self.utilization(entity))
 
-    def _observe(self, status: Status, ready: list[int]) -> None:
-        for gone in set(self._vtime) - set(status.xqueues):
+    def _charge(self, entity: int, elapsed_s: float) -> None:
+        weight = self._weight(entity)
+        if weight > 0 and entity in self._vtime:
+            self._vtime[entity] += elapsed_s / weight
+
+    def _observe(self, status: Status, ready: dict[str, list[int]]) -> None:
+        lane_of = {self._entity(q): self._lane(q) for q in status.xqueues.values()}
+        for gone in set(self._vtime) - set(lane_of):
             del self._vtime[gone]
-        steady = [self._vtime[xq] for xq in ready if xq in self._was_ready and xq in self._vtime]
-        floor = min(steady, default=min(self._vtime.values(), default=0.0))
-        for xq in ready:
-            if xq not in self._was_ready:
-                self._vtime[xq] = max(self._vtime.get(xq, floor), floor)
-        self._was_ready = set(ready)
+        for lane, entities in ready.items():
+            steady = [self._vtime[e] for e in entities if e in self._was_ready and e in self._vtime]
+            known = [vt for e, vt in self._vtime.items() if lane_of.get(e) == lane]
+            floor = min(steady, default=min(known, default=0.0))
+            for e in entities:
+                if e not in self._was_ready:
+                    self._vtime[e] = max(self._vtime.get(e, floor), floor)
+        self._was_ready = {e for entities in ready.values() for e in entities}
 
-    def _pick(self, candidates: list[int]) -> int:
-        return min(candidates, key=lambda xq: (self._vtime.get(xq, 0.0), xq))
+    def _pick(self, candidates: list[int], previous: int | None) -> int:
+        return min(candidates, key=lambda e: (self._vtime.get(e, 0.0), e))

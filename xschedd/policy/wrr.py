@@ -15,10 +15,10 @@ class WeightedRoundRobin(TimeSharing):
 
     name = "WRR"
 
-    def _pick(self, candidates: list[int]) -> int:
-        if self._current is None:
+    def _pick(self, candidates: list[int], previous: int | None) -> int:
+        if previous is None:
             return candidates[0]
-        after = [xq for xq in candidates if xq > self._current]
+        after = [xq for xq in candidates if xq > previous]
         return after[0] if after else candidates[0]
 
     def _slice_s(self, xqueue_id: int) -> float:

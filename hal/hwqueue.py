@@ -1,0 +1,51 @@
+"""The HwQueue interface: what every hardware adapter offers the XQueue runtime."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+from hal.clock import Clock
+from hal.command import HwCommand, Level
+from hal.errors import UnsupportedLevelError
+
+CompletionCallback = Callable[[HwCommand], None]
+
+
+class HwQueue(ABC):
+    """A hardware command queue (a CUDA stream, a simulated XPU queue).
+
+    Level 1 needs launch and completion; level 2 adds deactivate/reactivate (launched
+    commands that have not started stay queued); level 3 adds interrupt/restore (the
+    running command stops and later continues). `max_level` says which a queue offers.
+
+    Completion callbacks run on a thread the adapter owns (or, in virtual time, on the
+    clock's caller); they must be quick and must not block.
+    """
+
+    max_level: Level = Level.BLOCK
+    clock: Clock
+    device_name: str = ""
+
+    @abstractmethod
+    def launch(self, cmd: HwCommand, on_complete: CompletionCallback | None = None) -> None:
+        """Hand `cmd` to the hardware without waiting; call `on_complete(cmd)` when done."""
+
+    @abstractmethod
+    def synchronize(self, timeout: float | None = None) -> bool:
+        """Block until every launched command has completed; False on timeout."""
+
+    def deactivate(self) -> None:
+        raise UnsupportedLevelError(f"{type(self).__name__} does not support level 2 (deactivate)")
+
+    def reactivate(self) -> None:
+        raise UnsupportedLevelError(f"{type(self).__name__} does not support level 2 (reactivate)")
+
+    def interrupt(self) -> None:
+        raise UnsupportedLevelError(f"{type(self).__name__} does not support level 3 (interrupt)")
+
+    def restore(self) -> None:
+        raise UnsupportedLevelError(f"{type(self).__name__} does not support level 3 (restore)")
+
+    def close(self) -> None:
+        """Release the queue; launched commands may be dropped."""

@@ -1,0 +1,35 @@
+"""The runtime inside an application: XQueues, their launch worker, task latency, schedulers."""
+
+from preempt.errors import (
+    ConfigError,
+    HwQueueFailed,
+    PreemptError,
+    XQueueClosedError,
+    XQueueConfigError,
+    XQueueTimeout,
+)
+from preempt.xqueue import (
+    CommandState,
+    EventKind,
+    XCommand,
+    XQueue,
+    XQueueEvent,
+    XQueueInfo,
+    XQueueState,
+)
+
+__all__ = [
+    "CommandState",
+    "ConfigError",
+    "EventKind",
+    "HwQueueFailed",
+    "PreemptError",
+    "XCommand",
+    "XQueue",
+    "XQueueClosedError",
+    "XQueueConfigError",
+    "XQueueEvent",
+    "XQueueInfo",
+    "XQueueState",
+    "XQueueTimeout",
+]

@@ -1,0 +1,473 @@
+"""The XQueue: a preemptible command queue in front of one hardware queue.
+
+The application submits commands; a launch worker feeds the hardware queue
+progressively, never more than `threshold` commands in flight (at the threshold it waits
+until half of them have completed, as in the XSched paper's Fig. 6). Suspend stops
+launching (level 1), also deactivates the hardware queue (level 2), or also interrupts
+the running command (level 3); resume undoes it. Commands complete in submission order,
+each exactly once.
+
+Threads: in real time a worker thread launches; completions arrive on the hardware
+adapter's thread; the application, the scheduler and the worker share the XQueue
+through one condition variable. In virtual time there is no worker: launches happen
+inline, so a test drives everything deterministically by running the clock.
+Listeners are called outside the lock, on whichever thread caused the change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import itertools
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from hal import HwCommand, HwQueue, Level, UnsupportedLevelError
+from preempt.errors import HwQueueFailed, XQueueClosedError, XQueueConfigError, XQueueTimeout
+from preempt.latency import LatencyStats
+
+DEFAULT_LEVEL = Level.BLOCK
+DEFAULT_THRESHOLD = 16
+DEFAULT_BATCH_SIZE = 8
+
+
+class XQueueState(enum.Enum):
+    IDLE = "idle"  # no command pending or in flight
+    READY = "ready"  # holds commands; whether it may run is the `suspended` flag
+
+
+class CommandState(enum.Enum):
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    DONE = "done"
+
+
+class EventKind(enum.Enum):
+    READY = "ready"
+    IDLE = "idle"
+    SUSPENDED = "suspended"
+    RESUMED = "resumed"
+    CONFIGURED = "configured"
+    TASK = "task"  # an explicit `with xq.task():` span ended
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class XQueueInfo:
+    """A snapshot of one XQueue, as listeners and schedulers see it."""
+
+    xqueue_id: int
+    name: str
+    pid: int
+    device: str
+    state: XQueueState
+    suspended: bool
+    level: Level
+    threshold: int
+    batch_size: int
+    pending: int
+    in_flight: int
+    submitted: int
+    completed: int
+    ready_since: float | None
+
+
+@dataclass(frozen=True)
+class XQueueEvent:
+    kind: EventKind
+    info: XQueueInfo
+    latency_s: float | None = None  # for IDLE (ready -> idle span) and TASK
+
+
+Listener = Callable[[XQueueEvent], None]
+
+
+@dataclass(eq=False)
+class XCommand:
+    """A submitted command: its hardware command, its place in the queue, its state."""
+
+    hw: HwCommand
+    seq: int
+    state: CommandState = CommandState.PENDING
+    sync: bool = False  # the XQueue learns of completion at this command
+    wanted: bool = False  # someone waits on it: make it a sync point
+
+    @property
+    def done(self) -> bool:
+        return self.state is CommandState.DONE
+
+
+_xqueue_ids = itertools.count(1)
+
+
+def _new_xqueue_id() -> int:
+    return (os.getpid() << 32) | next(_xqueue_ids)
+
+
+def _check_int(what: str, value: object, low: int, high: int, high_name: str = "") -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise XQueueConfigError(f"{what} must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise XQueueConfigError(f"{what} {value} is out of range [{low}, {high_name or high}]")
+    return value
+
+
+def check_params(level: int, threshold: int, batch_size: int, max_level: Level) -> Level:
+    """Validate XQueue parameters, naming the bad value and its allowed range."""
+    _check_int("threshold", threshold, 1, 2**63 - 1, "2**63-1")
+    _check_int("batch_size", batch_size, 1, threshold, f"threshold={threshold}")
+    _check_int("level", level, 1, 3)
+    if level > max_level:
+        raise UnsupportedLevelError(
+            f"level {level} is above what this hardware queue supports (max level {int(max_level)})"
+        )
+    return Level(level)
+
+
+class XQueue:
+    """A preemptible command queue; see the module docstring for its threads."""
+
+    def __init__(
+        self,
+        hwq: HwQueue,
+        *,
+        level: int = DEFAULT_LEVEL,
+        threshold: int = DEFAULT_THRESHOLD,
+        batch_size: int | None = None,
+        name: str = "",
+    ) -> None:
+        if batch_size is None:  # XSched's default, but never above the threshold
+            batch_size = min(DEFAULT_BATCH_SIZE, threshold) if isinstance(threshold, int) else 1
+        self._level = check_params(level, threshold, batch_size, hwq.max_level)
+        self._threshold = threshold
+        self._batch_size = batch_size
+        self.hwq = hwq
+        self.clock = hwq.clock
+        self.id = _new_xqueue_id()
+        self.name = name or f"xq-{self.id & 0xFFFFFFFF}"
+        self.pid = os.getpid()
+        self.busy_latency = LatencyStats()  # ready -> idle spans
+        self.task_latency = LatencyStats()  # explicit task() spans
+        self._cond = threading.Condition()
+        self._pending: deque[XCommand] = deque()
+        self._in_flight: deque[XCommand] = deque()
+        self._seq = itertools.count()
+        self._launches = 0
+        self._submitted = 0
+        self._completed = 0
+        self._suspended = False
+        self._suspended_level = self._level
+        self._throttled = False
+        self._closed = False
+        self._stopping = False
+        self._error: BaseException | None = None
+        self._ready_since: float | None = None
+        self._listeners: list[Listener] = []
+        self._worker: threading.Thread | None = None
+        if not self.clock.virtual:
+            self._worker = threading.Thread(
+                target=self._work, name=f"xq-launch-{self.name}", daemon=True
+            )
+            self._worker.start()
+
+    # -- application API ------------------------------------------------------------
+    def submit(self, cmd: HwCommand) -> XCommand:
+        """Queue `cmd`; it is launched when the XQueue runs and has room in flight."""
+        if not isinstance(cmd, HwCommand):
+            raise TypeError(f"submit() takes an HwCommand, got {type(cmd).__name__}")
+        with self._cond:
+            if self._closed:
+                raise XQueueClosedError(f"submit to closed XQueue {self.name!r}")
+            self._raise_if_failed()
+            became_ready = not self._pending and not self._in_flight
+            xcmd = XCommand(cmd, next(self._seq))
+            self._pending.append(xcmd)
+            self._submitted += 1
+            if became_ready:
+                self._ready_since = self.clock.now()
+                event = self._event_locked(EventKind.READY)
+            self._kick_locked()
+        if became_ready:
+            self._emit(event)
+        return xcmd
+
+    def wait(self, xcmd: XCommand, timeout: float | None = None) -> Any:
+        """Block until `xcmd` has completed; return its payload's result (or raise its error)."""
+        with self._cond:
+            if xcmd.state is CommandState.PENDING:
+                xcmd.wanted = True
+        if not self.clock.wait_for(lambda: xcmd.done or self._error is not None, self._cond, timeout):
+            raise XQueueTimeout(f"command {xcmd.seq} of {self.name!r} not done after {timeout} s")
+        if not xcmd.done:
+            self._raise_if_failed()
+        if xcmd.hw.error is not None:
+            raise xcmd.hw.error
+        return xcmd.hw.result
+
+    def synchronize(self, timeout: float | None = None) -> None:
+        """Block until every submitted command has completed."""
+        idle = lambda: (not self._pending and not self._in_flight) or self._error is not None  # noqa: E731
+        if not self.clock.wait_for(idle, self._cond, timeout):
+            raise XQueueTimeout(f"XQueue {self.name!r} not idle after {timeout} s")
+        with self._cond:
+            self._raise_if_failed()
+
+    @contextlib.contextmanager
+    def task(self) -> Iterator[XQueue]:
+        """An explicit task span: submit inside; on exit wait for all and record its latency."""
+        start = self.clock.now()
+        yield self
+        self.synchronize()
+        latency = self.clock.now() - start
+        self.task_latency.add(latency)
+        with self._cond:
+            event = self._event_locked(EventKind.TASK, latency)
+        self._emit(event)
+
+    def suspend(self, sync_hw_queue: bool = False) -> None:
+        """Stop this XQueue's commands, as far as its level allows.
+
+        With `sync_hw_queue` (level 1 only), return once the commands already in
+        flight have completed, i.e. the hardware queue is quiet.
+        """
+        with self._cond:
+            if self._suspended or self._closed:
+                return
+            self._suspended = True
+            self._suspended_level = self._level
+            self._sync_tail_locked()
+            self._hw_suspend_locked(self._level)
+            event = self._event_locked(EventKind.SUSPENDED)
+        self._emit(event)
+        if sync_hw_queue:
+            if self._suspended_level != Level.BLOCK:
+                raise XQueueConfigError("sync_hw_queue needs level 1: at levels 2-3 work stays queued")
+            self.clock.wait_for(lambda: not self._in_flight, self._cond)
+
+    def resume(self) -> None:
+        """Let this XQueue run again."""
+        with self._cond:
+            if not self._suspended:
+                return
+            self._suspended = False
+            self._hw_resume_locked(self._suspended_level)
+            self._kick_locked()
+            event = self._event_locked(EventKind.RESUMED)
+        self._emit(event)
+
+    def set_level(self, level: int) -> None:
+        with self._cond:
+            new = check_params(level, self._threshold, self._batch_size, self.hwq.max_level)
+            if self._suspended and new != self._suspended_level:
+                self._hw_resume_locked(self._suspended_level)
+                self._hw_suspend_locked(new)
+                self._suspended_level = new
+            self._level = new
+            event = self._event_locked(EventKind.CONFIGURED)
+        self._emit(event)
+
+    def set_threshold(self, threshold: int) -> None:
+        with self._cond:
+            _check_int("threshold", threshold, 1, 2**63 - 1, "2**63-1")
+            self._threshold = threshold
+            self._batch_size = min(self._batch_size, threshold)
+            self._throttled = len(self._in_flight) >= threshold
+            self._kick_locked()
+            event = self._event_locked(EventKind.CONFIGURED)
+        self._emit(event)
+
+    def set_batch_size(self, batch_size: int) -> None:
+        with self._cond:
+            check_params(self._level, self._threshold, batch_size, Level.INTERRUPT)
+            self._batch_size = batch_size
+            event = self._event_locked(EventKind.CONFIGURED)
+        self._emit(event)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Refuse new submissions, wait for the submitted ones, stop the worker."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self.synchronize(timeout)
+        finally:
+            with self._cond:
+                self._stopping = True
+                self._cond.notify_all()
+                event = self._event_locked(EventKind.CLOSED)
+            if self._worker is not None and self._worker is not threading.current_thread():
+                self._worker.join()
+            self._emit(event)
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call `listener(event)` on every state change (the hook schedulers use)."""
+        with self._cond:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        with self._cond:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+    # -- observation ------------------------------------------------------------------
+    @property
+    def level(self) -> Level:
+        return self._level
+
+    @property
+    def threshold(self) -> int:
+        return self._threshold
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
+    @property
+    def suspended(self) -> bool:
+        return self._suspended
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def state(self) -> XQueueState:
+        with self._cond:
+            return self._state_locked()
+
+    def info(self) -> XQueueInfo:
+        with self._cond:
+            return self._info_locked()
+
+    # -- internals ---------------------------------------------------------------------
+    def _state_locked(self) -> XQueueState:
+        return XQueueState.READY if self._pending or self._in_flight else XQueueState.IDLE
+
+    def _info_locked(self) -> XQueueInfo:
+        return XQueueInfo(
+            xqueue_id=self.id,
+            name=self.name,
+            pid=self.pid,
+            device=self.hwq.device_name,
+            state=self._state_locked(),
+            suspended=self._suspended,
+            level=self._level,
+            threshold=self._threshold,
+            batch_size=self._batch_size,
+            pending=len(self._pending),
+            in_flight=len(self._in_flight),
+            submitted=self._submitted,
+            completed=self._completed,
+            ready_since=self._ready_since,
+        )
+
+    def _event_locked(self, kind: EventKind, latency_s: float | None = None) -> XQueueEvent:
+        return XQueueEvent(kind, self._info_locked(), latency_s)
+
+    def _emit(self, event: XQueueEvent) -> None:
+        for listener in list(self._listeners):
+            listener(event)
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise HwQueueFailed(f"XQueue {self.name!r}: hardware queue failed: {self._error}")
+
+    def _hw_suspend_locked(self, level: Level) -> None:
+        if level >= Level.INTERRUPT:
+            self.hwq.interrupt()
+        elif level == Level.DEACTIVATE:
+            self.hwq.deactivate()
+
+    def _hw_resume_locked(self, level: Level) -> None:
+        if level >= Level.INTERRUPT:
+            self.hwq.restore()
+        elif level == Level.DEACTIVATE:
+            self.hwq.reactivate()
+
+    def _can_launch_locked(self) -> bool:
+        return (
+            bool(self._pending)
+            and not self._suspended
+            and not self._throttled
+            and self._error is None
+            and not self._stopping
+        )
+
+    def _kick_locked(self) -> None:
+        if self.clock.virtual:
+            self._pump_locked()
+        else:
+            self._cond.notify_all()
+
+    def _pump_locked(self) -> None:
+        """Launch while allowed. Runs on the worker (real time) or inline (virtual time)."""
+        while self._can_launch_locked():
+            xcmd = self._pending.popleft()
+            self._launches += 1
+            xcmd.sync = (
+                xcmd.wanted
+                or not self._pending
+                or self._launches % self._batch_size == 0
+                or len(self._in_flight) + 1 >= self._threshold
+            )
+            self._in_flight.append(xcmd)
+            xcmd.state = CommandState.IN_FLIGHT
+            if len(self._in_flight) >= self._threshold:
+                self._throttled = True
+            try:
+                self.hwq.launch(xcmd.hw, self._on_complete if xcmd.sync else None)
+            except Exception as exc:  # the device is gone: stop, keep the command, tell waiters
+                self._in_flight.pop()
+                xcmd.state = CommandState.PENDING
+                self._pending.appendleft(xcmd)
+                self._error = exc
+                self._cond.notify_all()
+                return
+
+    def _sync_tail_locked(self) -> None:
+        """Make the last in-flight command a sync point, so its completion is seen even if
+        nothing else is launched for a while (a suspended queue)."""
+        if self._in_flight and not self._in_flight[-1].sync:
+            tail = self._in_flight[-1]
+            tail.sync = True
+            self.hwq.launch(HwCommand(0.0, name="xq-sync"), lambda _: self._on_complete(tail.hw))
+
+    def _on_complete(self, hw: HwCommand) -> None:
+        """A sync point completed: retire every in-flight command up to it, in order."""
+        event = None
+        with self._cond:
+            if not any(xcmd.hw is hw for xcmd in self._in_flight):
+                return  # already retired by a later sync point
+            while self._in_flight:
+                xcmd = self._in_flight.popleft()
+                xcmd.state = CommandState.DONE
+                self._completed += 1
+                if xcmd.hw is hw:
+                    break
+            if self._throttled and len(self._in_flight) <= self._threshold // 2:
+                self._throttled = False
+            if not self._in_flight and not self._pending:
+                start = self._ready_since
+                latency = None if start is None else self.clock.now() - start
+                if latency is not None:
+                    self.busy_latency.add(latency)
+                self._ready_since = None
+                event = self._event_locked(EventKind.IDLE, latency)
+            self._cond.notify_all()
+            if self.clock.virtual:
+                self._pump_locked()
+        if event is not None:
+            self._emit(event)
+
+    def _work(self) -> None:
+        with self._cond:
+            while True:
+                self._cond.wait_for(lambda: self._stopping or self._can_launch_locked())
+                if self._stopping:
+                    return
+                self._pump_locked()
