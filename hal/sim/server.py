@@ -54,9 +54,8 @@ class _Connection:
             while (frame := recv_frame(self.sock)) is not None:
                 op, qid, token, value = frame
                 if op == Op.ADD_QUEUE:
-                    cell: list[int] = []  # no completion can come before the first launch
-                    new = engine.add_queue(lambda t: self.send(pack(Op.DONE, cell[0], t)))
-                    cell.append(new)
+                    sender = _DoneSender(self)
+                    new = sender.qid = engine.add_queue(sender)
                     self.queues.add(new)
                     self.send(pack(Op.QUEUE_ADDED, new, token))
                 elif qid not in self.queues:
@@ -77,6 +76,17 @@ class _Connection:
             with contextlib.suppress(OSError):
                 self.sock.close()
             self.server.forget(self)
+
+
+class _DoneSender:
+    """Tells the client that one of its queue's commands completed."""
+
+    def __init__(self, conn: _Connection) -> None:
+        self.conn = conn
+        self.qid = 0  # set right after the engine names the queue, before any launch
+
+    def __call__(self, token: int) -> None:
+        self.conn.send(pack(Op.DONE, self.qid, token))
 
 
 class SimDeviceServer:

@@ -1,0 +1,123 @@
+"""The local scheduler (XSCHED_SCHEDULER=LCL): a policy run in-process on every change.
+
+It mirrors the status of this process's XQueues, runs the policy on every READY/IDLE
+event, hint, timer and policy change, and applies the operations. All of its work runs
+serially on its clock's thread (the real clock's timer thread, or whoever runs a
+virtual clock), so the policy sees one change at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+from hal import Clock
+from hal.clock import Timer
+from preempt.xqueue import EventKind, XQueue, XQueueEvent, XQueueInfo, XQueueState
+from xschedd.policy import Policy, Resume, SetTimer, Status, Suspend, XQueueStatus
+from xschedd.policy.hints import Hint
+
+_RESCHEDULE_ON = {EventKind.READY, EventKind.IDLE, EventKind.CLOSED}
+
+
+def xqueue_status(info: XQueueInfo) -> XQueueStatus:
+    """The policy's view of one XQueue."""
+    return XQueueStatus(
+        xqueue_id=info.xqueue_id,
+        pid=info.pid,
+        device=info.device,
+        ready=info.state is XQueueState.READY,
+        suspended=info.suspended,
+        ready_since=info.ready_since,
+    )
+
+
+def hint_key(hint: Hint) -> tuple:
+    """Hints of one type for one target replace each other."""
+    target = getattr(hint, "xqueue_id", None) or getattr(hint, "pid", None)
+    return (type(hint).__name__, target)
+
+
+class LocalScheduler:
+    """Schedules the XQueues of this process with one policy (switchable online)."""
+
+    def __init__(self, policy: Policy, clock: Clock) -> None:
+        self.clock = clock
+        self._policy = policy
+        self._lock = threading.Lock()  # guards the maps below against the app's threads
+        self._xqueues: dict[int, XQueue] = {}
+        self._hints: dict[tuple, Hint] = {}
+        self._timer: Timer | None = None
+        self.decisions = 0
+
+    @property
+    def policy(self) -> Policy:
+        return self._policy
+
+    def add(self, xq: XQueue, hints: Iterable[Hint] = ()) -> None:
+        """Schedule `xq` from now on, after giving the policy its hints."""
+        with self._lock:
+            self._xqueues[xq.id] = xq
+        xq.add_listener(self._on_event)
+        for hint in hints:
+            self.hint(hint)
+        self.clock.call_soon(self._reschedule)
+
+    def remove(self, xq: XQueue) -> None:
+        """Stop scheduling `xq`; it is resumed so that it is never left suspended."""
+        xq.remove_listener(self._on_event)
+        with self._lock:
+            self._xqueues.pop(xq.id, None)
+        xq.resume()
+        self.clock.call_soon(self._reschedule)
+
+    def hint(self, hint: Hint) -> None:
+        with self._lock:
+            self._hints[hint_key(hint)] = hint
+        self.clock.call_soon(lambda: self._apply_hint(hint))
+
+    def set_policy(self, policy: Policy) -> None:
+        """Switch policy online; the new one gets every hint given so far."""
+        self.clock.call_soon(lambda: self._switch(policy))
+
+    def _switch(self, policy: Policy) -> None:
+        with self._lock:
+            hints = list(self._hints.values())
+        for hint in hints:
+            policy.on_hint(hint)
+        self._policy = policy
+        self._reschedule()
+
+    def _apply_hint(self, hint: Hint) -> None:
+        self._policy.on_hint(hint)
+        self._reschedule()
+
+    def _on_event(self, event: XQueueEvent) -> None:
+        if event.kind is EventKind.CLOSED:
+            with self._lock:
+                self._xqueues.pop(event.info.xqueue_id, None)
+        if event.kind in _RESCHEDULE_ON:
+            self.clock.call_soon(self._reschedule)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._reschedule()
+
+    def _reschedule(self) -> None:
+        with self._lock:
+            xqueues = dict(self._xqueues)
+        # Fresh snapshots, not the events': events of one queue can arrive out of order.
+        status = Status(
+            now=self.clock.now(),
+            xqueues={xq_id: xqueue_status(xq.info()) for xq_id, xq in xqueues.items()},
+        )
+        self.decisions += 1
+        for op in self._policy.schedule(status):
+            if isinstance(op, Suspend) and op.xqueue_id in xqueues:
+                xqueues[op.xqueue_id].suspend()
+            elif isinstance(op, Resume) and op.xqueue_id in xqueues:
+                xqueues[op.xqueue_id].resume()
+            elif isinstance(op, SetTimer):
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._timer = self.clock.call_at(op.at, self._on_timer)

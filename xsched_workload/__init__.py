@@ -1,0 +1,1 @@
+"""xsched-workload: the standard load generator for tests, demos and benchmarks."""

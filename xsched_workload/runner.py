@@ -1,0 +1,126 @@
+"""Runs the tasks of each queue on its own thread and records their latencies."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hal import HwCommand, HwQueue
+from preempt import XQueue
+from preempt.latency import LatencyStats, percentile
+from xsched_workload.spec import QueueSpec
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    queue: str
+    task: int
+    latency_s: float
+
+
+@dataclass(frozen=True)
+class QueueSummary:
+    queue: str
+    tasks: int
+    p50_ms: float
+    p99_ms: float
+    mean_ms: float
+    throughput_tps: float
+
+    def as_json(self) -> dict:
+        return {
+            "summary": True,
+            "queue": self.queue,
+            "tasks": self.tasks,
+            "p50_ms": round(self.p50_ms, 4),
+            "p99_ms": round(self.p99_ms, 4),
+            "mean_ms": round(self.mean_ms, 4),
+            "throughput_tps": round(self.throughput_tps, 3),
+        }
+
+
+class QueueLoad:
+    """One queue's load: a task is `commands` commands then a wait, periodic or back to back.
+
+    `target` is an XQueue (ours) or a bare HwQueue (the native baseline).
+    """
+
+    def __init__(self, spec: QueueSpec, target: XQueue | HwQueue) -> None:
+        self.spec = spec
+        self.target = target
+        self.latency = LatencyStats(keep=1_000_000)
+        self.tasks_done = 0
+        self.elapsed_s = 0.0
+
+    def run_task(self) -> float:
+        cmds = [HwCommand(self.spec.command_us) for _ in range(self.spec.commands)]
+        start = time.monotonic()
+        if isinstance(self.target, XQueue):
+            last = None
+            for cmd in cmds:
+                last = self.target.submit(cmd)
+            self.target.wait(last)
+        else:
+            for cmd in cmds:
+                self.target.launch(cmd)
+            self.target.synchronize()
+        return time.monotonic() - start
+
+    def run(self, stop: threading.Event, deadline: float, on_task: Callable[[TaskRecord], None]):
+        start = time.monotonic()
+        period = None if self.spec.period_ms is None else self.spec.period_ms / 1000.0
+        release = start
+        while not stop.is_set() and time.monotonic() < deadline:
+            if self.spec.tasks is not None and self.tasks_done >= self.spec.tasks:
+                break
+            if period is not None:
+                delay = release - time.monotonic()
+                if delay > 0 and stop.wait(min(delay, max(deadline - time.monotonic(), 0))):
+                    break
+                if time.monotonic() >= deadline:
+                    break
+                release += period
+            latency = self.run_task()
+            self.latency.add(latency)
+            on_task(TaskRecord(self.spec.name, self.tasks_done, latency))
+            self.tasks_done += 1
+        self.elapsed_s = time.monotonic() - start
+
+    def summary(self) -> QueueSummary:
+        samples = self.latency.samples()
+        mean = sum(samples) / len(samples) if samples else float("nan")
+        return QueueSummary(
+            queue=self.spec.name,
+            tasks=self.tasks_done,
+            p50_ms=percentile(samples, 50) * 1e3,
+            p99_ms=percentile(samples, 99) * 1e3,
+            mean_ms=mean * 1e3,
+            throughput_tps=self.tasks_done / self.elapsed_s if self.elapsed_s > 0 else 0.0,
+        )
+
+
+def run_loads(
+    loads: list[QueueLoad],
+    duration_s: float,
+    on_task: Callable[[TaskRecord], None],
+    stop: threading.Event | None = None,
+) -> None:
+    """Run every load on its own thread until `duration_s` passes or `stop` is set."""
+    stop = stop or threading.Event()
+    deadline = time.monotonic() + duration_s
+    threads = [
+        threading.Thread(target=load.run, args=(stop, deadline, on_task), name=load.spec.name)
+        for load in loads
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.1)
+    except KeyboardInterrupt:
+        stop.set()
+        for thread in threads:
+            thread.join()
