@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from xschedd.policy.awf import ActiveWindowFirst
 from xschedd.policy.base import (
     Operation,
     Policy,
@@ -15,13 +16,35 @@ from xschedd.policy.base import (
     Suspend,
     XQueueStatus,
 )
+from xschedd.policy.cfs import CompletelyFair
+from xschedd.policy.chpf import CpuHighestPriorityFirst
 from xschedd.policy.errors import HintError, PolicyError, UnknownPolicyError
+from xschedd.policy.hhpf import HeterogeneousHighestPriorityFirst
 from xschedd.policy.hpf import HighestPriorityFirst
+from xschedd.policy.kedf import KEarliestDeadlineFirst
+from xschedd.policy.lax import Laxity
+from xschedd.policy.mlfq import MultiLevelFeedbackQueue
+from xschedd.policy.pup import ProcessUtilizationPartition
+from xschedd.policy.spup import StrictProcessUtilizationPartition
 from xschedd.policy.up import UtilizationPartition
 from xschedd.policy.wrr import WeightedRoundRobin
 
 POLICIES: dict[str, type[Policy]] = {
-    cls.name: cls for cls in (HighestPriorityFirst, UtilizationPartition, WeightedRoundRobin)
+    cls.name: cls
+    for cls in (
+        HighestPriorityFirst,
+        HeterogeneousHighestPriorityFirst,
+        CpuHighestPriorityFirst,
+        UtilizationPartition,
+        ProcessUtilizationPartition,
+        StrictProcessUtilizationPartition,
+        KEarliestDeadlineFirst,
+        Laxity,
+        ActiveWindowFirst,
+        CompletelyFair,
+        MultiLevelFeedbackQueue,
+        WeightedRoundRobin,
+    )
 }
 
 

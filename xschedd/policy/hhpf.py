@@ -1,4 +1,4 @@
-"""HHPF, heterogeneous highest priority first: HPF applied to each device on its own."""
+"""HHPF, heterogeneous highest priority first: one priority order across all devices."""
 
 from __future__ import annotations
 
@@ -8,21 +8,13 @@ from xschedd.policy.priority import top_priority
 
 
 class HeterogeneousHighestPriorityFirst(HighestPriorityFirst):
-    """Per device (`XQueueStatus.device`), resume the XQueues of the top ready priority.
+    """Resume the XQueues whose priority is at least the highest ready priority anywhere.
 
-    A high-priority task on one device does not hold back the queues of another device,
-    so every XPU of a heterogeneous machine stays busy with its own most urgent work.
-    Priorities come from PriorityHint as in HPF; PRIORITY_NEVER never runs.
-
-    Note: XSched's own code has these two the other way round (its HPF compares per
-    device and its HHPF across all devices); this project's HPF is machine-wide, so HHPF
-    is the per-device variant.
+    For pipelines that span several XPUs (say, a GPU and an NPU): while an urgent task
+    is ready on any device, lower-priority work is held on every device, as in XSched.
     """
 
     name = "HHPF"
 
     def schedule(self, status: Status) -> list[Operation]:
-        return run_only(
-            status,
-            top_priority(status, lambda q: self.priority(q.xqueue_id), lambda q: q.device),
-        )
+        return run_only(status, top_priority(status, lambda q: self.priority(q.xqueue_id)))

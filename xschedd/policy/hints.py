@@ -56,6 +56,18 @@ class UtilizationHint:
 
 
 @dataclass(frozen=True)
+class ProcessUtilizationHint:
+    """Share of device time, in percent, that PUP and SPUP give process `pid` (all its XQueues)."""
+
+    pid: int
+    utilization: int
+
+    def __post_init__(self) -> None:
+        check_range("pid", self.pid, 1, 2**31 - 1)
+        check_range("utilization", self.utilization, UTILIZATION_MIN, UTILIZATION_MAX)
+
+
+@dataclass(frozen=True)
 class TimesliceHint:
     """The time slice, in microseconds, of the time-sharing policies (global, as in XSched)."""
 
@@ -115,6 +127,7 @@ class WindowActiveHint:
 Hint = Union[
     PriorityHint,
     UtilizationHint,
+    ProcessUtilizationHint,
     TimesliceHint,
     DeadlineHint,
     KDeadlineHint,

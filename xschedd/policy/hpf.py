@@ -1,4 +1,4 @@
-"""HPF, highest priority first: only the ready XQueues of the top priority run."""
+"""HPF, highest priority first: on each device, only the ready XQueues of the top priority run."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from xschedd.policy.priority import top_priority
 
 
 class HighestPriorityFirst(Policy):
-    """Resume every XQueue whose priority is at least the highest ready priority.
+    """Per device (`XQueueStatus.device`), resume the XQueues of the top ready priority.
 
-    Idle queues of that priority stay resumed so that their next command starts at once;
-    queues of priority PRIORITY_NEVER are always suspended.
+    As in XSched, devices are decided independently: urgent work on one device does not
+    hold back another device. Idle queues of the top priority stay resumed so that their
+    next command starts at once; queues of priority PRIORITY_NEVER are always suspended.
     """
 
     name = "HPF"
@@ -27,4 +28,7 @@ class HighestPriorityFirst(Policy):
             self._priorities[hint.xqueue_id] = hint.priority
 
     def schedule(self, status: Status) -> list[Operation]:
-        return run_only(status, top_priority(status, lambda q: self.priority(q.xqueue_id)))
+        return run_only(
+            status,
+            top_priority(status, lambda q: self.priority(q.xqueue_id), lambda q: q.device),
+        )

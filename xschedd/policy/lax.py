@@ -13,7 +13,7 @@ class Laxity(Policy):
 
     Idle queues count at their lax priority; queues without a LaxityHint at
     PRIORITY_DEFAULT; a ready queue with unknown `ready_since` is taken as ready since now.
-    A timer is set for the earliest laxity expiry still ahead, when priorities change.
+    A timer is set for the earliest laxity expiry still ahead that changes a priority.
     The whole machine is one lane, as in XSched; PRIORITY_NEVER never runs.
     """
 
@@ -28,8 +28,8 @@ class Laxity(Policy):
 
     def _expiry(self, q: XQueueStatus, now: float) -> float | None:
         hint = self._hints.get(q.xqueue_id)
-        if hint is None or not q.ready:
-            return None
+        if hint is None or not q.ready or hint.crit_priority == hint.lax_priority:
+            return None  # nothing changes when it expires
         since = q.ready_since if q.ready_since is not None else now
         return since + hint.laxity_us / 1e6
 
@@ -45,7 +45,9 @@ class Laxity(Policy):
 
         ops = run_only(status, top_priority(status, priority))
         ahead = [
-            at for q in status.xqueues.values() if (at := self._expiry(q, now)) is not None and at > now
+            at
+            for q in status.xqueues.values()
+            if (at := self._expiry(q, now)) is not None and at > now
         ]
         if ahead:
             ops.append(SetTimer(min(ahead)))

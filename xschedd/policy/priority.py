@@ -1,4 +1,4 @@
-"""What the priority-driven policies (HPF, HHPF, CHPF, LAX, AWF) share: the top ready priority runs."""
+"""What the priority policies (HPF, HHPF, CHPF, LAX, AWF) share: the top ready priority runs."""
 
 from __future__ import annotations
 
