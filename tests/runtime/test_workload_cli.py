@@ -1,0 +1,113 @@
+"""xsched-workload as a user runs it: real processes sharing one simulated device."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FG = "name=fg,priority=10,period_ms=10,commands=4,command_us=500"
+BG = "name=bg,priority=0,commands=10,command_us=500"
+
+
+@pytest.fixture
+def sim_env(tmp_path):
+    """An environment whose processes share a private simulated device (started on demand)."""
+    sock = tmp_path / "sim.sock"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XSCHED_")}
+    env.update(XSCHED_SIM_SOCKET=str(sock), PYTHONPATH=str(ROOT))
+    yield env
+    for proc in psutil.process_iter(["cmdline"]):
+        if str(sock) in " ".join(proc.info["cmdline"] or []):
+            proc.kill()
+
+
+def workload(env, *args, extra_env=None, timeout=60):
+    return subprocess.run(
+        [sys.executable, "-m", "xsched_workload.cli", *args],
+        env={**env, **(extra_env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def parse(stdout: str) -> tuple[list[dict], dict[str, dict]]:
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    tasks = [line for line in lines if not line.get("summary")]
+    summaries = {line["queue"]: line for line in lines if line.get("summary")}
+    return tasks, summaries
+
+
+def test_json_output_has_a_line_per_task_then_a_summary_per_queue(sim_env):
+    result = workload(
+        sim_env, "--device", "sim", "--duration-s", "1.5", "--queue", FG, "--queue", BG, "--json",
+        extra_env={"XSCHED_POLICY": "HPF"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    tasks, summaries = parse(result.stdout)
+    assert set(summaries) == {"fg", "bg"}
+    assert [s["queue"] for s in map(json.loads, result.stdout.splitlines()[-2:])] == ["fg", "bg"]
+    for name, summary in summaries.items():
+        mine = [t for t in tasks if t["queue"] == name]
+        assert summary["tasks"] == len(mine) > 0
+        assert [t["task"] for t in mine] == list(range(len(mine)))
+        assert all(t["latency_ms"] > 0 for t in mine)
+        assert 0 < summary["p50_ms"] <= summary["p99_ms"]
+        assert summary["throughput_tps"] > 0
+    assert summaries["fg"]["tasks"] == pytest.approx(150, abs=15)  # periodic at 10 ms
+
+
+def test_two_processes_really_contend_for_one_shared_device(sim_env):
+    alone = workload(sim_env, "--native", "--duration-s", "1.5", "--queue", FG, "--json")
+    assert alone.returncode == 0, alone.stderr
+    background = subprocess.Popen(
+        [sys.executable, "-m", "xsched_workload.cli", "--native", "--duration-s", "4", "--queue", BG],
+        env=sim_env, cwd=ROOT, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        shared = workload(sim_env, "--native", "--duration-s", "1.5", "--queue", FG, "--json")
+    finally:
+        background.wait(timeout=30)
+    assert shared.returncode == 0, shared.stderr
+    p50_alone = parse(alone.stdout)[1]["fg"]["p50_ms"]
+    p50_shared = parse(shared.stdout)[1]["fg"]["p50_ms"]
+    # FCFS device: the foreground now waits behind the other process's commands
+    assert p50_shared > 1.3 * p50_alone
+
+
+@pytest.mark.parametrize(
+    "args, extra_env, message",
+    [
+        (["--queue", "name=a,colour=red"], {}, "unknown key 'colour'; keys are name, commands"),
+        (["--queue", "commands=ten"], {}, "commands='ten' is not an integer"),
+        (["--queue", "commands=0"], {}, "commands=0 must be >= 1"),
+        (["--queue", "period_ms=-5"], {}, "period_ms=-5.0 must be > 0"),
+        (["--queue", "name=a", "--queue", "name=a"], {}, "queue names must be distinct"),
+        ([], {}, "at least one --queue is needed"),
+        (["--queue", "name=a", "--duration-s", "0"], {}, "--duration-s must be > 0"),
+        (["--queue", "name=a", "--device", "tpu:0"], {}, "--device 'tpu:0': choose one of sim"),
+        (["--queue", "name=a,threshold=2,batch_size=4"], {}, r"batch_size 4 is out of range \[1, threshold=2\]"),
+        (["--queue", "name=a,priority=300"], {"XSCHED_POLICY": "HPF"}, r"priority 300 is out of range \[-256, 255\]"),
+        (["--queue", "name=a"], {"XSCHED_AUTO_XQUEUE_LEVEL": "9"}, "XSCHED_AUTO_XQUEUE_LEVEL='9'"),
+        (["--queue", "name=a", "--json", "--live"], {}, "not allowed with argument"),
+    ],
+)
+def test_bad_input_exits_2_with_a_clear_message(sim_env, args, extra_env, message):
+    result = workload(sim_env, "--duration-s", "0.2", *args, extra_env=extra_env)
+    assert result.returncode == 2
+    assert message.replace("\\", "") in result.stderr or __import__("re").search(message, result.stderr)
+    assert "Traceback" not in result.stderr
+
+
+def test_hints_without_a_scheduler_say_they_have_no_effect(sim_env):
+    result = workload(sim_env, "--duration-s", "0.3", "--queue", "name=a,priority=5,commands=1")
+    assert result.returncode == 0
+    assert "hints have no effect" in result.stderr

@@ -1,0 +1,282 @@
+"""XQueue semantics: order, exactly-once, progressive launching, events, errors (virtual time)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hal import HwCommand, HwQueue, Level, UnsupportedLevelError, VirtualClock, WouldBlockForever
+from hal.sim import SimDevice
+from preempt import (
+    EventKind,
+    XQueue,
+    XQueueClosedError,
+    XQueueConfigError,
+    XQueueState,
+    XQueueTimeout,
+)
+
+# -- property: order and exactly-once through any interleaving --------------------------
+
+ops = st.one_of(
+    st.tuples(st.just("submit"), st.integers(1, 12)),
+    st.tuples(st.just("suspend"), st.booleans()),
+    st.tuples(st.just("resume"), st.none()),
+    st.tuples(st.just("level"), st.integers(1, 3)),
+    st.tuples(st.just("threshold"), st.integers(1, 10)),
+    st.tuples(st.just("batch"), st.integers(1, 10)),
+    st.tuples(st.just("run_us"), st.integers(0, 3000)),
+    st.tuples(st.just("compete"), st.integers(1, 5)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(level=st.integers(1, 3), script=st.lists(ops, max_size=40))
+def test_commands_complete_in_order_exactly_once_through_any_interleaving(level, script):
+    clock = VirtualClock()
+    device = SimDevice.local(clock)
+    xq = XQueue(device.create_queue(), level=level, threshold=4, batch_size=2)
+    other = device.create_queue()  # a second queue competing for the device
+    ran: list[int] = []
+    submitted = 0
+    highest_threshold = xq.threshold  # lowering it online leaves the excess in flight
+    for op, arg in script:
+        if op == "submit":
+            for _ in range(arg):
+                seq = submitted
+                xq.submit(HwCommand(100, payload=lambda s=seq: ran.append(s)))
+                submitted += 1
+        elif op == "suspend":
+            xq.suspend()
+        elif op == "resume":
+            xq.resume()
+        elif op == "level":
+            xq.set_level(arg)
+        elif op == "threshold":
+            xq.set_threshold(arg)
+            highest_threshold = max(highest_threshold, arg)
+        elif op == "batch":
+            if arg <= xq.threshold:
+                xq.set_batch_size(arg)
+        elif op == "compete":
+            for _ in range(arg):
+                other.launch(HwCommand(150))
+        else:
+            clock.run_for(arg / 1e6)
+        info = xq.info()
+        assert info.in_flight <= highest_threshold
+        assert info.pending + info.in_flight + info.completed == info.submitted == submitted
+        assert ran == list(range(len(ran)))  # a prefix, in order, no repeats
+    xq.resume()
+    xq.synchronize()
+    assert ran == list(range(submitted))
+    assert xq.info().completed == submitted
+    assert xq.state is XQueueState.IDLE
+
+
+@settings(max_examples=60, deadline=None)
+@given(threshold=st.integers(1, 16), n=st.integers(1, 60))
+def test_in_flight_never_exceeds_the_threshold(threshold, n):
+    clock = VirtualClock()
+    xq = XQueue(SimDevice.local(clock).create_queue(), threshold=threshold)
+    peak = 0
+    for _ in range(n):
+        xq.submit(HwCommand(100))
+        peak = max(peak, xq.info().in_flight)
+    while xq.state is XQueueState.READY:
+        clock.step()
+        peak = max(peak, xq.info().in_flight)
+    assert 1 <= peak <= threshold
+
+
+# -- progressive launching ---------------------------------------------------------------
+
+
+class RecordingQueue(HwQueue):
+    """Wraps a hardware queue and records the clock time of each launch."""
+
+    def __init__(self, inner: HwQueue, max_level: Level = Level.INTERRUPT) -> None:
+        self.inner = inner
+        self.clock = inner.clock
+        self.device_name = inner.device_name
+        self.max_level = max_level
+        self.launch_times: list[float] = []
+
+    def launch(self, cmd, on_complete=None):
+        if cmd.name != "xq-sync":
+            self.launch_times.append(self.clock.now())
+        self.inner.launch(cmd, on_complete)
+
+    def synchronize(self, timeout=None):
+        return self.inner.synchronize(timeout)
+
+
+def test_at_the_threshold_the_worker_waits_for_half_of_the_in_flight_commands(device):
+    hwq = RecordingQueue(device.create_queue())
+    xq = XQueue(hwq, threshold=8, batch_size=1)
+    for _ in range(12):
+        xq.submit(HwCommand(100))
+    xq.synchronize()
+    us = [round(t * 1e6) for t in hwq.launch_times]
+    assert us[:8] == [0] * 8  # eight launched at once
+    assert us[8:] == [400] * 4  # the rest once four (half) have completed
+
+
+def test_with_batching_completion_is_learned_per_batch(device):
+    hwq = RecordingQueue(device.create_queue())
+    xq = XQueue(hwq, threshold=8, batch_size=4)
+    for _ in range(12):
+        xq.submit(HwCommand(100))
+    xq.synchronize()
+    us = [round(t * 1e6) for t in hwq.launch_times]
+    # sync points are commands 4 and 8; in flight drops to 4 (half) when command 4 ends
+    assert us[8:] == [400] * 4
+
+
+def test_wait_returns_the_payload_result_and_raises_its_error(device):
+    xq = XQueue(device.create_queue())
+    ok = xq.submit(HwCommand(10, payload=lambda: 42))
+    bad = xq.submit(HwCommand(10, payload=lambda: 1 / 0))
+    assert xq.wait(ok) == 42
+    with pytest.raises(ZeroDivisionError):
+        xq.wait(bad)
+
+
+# -- states, events, task latency -------------------------------------------------------
+
+
+def test_state_events_and_ready_to_idle_latency(device):
+    clock = device.clock
+    xq = XQueue(device.create_queue())
+    events = []
+    xq.add_listener(events.append)
+    assert xq.state is XQueueState.IDLE
+    for _ in range(3):
+        xq.submit(HwCommand(100))
+    assert xq.state is XQueueState.READY
+    xq.suspend()
+    xq.resume()
+    xq.synchronize()
+    kinds = [e.kind for e in events]
+    assert kinds == [EventKind.READY, EventKind.SUSPENDED, EventKind.RESUMED, EventKind.IDLE]
+    assert events[-1].latency_s == pytest.approx(300e-6)
+    assert xq.busy_latency.summary().count == 1
+    assert clock.now() == pytest.approx(300e-6)
+
+
+def test_explicit_task_span_waits_for_its_commands_and_records_latency(device):
+    xq = XQueue(device.create_queue())
+    events = []
+    xq.add_listener(events.append)
+    with xq.task():
+        for _ in range(4):
+            xq.submit(HwCommand(250))
+    assert xq.info().completed == 4
+    task_events = [e for e in events if e.kind is EventKind.TASK]
+    assert [e.latency_s for e in task_events] == [pytest.approx(1e-3)]
+    assert xq.task_latency.summary().p50_s == pytest.approx(1e-3)
+
+
+def test_online_changes_are_reported_and_take_effect(device):
+    xq = XQueue(device.create_queue(), threshold=8)
+    xq.set_threshold(2)
+    xq.set_batch_size(1)
+    xq.set_level(3)
+    info = xq.info()
+    assert (info.threshold, info.batch_size, info.level) == (2, 1, Level.INTERRUPT)
+    for _ in range(5):
+        xq.submit(HwCommand(100))
+    assert xq.info().in_flight == 2
+
+
+def test_changing_level_while_suspended_keeps_the_queue_stopped_and_resumable(device):
+    clock = device.clock
+    xq = XQueue(device.create_queue(), level=1, threshold=4)
+    cmds = [xq.submit(HwCommand(100)) for _ in range(8)]
+    clock.run_until(50e-6)
+    xq.suspend()
+    xq.set_level(3)  # now the running command is interrupted too
+    done_before = xq.info().completed
+    clock.run_until(1.0)
+    assert xq.info().completed == done_before
+    xq.resume()
+    xq.wait(cmds[-1])
+    assert all(c.done for c in cmds)
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+def test_submit_to_a_closed_queue_is_refused(device):
+    xq = XQueue(device.create_queue(), name="fg")
+    xq.close()
+    with pytest.raises(XQueueClosedError, match="closed XQueue 'fg'"):
+        xq.submit(HwCommand(1))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"threshold": 0}, r"threshold 0 is out of range \[1, 2\*\*63-1\]"),
+        ({"threshold": 4, "batch_size": 5}, r"batch_size 5 is out of range \[1, threshold=4\]"),
+        ({"level": 4}, r"level 4 is out of range \[1, 3\]"),
+        ({"threshold": "8"}, "threshold must be an integer"),
+    ],
+)
+def test_bad_parameters_are_refused_naming_the_value_and_range(device, kwargs, message):
+    with pytest.raises(XQueueConfigError, match=message):
+        XQueue(device.create_queue(), **kwargs)
+
+
+def test_online_changes_are_validated_too(device):
+    xq = XQueue(device.create_queue(), threshold=4)
+    with pytest.raises(XQueueConfigError, match="batch_size 9"):
+        xq.set_batch_size(9)
+    with pytest.raises(XQueueConfigError, match="threshold 0"):
+        xq.set_threshold(0)
+
+
+def test_a_level_above_the_hardware_queue_is_refused(device):
+    level1_only = RecordingQueue(device.create_queue(), max_level=Level.BLOCK)
+    with pytest.raises(UnsupportedLevelError, match="max level 1"):
+        XQueue(level1_only, level=2)
+    xq = XQueue(level1_only)
+    with pytest.raises(UnsupportedLevelError):
+        xq.set_level(3)
+
+
+def test_waiting_on_a_suspended_queue_in_virtual_time_says_it_would_block_forever(device):
+    xq = XQueue(device.create_queue())
+    xq.suspend()
+    cmd = xq.submit(HwCommand(10))
+    with pytest.raises(WouldBlockForever):
+        xq.wait(cmd)
+
+
+def test_wait_with_a_timeout_raises_when_time_is_up(device):
+    xq = XQueue(device.create_queue())
+    cmd = xq.submit(HwCommand(10_000))
+    with pytest.raises(XQueueTimeout):
+        xq.wait(cmd, timeout=1e-3)
+    assert xq.wait(cmd, timeout=1.0) is None
+
+
+def test_submit_takes_only_hardware_commands(device):
+    with pytest.raises(TypeError, match="HwCommand"):
+        XQueue(device.create_queue()).submit("kernel")  # type: ignore[arg-type]
+
+
+# -- real time --------------------------------------------------------------------------
+
+
+def test_real_time_worker_runs_commands_in_order():
+    device = SimDevice.local(speed=10.0)
+    xq = XQueue(device.create_queue(), threshold=4)
+    ran: list[int] = []
+    cmds = [xq.submit(HwCommand(100, payload=lambda i=i: ran.append(i))) for i in range(50)]
+    xq.suspend()
+    xq.resume()
+    xq.wait(cmds[-1], timeout=10)
+    xq.close(timeout=10)
+    assert ran == list(range(50))
