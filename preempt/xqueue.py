@@ -1,16 +1,19 @@
 """The XQueue: a preemptible command queue in front of one hardware queue.
 
-The application submits commands; a launch worker feeds the hardware queue
-progressively, never more than `threshold` commands in flight (at the threshold it waits
-until half of them have completed, as in the XSched paper's Fig. 6). Suspend stops
+The application submits commands; the launcher feeds the hardware queue progressively,
+never more than `threshold` commands in flight (at the threshold it waits until half of
+them have completed, as in the XSched paper's Fig. 6). Suspend stops
 launching (level 1), also deactivates the hardware queue (level 2), or also interrupts
 the running command (level 3); resume undoes it. Commands complete in submission order,
 each exactly once.
 
-Threads: in real time a worker thread launches; completions arrive on the hardware
-adapter's thread; the application, the scheduler and the worker share the XQueue
-through one condition variable. In virtual time there is no worker: launches happen
-inline, so a test drives everything deterministically by running the clock.
+Threads: the launcher is event-driven rather than a thread of its own. It runs, under
+the XQueue's lock, on whichever thread made room to launch: the submitter, the hardware
+adapter's completion thread (at the half-threshold mark), or the scheduler resuming the
+queue. XSched's C++ runtime uses a dedicated launch thread; in Python a hop to such a
+thread costs 100-200 us per refill, which bench/overhead.py showed to slow tasks of
+500 us commands by 20% at threshold 2 (docs/architecture.md has the numbers). In
+virtual time the same code runs on the clock's caller, so tests are deterministic.
 Listeners are called outside the lock, on whichever thread caused the change.
 """
 
@@ -163,16 +166,9 @@ class XQueue:
         self._suspended_level = self._level
         self._throttled = False
         self._closed = False
-        self._stopping = False
         self._error: BaseException | None = None
         self._ready_since: float | None = None
         self._listeners: list[Listener] = []
-        self._worker: threading.Thread | None = None
-        if not self.clock.virtual:
-            self._worker = threading.Thread(
-                target=self._work, name=f"xq-launch-{self.name}", daemon=True
-            )
-            self._worker.start()
 
     # -- application API ------------------------------------------------------------
     def submit(self, cmd: HwCommand) -> XCommand:
@@ -190,7 +186,7 @@ class XQueue:
             if became_ready:
                 self._ready_since = self.clock.now()
                 event = self._event_locked(EventKind.READY)
-            self._kick_locked()
+            self._pump_locked()
         if became_ready:
             self._emit(event)
         return xcmd
@@ -255,7 +251,7 @@ class XQueue:
                 return
             self._suspended = False
             self._hw_resume_locked(self._suspended_level)
-            self._kick_locked()
+            self._pump_locked()
             event = self._event_locked(EventKind.RESUMED)
         self._emit(event)
 
@@ -276,7 +272,7 @@ class XQueue:
             self._threshold = threshold
             self._batch_size = min(self._batch_size, threshold)
             self._throttled = len(self._in_flight) >= threshold
-            self._kick_locked()
+            self._pump_locked()
             event = self._event_locked(EventKind.CONFIGURED)
         self._emit(event)
 
@@ -288,7 +284,7 @@ class XQueue:
         self._emit(event)
 
     def close(self, timeout: float | None = None) -> None:
-        """Refuse new submissions, wait for the submitted ones, stop the worker."""
+        """Refuse new submissions and wait for the submitted ones to complete."""
         with self._cond:
             if self._closed:
                 return
@@ -297,11 +293,7 @@ class XQueue:
             self.synchronize(timeout)
         finally:
             with self._cond:
-                self._stopping = True
-                self._cond.notify_all()
                 event = self._event_locked(EventKind.CLOSED)
-            if self._worker is not None and self._worker is not threading.current_thread():
-                self._worker.join()
             self._emit(event)
 
     def add_listener(self, listener: Listener) -> None:
@@ -395,17 +387,10 @@ class XQueue:
             and not self._suspended
             and not self._throttled
             and self._error is None
-            and not self._stopping
         )
 
-    def _kick_locked(self) -> None:
-        if self.clock.virtual:
-            self._pump_locked()
-        else:
-            self._cond.notify_all()
-
     def _pump_locked(self) -> None:
-        """Launch while allowed. Runs on the worker (real time) or inline (virtual time)."""
+        """Launch while allowed, on the calling thread (see the module docstring)."""
         while self._can_launch_locked():
             xcmd = self._pending.popleft()
             self._launches += 1
@@ -459,15 +444,6 @@ class XQueue:
                 self._ready_since = None
                 event = self._event_locked(EventKind.IDLE, latency)
             self._cond.notify_all()
-            if self.clock.virtual:
-                self._pump_locked()
+            self._pump_locked()
         if event is not None:
             self._emit(event)
-
-    def _work(self) -> None:
-        with self._cond:
-            while True:
-                self._cond.wait_for(lambda: self._stopping or self._can_launch_locked())
-                if self._stopping:
-                    return
-                self._pump_locked()

@@ -61,7 +61,12 @@ class TimeSharing(Policy):
         turns: dict[str, Turn] = {}
         for lane, entities in ready.items():
             turn = self._turns.get(lane)
-            if turn is None or turn.entity not in entities or now >= turn.ends:
+            if (
+                turn is None
+                or turn.entity not in entities
+                or now >= turn.ends
+                or not self._keeps_turn(turn.entity, entities)
+            ):
                 shared = [e for e in entities if self.utilization(e) > 0]
                 entity = self._pick(shared or entities, turn.entity if turn else None)
                 turn = Turn(entity, now + self._slice_s(entity))
@@ -105,6 +110,10 @@ class TimeSharing(Policy):
 
     def _observe(self, status: Status, ready: dict[str, list[int]]) -> None:
         """See the ready entities of every lane before the picks (default: nothing to do)."""
+
+    def _keeps_turn(self, holder: int, ready: list[int]) -> bool:
+        """Whether `holder` may finish its slice though others are ready (default: yes)."""
+        return True
 
     def _pick(self, candidates: list[int], previous: int | None) -> int:
         """The entity that gets the next slice; `previous` held the lane before."""

@@ -11,8 +11,10 @@ class UtilizationPartition(TimeSharing):
 
     An entity's virtual time grows by its device time divided by its weight (here its
     utilization), so over many slices the shares follow the weights (75/25 gives three
-    slices to one). An entity that was idle joins at the smallest virtual time of the
-    ready entities of its lane: idling earns no credit to burst with later.
+    slices to one). An entity that was idle for a time slice or longer joins at the
+    smallest virtual time of the ready entities of its lane: idling earns no credit to
+    burst with later. A shorter gap (a task that ends and the next one that starts at
+    once) keeps the entity's virtual time, or periodic tasks would lose their share.
     """
 
     name = "UP"
@@ -21,6 +23,7 @@ class UtilizationPartition(TimeSharing):
         super().__init__()
         self._vtime: dict[int, float] = {}
         self._was_ready: set[int] = set()
+        self._idle_since: dict[int, float] = {}
 
     def _weight(self, entity: int) -> float:
         return float(self.utilization(entity))
@@ -39,9 +42,23 @@ class UtilizationPartition(TimeSharing):
             known = [vt for e, vt in self._vtime.items() if lane_of.get(e) == lane]
             floor = min(steady, default=min(known, default=0.0))
             for e in entities:
-                if e not in self._was_ready:
+                idle_since = self._idle_since.pop(e, None)
+                brief = idle_since is not None and status.now - idle_since < self._timeslice_s
+                if e not in self._was_ready and not (brief and e in self._vtime):
                     self._vtime[e] = max(self._vtime.get(e, floor), floor)
-        self._was_ready = {e for entities in ready.values() for e in entities}
+        now_ready = {e for entities in ready.values() for e in entities}
+        for e in self._was_ready - now_ready:
+            self._idle_since[e] = status.now
+        for gone in set(self._idle_since) - set(lane_of):
+            del self._idle_since[gone]
+        self._was_ready = now_ready
+
+    def _keeps_turn(self, holder: int, ready: list[int]) -> bool:
+        # Wake-up preemption, as in CFS: a queue that comes back far behind takes the
+        # lane at once instead of waiting out the holder's slice (or it loses its share).
+        weight = self._weight(holder)
+        lowest = min((self._vtime.get(e, 0.0) for e in ready), default=0.0)
+        return weight <= 0 or self._vtime.get(holder, 0.0) - lowest <= self._timeslice_s / weight
 
     def _pick(self, candidates: list[int], previous: int | None) -> int:
         return min(candidates, key=lambda e: (self._vtime.get(e, 0.0), e))
