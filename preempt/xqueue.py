@@ -12,7 +12,7 @@ the XQueue's lock, on whichever thread made room to launch: the submitter, the h
 adapter's completion thread (at the half-threshold mark), or the scheduler resuming the
 queue. XSched's C++ runtime uses a dedicated launch thread; in Python a hop to such a
 thread costs 100-200 us per refill, which bench/overhead.py showed to slow tasks of
-500 us commands by 20% at threshold 2 (docs/architecture.md has the numbers). In
+500 us commands by 18% at threshold 2 (docs/architecture.md has the numbers). In
 virtual time the same code runs on the clock's caller, so tests are deterministic.
 Listeners are called outside the lock, on whichever thread caused the change.
 """
