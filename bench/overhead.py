@@ -77,17 +77,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--commands", type=int, default=200, help="commands per task")
     parser.add_argument("--no-save", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the script")
     args = parser.parse_args(argv)
+    sizes = (200, 20) if args.quick else (20_000, args.commands)
     env, sock = private_sim_env()
     os.environ.update(env)
     try:
         device = SimDevice.shared(sock)
+        n, per_task = sizes
         host = {
-            "submit_queued_us": submit_cost_us(device, suspended=True),
-            "submit_and_launch_us": submit_cost_us(device, suspended=False),
-            "native_launch_us": launch_cost_us(device),
+            "submit_queued_us": submit_cost_us(device, suspended=True, n=n),
+            "submit_and_launch_us": submit_cost_us(device, suspended=False, n=n),
+            "native_launch_us": launch_cost_us(device, n=n),
         }
-        n = 20_000
         native_s = median_task_s(device.create_queue(), n, 0, 1)
         xq = XQueue(device.create_queue(), threshold=16)
         xq_s = median_task_s(xq, n, 0, 1)
@@ -95,11 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         throughput = {"native_cmds_per_s": n / native_s, "xqueue_cmds_per_s": n / xq_s}
         slowdown: dict[str, dict[str, float]] = {}
         for us in COMMAND_US:
-            native = median_task_s(device.create_queue(), args.commands, us, args.repeats)
+            native = median_task_s(device.create_queue(), per_task, us, args.repeats)
             row = {}
             for threshold in THRESHOLDS:
                 xq = XQueue(device.create_queue(), threshold=threshold)
-                row[str(threshold)] = median_task_s(xq, args.commands, us, args.repeats) / native
+                row[str(threshold)] = median_task_s(xq, per_task, us, args.repeats) / native
                 xq.close()
             slowdown[str(us)] = row
     finally:
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
           f"native launch {host['native_launch_us']:.1f} us")  # fmt: skip
     print(f"one XQueue launches {throughput['xqueue_cmds_per_s']:,.0f} zero-length commands/s "
           f"(native: {throughput['native_cmds_per_s']:,.0f}/s)")  # fmt: skip
-    print(f"\ntask of {args.commands} commands, time with XQueue / native (shared simulated XPU)")
+    print(f"\ntask of {per_task} commands, time with XQueue / native (shared simulated XPU)")
     print(f"{'command':>9} " + " ".join(f"{'thr ' + str(t):>7}" for t in THRESHOLDS))
     for us, row in slowdown.items():
         print(f"{us + ' us':>9} " + " ".join(f"{row[str(t)]:>7.3f}" for t in THRESHOLDS))

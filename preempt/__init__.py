@@ -1,4 +1,4 @@
-"""The runtime inside an application: XQueues, their launch worker, task latency, schedulers."""
+"""The runtime inside an application: XQueues, progressive launching, task latency, schedulers."""
 
 from preempt.errors import (
     ConfigError,
