@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test gpu-test bench clean
+.PHONY: demo test gpu-test bench proto clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ gpu-test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/paper_fig9.py --device sim
 	$(PY) bench/overhead.py
+
+proto: $(STAMP)
+	$(PY) scripts/gen_protos.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

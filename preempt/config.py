@@ -26,6 +26,12 @@ AUTO_DEADLINE = "XSCHED_AUTO_XQUEUE_DEADLINE"
 AUTO_KDEADLINE = "XSCHED_AUTO_XQUEUE_KDEADLINE"
 AUTO_LAXITY = "XSCHED_AUTO_XQUEUE_LAXITY"
 
+# How a GLB process reaches xschedd (read by preempt.agent).
+SOCKET = "XSCHED_SOCKET"  # the daemon's Unix socket (default: hal.paths.daemon_socket())
+SERVER = "XSCHED_SERVER"  # HOST:PORT: use TCP instead
+TOKEN = "XSCHED_TOKEN"  # token for a daemon started with --allow-remote
+LEASE = "XSCHED_LEASE_S"  # resume every XQueue after this much silence from the daemon
+
 ENV_NAMES = (
     SCHEDULER, POLICY, AUTO_XQUEUE, AUTO_LEVEL, AUTO_THRESHOLD, AUTO_BATCH_SIZE, AUTO_PRIORITY,
     AUTO_UTILIZATION, AUTO_TIMESLICE, AUTO_DEADLINE, AUTO_KDEADLINE, AUTO_LAXITY,

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from hal import Clock, HwQueue, default_clock
 from preempt.config import Config, SchedulerKind, load_config
-from preempt.errors import ConfigError
 from preempt.scheduler import LocalScheduler
 from preempt.xqueue import XQueue
 from xschedd.policy import make_policy
 from xschedd.policy import hints as H
+
+if TYPE_CHECKING:
+    from preempt.agent import Agent
 
 
 class Runtime:
@@ -24,12 +27,11 @@ class Runtime:
     def __init__(self, config: Config | None = None, clock: Clock | None = None) -> None:
         self.config = config or load_config()
         self.clock = clock or default_clock()
-        self.scheduler: LocalScheduler | None = None
+        self.scheduler: LocalScheduler | Agent | None = None
         if self.config.scheduler is SchedulerKind.GLB:
-            raise ConfigError(
-                "XSCHED_SCHEDULER=GLB: the global scheduler needs xschedd, which this build "
-                "does not have yet; use LCL (or set XSCHED_POLICY) or APP"
-            )
+            from preempt.agent import Agent, agent_config  # grpc is needed only here
+
+            self.scheduler = Agent(agent_config())
         if self.config.scheduler is SchedulerKind.LCL:
             self.scheduler = LocalScheduler(make_policy(self.config.policy or "HPF"), self.clock)
 

@@ -15,9 +15,12 @@ from hal import Clock
 from hal.clock import Timer
 from preempt.xqueue import EventKind, XQueue, XQueueEvent, XQueueInfo, XQueueState
 from xschedd.policy import Policy, Resume, SetTimer, Status, Suspend, XQueueStatus
+from xschedd.policy.hintbook import HintBook, hint_key
 from xschedd.policy.hints import Hint
 
 _RESCHEDULE_ON = {EventKind.READY, EventKind.IDLE, EventKind.CLOSED}
+
+__all__ = ["LocalScheduler", "hint_key", "xqueue_status"]
 
 
 def xqueue_status(info: XQueueInfo) -> XQueueStatus:
@@ -32,12 +35,6 @@ def xqueue_status(info: XQueueInfo) -> XQueueStatus:
     )
 
 
-def hint_key(hint: Hint) -> tuple:
-    """Hints of one type for one target replace each other."""
-    target = getattr(hint, "xqueue_id", None) or getattr(hint, "pid", None)
-    return (type(hint).__name__, target)
-
-
 class LocalScheduler:
     """Schedules the XQueues of this process with one policy (switchable online)."""
 
@@ -46,7 +43,7 @@ class LocalScheduler:
         self._policy = policy
         self._lock = threading.Lock()  # guards the maps below against the app's threads
         self._xqueues: dict[int, XQueue] = {}
-        self._hints: dict[tuple, Hint] = {}
+        self._hints = HintBook()
         self._timer: Timer | None = None
         self.decisions = 0
 
@@ -73,7 +70,7 @@ class LocalScheduler:
 
     def hint(self, hint: Hint) -> None:
         with self._lock:
-            self._hints[hint_key(hint)] = hint
+            self._hints.put(hint)
         self.clock.call_soon(lambda: self._apply_hint(hint))
 
     def set_policy(self, policy: Policy) -> None:
@@ -82,9 +79,8 @@ class LocalScheduler:
 
     def _switch(self, policy: Policy) -> None:
         with self._lock:
-            hints = list(self._hints.values())
-        for hint in hints:
-            policy.on_hint(hint)
+            hints = HintBook(self._hints)
+        hints.replay(policy)
         self._policy = policy
         self._reschedule()
 

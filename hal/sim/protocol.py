@@ -8,6 +8,8 @@ import socket
 import struct
 from pathlib import Path
 
+from hal.paths import runtime_dir
+
 FRAME = struct.Struct("<BxxxIQd")  # op, qid, token, value
 
 
@@ -38,14 +40,6 @@ def recv_frame(sock: socket.socket) -> tuple[int, int, int, float] | None:
             return None
         buf += chunk
     return FRAME.unpack(buf)
-
-
-def runtime_dir() -> Path:
-    """$XDG_RUNTIME_DIR/xsched, else /tmp/xsched-<uid>: the per-user home of xsched sockets."""
-    base = os.environ.get("XDG_RUNTIME_DIR")
-    path = Path(base) / "xsched" if base else Path(f"/tmp/xsched-{os.getuid()}")
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return path
 
 
 def default_socket() -> Path:

@@ -1,0 +1,419 @@
+"""The agent: connects this process's XQueues to xschedd (XSCHED_SCHEDULER=GLB).
+
+It registers the process and its XQueues on one bidirectional gRPC stream, forwards
+their status changes, reports task latencies and gauges every REPORT_INTERVAL_S (which
+doubles as its heartbeat), and applies the operations the daemon sends back.
+
+Fail-open: when the daemon is gone, refuses us, or is silent for longer than the lease,
+the agent resumes every XQueue and the application keeps working unscheduled; it retries
+with backoff and re-registers when the daemon is back.
+
+Threads: the agent owns one thread ("xsched-agent") running an asyncio loop with the
+gRPC client. XQueue listeners run on the XQueues' threads and only hand the event over
+(`call_soon_threadsafe`); they never wait on the network. Operations are applied on the
+agent thread (suspend/resume do not block). `_xqueues` and the session state belong to
+the agent loop; `add`, `remove`, `hint` and `set_gauge` may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import logging
+import os
+import random
+import sys
+import threading
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from hal.paths import daemon_socket
+from preempt import config as env_names
+from preempt.errors import ConfigError, PreemptError
+from preempt.xqueue import EventKind, XQueue, XQueueEvent, XQueueInfo, XQueueState, check_params
+from protos.codec import hint_to_proto
+from protos.xsched.v1 import agent_pb2 as apb, agent_pb2_grpc, types_pb2 as pb
+from xschedd.policy.hintbook import HintBook, hint_pid, hint_xqueue
+from xschedd.policy.hints import Hint
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LEASE_S = 2.0
+REPORT_INTERVAL_S = 0.2  # at least every 250 ms, as the protocol promises
+BACKOFF_MIN_S = 0.05
+BACKOFF_MAX_S = 1.0
+OUTBOX_LIMIT = 10_000
+LATENCY_KEEP = 4096
+
+_EVENT_KINDS = {
+    EventKind.READY: pb.EVENT_KIND_READY,
+    EventKind.IDLE: pb.EVENT_KIND_IDLE,
+    EventKind.SUSPENDED: pb.EVENT_KIND_SUSPENDED,
+    EventKind.RESUMED: pb.EVENT_KIND_RESUMED,
+    EventKind.CONFIGURED: pb.EVENT_KIND_CONFIGURED,
+    EventKind.TASK: pb.EVENT_KIND_TASK,
+    EventKind.CLOSED: pb.EVENT_KIND_CLOSED,
+}
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    target: str  # a gRPC target: unix:/path or host:port
+    lease_s: float = DEFAULT_LEASE_S
+    token: str | None = None
+    report_interval_s: float = REPORT_INTERVAL_S
+
+
+def agent_config(env: Mapping[str, str] | None = None) -> AgentConfig:
+    """XSCHED_SERVER (HOST:PORT) wins over XSCHED_SOCKET, else the default socket."""
+    env = os.environ if env is None else env
+    server = env.get(env_names.SERVER, "").strip()
+    sock = env.get(env_names.SOCKET, "").strip()
+    if server:
+        host, sep, port = server.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ConfigError(f"{env_names.SERVER}={server!r}: expected HOST:PORT")
+        target = server
+    else:
+        target = f"unix:{Path(sock) if sock else daemon_socket()}"
+    lease = DEFAULT_LEASE_S
+    raw = env.get(env_names.LEASE, "").strip()
+    if raw:
+        try:
+            lease = float(raw)
+        except ValueError:
+            lease = -1.0
+        if not 0 < lease <= 3600:
+            raise ConfigError(f"{env_names.LEASE}={raw!r}: expected seconds in (0, 3600]")
+    return AgentConfig(target, lease, env.get(env_names.TOKEN) or None)
+
+
+def info_to_proto(info: XQueueInfo) -> pb.XQueueInfo:
+    return pb.XQueueInfo(
+        xqueue_id=info.xqueue_id,
+        name=info.name,
+        pid=info.pid,
+        device=info.device,
+        state=pb.XQUEUE_STATE_READY if info.state is XQueueState.READY else pb.XQUEUE_STATE_IDLE,
+        suspended=info.suspended,
+        level=int(info.level),
+        threshold=info.threshold,
+        batch_size=info.batch_size,
+        pending=info.pending,
+        in_flight=info.in_flight,
+        submitted=info.submitted,
+        completed=info.completed,
+    )
+
+
+class _LeaseExpired(Exception):
+    pass
+
+
+class _Overflow(Exception):
+    pass
+
+
+class _Latencies:
+    def __init__(self) -> None:
+        self.busy: deque[float] = deque(maxlen=LATENCY_KEEP)
+        self.task: deque[float] = deque(maxlen=LATENCY_KEEP)
+
+
+class Agent:
+    """This process's link to xschedd; see the module docstring for threads and fail-open."""
+
+    def __init__(self, config: AgentConfig | None = None) -> None:
+        self.config = config or agent_config()
+        self.lease_s = self.config.lease_s
+        self.connected = threading.Event()  # set while registered (tests and tools watch it)
+        self.registrations = 0
+        self._hints = HintBook()
+        self._hints_lock = threading.Lock()
+        self._gauges: dict[str, float] = {}
+        self._gauges_lock = threading.Lock()
+        self._xqueues: dict[int, XQueue] = {}
+        self._latencies: dict[int, _Latencies] = {}
+        self._outbox: asyncio.Queue[apb.AgentMessage] | None = None
+        self._overflow = False
+        self._last_heard = 0.0
+        self._closing = False
+        self._loop = asyncio.new_event_loop()
+        self._main: asyncio.Task | None = None
+        started = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(started,), name="xsched-agent", daemon=True
+        )
+        self._thread.start()
+        started.wait()
+        atexit.register(self.close)
+
+    # -- the application's side (any thread) ---------------------------------------------
+    def add(self, xq: XQueue, hints: Iterable[Hint] = ()) -> None:
+        """Schedule `xq` through the daemon, with the application's hints for it."""
+        hints = list(hints)
+        with self._hints_lock:
+            for hint in hints:
+                self._hints.put(hint)
+        xq.add_listener(self._listener)
+        self._call(self._add, xq, hints)
+
+    def remove(self, xq: XQueue) -> None:
+        """Stop scheduling `xq`; it is resumed so that it is never left suspended."""
+        xq.remove_listener(self._listener)
+        self._call(self._remove, xq)
+        xq.resume()
+
+    def hint(self, hint: Hint) -> None:
+        """Change one of this process's hints at run time (sent to the daemon)."""
+        with self._hints_lock:
+            self._hints.put(hint)
+        self._call(self._send_hint, hint)
+
+    def set_gauge(self, name: str, value: float) -> None:
+        """A workload gauge (e.g. kv_blocks_used), reported with the next report."""
+        with self._gauges_lock:
+            self._gauges[name] = float(value)
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Leave the daemon (resuming every XQueue) and stop the agent thread."""
+        if self._closing:
+            return
+        self._closing = True
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._stop)
+        self._thread.join(timeout)
+
+    # -- the agent loop ----------------------------------------------------------------
+    def _call(self, fn, *args) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the process is exiting
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def _run(self, started: threading.Event) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._main = self._loop.create_task(self._connect_forever())
+        started.set()
+        try:
+            self._loop.run_until_complete(self._main)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._fail_open()
+            with contextlib.suppress(Exception):
+                self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            self._loop.close()
+
+    def _stop(self) -> None:
+        if self._main is not None:
+            self._main.cancel()
+
+    def _listener(self, event: XQueueEvent) -> None:
+        self._call(self._on_event, event)
+
+    def _add(self, xq: XQueue, hints: list[Hint]) -> None:
+        self._xqueues[xq.id] = xq
+        self._latencies[xq.id] = _Latencies()
+        if self._outbox is not None:  # registered already: announce it
+            self._enqueue(apb.AgentMessage(event=apb.XQueueEvent(
+                kind=pb.EVENT_KIND_CONFIGURED, info=info_to_proto(xq.info()),
+                hints=[hint_to_proto(h) for h in hints],
+            )))  # fmt: skip
+
+    def _remove(self, xq: XQueue) -> None:
+        if self._xqueues.pop(xq.id, None) is not None and self._outbox is not None:
+            info = info_to_proto(xq.info())
+            self._enqueue(apb.AgentMessage(event=apb.XQueueEvent(kind=pb.EVENT_KIND_CLOSED, info=info)))
+        self._latencies.pop(xq.id, None)
+
+    def _send_hint(self, hint: Hint) -> None:
+        xq_id = hint_xqueue(hint)
+        xq = self._xqueues.get(xq_id) if xq_id is not None else None
+        if xq is None or self._outbox is None:
+            return  # process-wide hints and hints of unknown queues go with the next register
+        self._enqueue(apb.AgentMessage(event=apb.XQueueEvent(
+            kind=pb.EVENT_KIND_CONFIGURED, info=info_to_proto(xq.info()), hints=[hint_to_proto(hint)],
+        )))  # fmt: skip
+
+    def _on_event(self, event: XQueueEvent) -> None:
+        xq_id = event.info.xqueue_id
+        lat = self._latencies.get(xq_id)
+        if lat is not None and event.latency_s is not None:
+            (lat.task if event.kind is EventKind.TASK else lat.busy).append(event.latency_s)
+        if event.kind is EventKind.TASK or self._outbox is None:
+            return  # tasks go in reports; while disconnected, the next register says it all
+        xq = self._xqueues.get(xq_id)
+        if xq is None:
+            return
+        if event.kind is EventKind.CLOSED:
+            self._xqueues.pop(xq_id, None)
+            self._latencies.pop(xq_id, None)
+            info = event.info
+        else:
+            info = xq.info()  # fresh: events of one queue may reach us out of order
+        self._enqueue(apb.AgentMessage(event=apb.XQueueEvent(kind=_EVENT_KINDS[event.kind], info=info_to_proto(info))))
+
+    def _enqueue(self, msg: apb.AgentMessage) -> None:
+        if self._outbox is None:
+            return
+        if self._outbox.qsize() >= OUTBOX_LIMIT:
+            self._overflow = True  # the session ends and the next register resyncs
+            return
+        self._outbox.put_nowait(msg)
+
+    async def _connect_forever(self) -> None:
+        backoff = BACKOFF_MIN_S
+        while not self._closing:
+            registered_before = self.registrations
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except grpc.aio.AioRpcError as exc:
+                log.debug("xschedd stream ended: %s %s", exc.code(), exc.details())
+            except (_LeaseExpired, _Overflow) as exc:
+                log.warning("xschedd: %s; resuming every XQueue", type(exc).__name__)
+            except Exception as exc:  # never let the agent die: the app must keep working
+                log.warning("xschedd agent error: %r", exc)
+            finally:
+                self._outbox = None
+                self.connected.clear()
+                self._fail_open()
+            if self.registrations > registered_before:
+                backoff = BACKOFF_MIN_S
+            await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+            backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    async def _session(self) -> None:
+        metadata = (("authorization", f"Bearer {self.config.token}"),) if self.config.token else None
+        async with grpc.aio.insecure_channel(self.config.target) as channel:
+            call = agent_pb2_grpc.AgentServiceStub(channel).Connect(metadata=metadata)
+            loop = asyncio.get_running_loop()
+            self._last_heard = loop.time()
+            self._outbox = asyncio.Queue()
+            self._overflow = False
+            await call.write(self._register_message())
+            tasks = [
+                loop.create_task(self._read(call)),
+                loop.create_task(self._write(call)),
+                loop.create_task(self._report()),
+                loop.create_task(self._watch_lease()),
+            ]
+            try:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                call.cancel()
+
+    def _register_message(self) -> apb.AgentMessage:
+        with self._hints_lock:
+            hints = [h for h in self._hints if hint_pid(h) in (None, os.getpid())]
+        argv = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "?"
+        return apb.AgentMessage(register=apb.Register(
+            pid=os.getpid(), name=argv[:120], nice=_nice(),
+            xqueues=[info_to_proto(xq.info()) for xq in self._xqueues.values()],
+            hints=[hint_to_proto(h) for h in hints],
+        ))  # fmt: skip
+
+    async def _read(self, call) -> None:
+        loop = asyncio.get_running_loop()
+        async for msg in call:
+            self._last_heard = loop.time()
+            kind = msg.WhichOneof("body")
+            if kind == "operation":
+                self._apply(msg.operation)
+            elif kind == "registered":
+                self.lease_s = msg.registered.lease_s or self.config.lease_s
+                self.registrations += 1
+                self.connected.set()
+                log.info("registered with xschedd (policy %s)", msg.registered.policy)
+            elif kind == "shutdown":
+                log.info("xschedd is going away (%s); resuming every XQueue", msg.shutdown.reason)
+                return
+
+    async def _write(self, call) -> None:
+        outbox = self._outbox
+        assert outbox is not None
+        while True:
+            msg = await outbox.get()
+            await call.write(msg)
+
+    async def _report(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.report_interval_s)
+            batches = []
+            for xq_id, lat in self._latencies.items():
+                if lat.busy or lat.task:
+                    batches.append(apb.LatencyBatch(xqueue_id=xq_id, busy_s=list(lat.busy), task_s=list(lat.task)))
+                    lat.busy.clear()
+                    lat.task.clear()
+            with self._gauges_lock:
+                gauges = dict(self._gauges)
+            self._enqueue(apb.AgentMessage(report=apb.Report(latencies=batches, gauges=gauges, nice=_nice())))
+
+    async def _watch_lease(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(self.lease_s / 4, 0.25))
+            if self._overflow:
+                raise _Overflow("the daemon does not keep up with our events")
+            if loop.time() - self._last_heard > self.lease_s:
+                raise _LeaseExpired(f"no word from xschedd for {self.lease_s} s")
+
+    def _apply(self, op: apb.Operation) -> None:
+        xq = self._xqueues.get(op.xqueue_id)
+        error = ""
+        kind = op.WhichOneof("kind")
+        if xq is None:
+            error = f"no XQueue {op.xqueue_id:#x} in process {os.getpid()}"
+        else:
+            try:
+                if kind == "suspend":
+                    xq.suspend()
+                elif kind == "resume":
+                    xq.resume()
+                elif kind == "configure":
+                    cfg = op.configure
+                    threshold = cfg.threshold if cfg.HasField("threshold") else xq.threshold
+                    batch = cfg.batch_size if cfg.HasField("batch_size") else min(xq.batch_size, threshold)
+                    level = cfg.level if cfg.HasField("level") else int(xq.level)
+                    check_params(level, threshold, batch, xq.hwq.max_level)  # all or nothing
+                    if cfg.HasField("threshold"):
+                        xq.set_threshold(cfg.threshold)
+                    if cfg.HasField("batch_size"):
+                        xq.set_batch_size(cfg.batch_size)
+                    if cfg.HasField("level"):
+                        xq.set_level(cfg.level)
+                else:
+                    error = "empty operation"
+            except (PreemptError, ValueError) as exc:
+                error = str(exc)
+            except Exception as exc:  # the hardware may refuse (e.g. an unsupported level)
+                error = f"{type(exc).__name__}: {exc}"
+        if xq is not None and kind == "configure" and self._outbox is not None:
+            # The listener's events arrive a loop turn later: say the new state before the result.
+            info = info_to_proto(xq.info())
+            self._enqueue(apb.AgentMessage(event=apb.XQueueEvent(kind=pb.EVENT_KIND_CONFIGURED, info=info)))
+        if op.op_id:
+            self._enqueue(apb.AgentMessage(result=apb.OperationResult(op_id=op.op_id, ok=not error, error=error)))
+
+    def _fail_open(self) -> None:
+        """Resume every XQueue: without the daemon, nothing may stay suspended."""
+        for xq in list(self._xqueues.values()):
+            with contextlib.suppress(Exception):
+                xq.resume()
+
+
+def _nice() -> int:
+    try:
+        return os.getpriority(os.PRIO_PROCESS, 0)
+    except OSError:
+        return 0

@@ -1,0 +1,1 @@
+"""xsched wire contract, version 1."""

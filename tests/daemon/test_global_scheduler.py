@@ -1,0 +1,117 @@
+"""The global scheduler's decisions, without processes: status in, operations out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from protos.xsched.v1 import types_pb2 as pb
+from xschedd.errors import InvalidArgument, NotFound
+from xschedd.policy import Resume, Status, Suspend, XQueueStatus
+from xschedd.policy import hints as H
+from xschedd.policy.gang import gang
+from xschedd.scheduler import GlobalScheduler
+from xschedd.state import StateStore
+
+
+def _info(pid: int, n: int, ready: bool = True) -> pb.XQueueInfo:
+    state = pb.XQUEUE_STATE_READY if ready else pb.XQUEUE_STATE_IDLE
+    return pb.XQueueInfo(xqueue_id=pid << 32 | n, pid=pid, device="sim", state=state)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.ops: list[tuple[int, int, str]] = []
+
+    def __call__(self, pid, op) -> None:
+        self.ops.append((pid, op.xqueue_id, op.WhichOneof("kind")))
+
+    def last(self) -> dict[int, str]:
+        return {xq: kind for _, xq, kind in self.ops}
+
+
+def _sched(policy: str = "HPF", **kw) -> tuple[GlobalScheduler, Recorder]:
+    rec = Recorder()
+    s = GlobalScheduler(policy, dispatch=rec, call_later=lambda d, f: None, pid_alive=lambda p: True, **kw)
+    return s, rec
+
+
+def test_hpf_across_processes_suspends_the_lower_priority_one() -> None:
+    s, rec = _sched()
+    s.register(10, 0, "fg", 0, [_info(10, 1)], [H.PriorityHint(10 << 32 | 1, 5)])
+    s.register(20, 0, "bg", 0, [_info(20, 1)], [])
+    assert rec.last() == {10 << 32 | 1: "resume", 20 << 32 | 1: "suspend"}
+
+
+def test_only_changes_are_dispatched() -> None:
+    s, rec = _sched()
+    s.register(10, 0, "a", 0, [_info(10, 1)], [])
+    n = len(rec.ops)
+    s.reschedule()
+    s.reschedule()
+    assert len(rec.ops) == n
+
+
+def test_an_application_hint_does_not_override_an_operator_hint_on_reregistration() -> None:
+    s, _ = _sched()
+    xq = 10 << 32 | 1
+    s.register(10, 0, "a", 0, [_info(10, 1)], [H.PriorityHint(xq, 1)])
+    s.hint(H.PriorityHint(xq, 7))
+    s.unregister(10)
+    s.register(10, 0, "a", 0, [_info(10, 1)], [H.PriorityHint(xq, 1)])
+    assert s.priority_of(xq) == 7
+
+
+def test_a_held_queue_stays_suspended_whatever_the_policy() -> None:
+    s, rec = _sched()
+    xq = 10 << 32 | 1
+    s.register(10, 0, "a", 0, [_info(10, 1)], [])
+    s.hold(xq, True)
+    assert rec.last()[xq] == "suspend"
+    s.hold(xq, False)
+    assert rec.last()[xq] == "resume"
+
+
+def test_a_process_may_not_register_another_process_queues() -> None:
+    s, _ = _sched()
+    with pytest.raises(InvalidArgument, match="does not belong"):
+        s.register(10, 0, "a", 0, [_info(11, 1)], [])
+    with pytest.raises(NotFound):
+        s.hint(H.PriorityHint(99 << 32 | 1, 1))
+
+
+def test_gang_mode_runs_all_queues_of_a_process_or_none() -> None:
+    status = Status(
+        now=0.0,
+        xqueues={
+            1: XQueueStatus(1, pid=10, ready=True),
+            2: XQueueStatus(2, pid=10, ready=False),
+            3: XQueueStatus(3, pid=20, ready=True),
+        },
+    )
+    ops = gang(status, [Resume(1), Suspend(2), Suspend(3)])
+    assert ops == [Resume(1), Resume(2), Suspend(3)]
+
+
+def test_hints_of_exited_processes_are_forgotten() -> None:
+    rec = Recorder()
+    alive = {10}
+    s = GlobalScheduler("HPF", dispatch=rec, call_later=lambda d, f: None, pid_alive=lambda p: p in alive)
+    s.register(10, 0, "a", 0, [_info(10, 1)], [H.PriorityHint(10 << 32 | 1, 3)])
+    s.unregister(10)
+    s.collect_hints()
+    assert len(s.hints) == 1
+    alive.clear()
+    s.collect_hints()
+    assert len(s.hints) == 0
+
+
+def test_state_round_trips_and_survives_a_damaged_file(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "st")
+    hints = [H.PriorityHint(5 << 32 | 1, -3), H.TimesliceHint(2000), H.WindowActiveHint(5, True)]
+    store.save("CFS", True, hints)
+    saved = store.load()
+    assert (saved.policy, saved.gang, list(saved.hints)) == ("CFS", True, hints)
+    store.path.write_text("{not json")
+    assert store.load().policy is None

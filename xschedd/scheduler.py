@@ -1,0 +1,358 @@
+"""The global scheduler: a status mirror of every registered process and XQueue, one
+policy over all of them, and the operations it dispatches to the agents.
+
+Owned by the daemon's event loop: every method runs there, one change at a time. It does
+no I/O itself: operations leave through `dispatch`, timers through `call_later`, state
+through `persist`, changes through the StatusBus.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+import psutil
+
+from protos.xsched.v1 import agent_pb2, types_pb2 as pb
+from xschedd.errors import InvalidArgument, NotFound
+from xschedd.metrics import Metrics
+from xschedd.policy import (
+    Policy,
+    ProcessStatus,
+    Resume,
+    SetTimer,
+    Status,
+    Suspend,
+    XQueueStatus,
+    make_policy,
+)
+from xschedd.policy import hints as H
+from xschedd.policy.gang import gang as gang_ops
+from xschedd.policy.hintbook import HintBook, hint_pid, hint_xqueue
+from xschedd.status import ProcessRecord, XQueueRecord
+from xschedd.watch import StatusBus
+
+log = logging.getLogger(__name__)
+
+# Events that change what a policy decides.
+_RESCHEDULE_ON = {pb.EVENT_KIND_READY, pb.EVENT_KIND_IDLE, pb.EVENT_KIND_CLOSED}
+HINT_GC_INTERVAL_S = 5.0
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+Dispatch = Callable[[int, agent_pb2.Operation], None]  # (pid, operation)
+CallLater = Callable[[float, Callable[[], None]], Cancellable]
+
+
+class GlobalScheduler:
+    """Runs one policy (switchable online, optionally in gang mode) over all agents' XQueues."""
+
+    def __init__(
+        self,
+        policy: str,
+        *,
+        dispatch: Dispatch,
+        call_later: CallLater,
+        gang: bool = False,
+        hints: Iterable[H.Hint] = (),
+        bus: StatusBus | None = None,
+        persist: Callable[[bool], None] = lambda urgent: None,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        pid_alive: Callable[[int], bool] = psutil.pid_exists,
+    ) -> None:
+        self.clock = clock
+        self.processes: dict[int, ProcessRecord] = {}
+        self.xqueues: dict[int, XQueueRecord] = {}
+        self.hints = HintBook(hints)
+        self.bus = bus or StatusBus()
+        self.metrics = metrics or Metrics(None)
+        self.decisions = 0
+        self.gang = gang
+        self._dispatch = dispatch
+        self._call_later = call_later
+        self._persist = persist
+        self._pid_alive = pid_alive
+        self._timer: Cancellable | None = None
+        self._policy: Policy = make_policy(policy)
+        self.hints.replay(self._policy)
+
+    @property
+    def policy_name(self) -> str:
+        return self._policy.name
+
+    # -- agents -------------------------------------------------------------------------
+    def register(
+        self,
+        pid: int,
+        uid: int | None,
+        name: str,
+        nice: int,
+        infos: Iterable[pb.XQueueInfo],
+        hints: Iterable[H.Hint],
+    ) -> ProcessRecord:
+        """A process (re-)registers with its XQueues; a previous record of `pid` is replaced."""
+        infos = list(infos)
+        hints = list(hints)
+        for info in infos:
+            self._check_owned(pid, info.xqueue_id)
+        for hint in hints:
+            target = hint_pid(hint)
+            if target is not None and target != pid:
+                raise InvalidArgument(f"process {pid} may not register a hint about process {target}")
+        if pid in self.processes:
+            self._drop_process(pid)
+        proc = ProcessRecord(pid, uid, name, nice, self.clock())
+        self.processes[pid] = proc
+        for info in infos:
+            self._add_xqueue(proc, info)
+        self._adopt_hints(hints)
+        self.bus.process_changed(pid)
+        self.metrics.process_count(len(self.processes))
+        log.info("process %d (%s, uid %s) registered %d XQueue(s)", pid, name, uid, len(infos))
+        self.reschedule()
+        return proc
+
+    def unregister(self, pid: int) -> None:
+        """The process's stream ended: forget it and its XQueues (hints stay while it lives)."""
+        if pid not in self.processes:
+            return
+        self._drop_process(pid)
+        self.metrics.process_count(len(self.processes))
+        log.info("process %d left", pid)
+        self.reschedule()
+
+    def xqueue_event(
+        self,
+        pid: int,
+        kind: int,
+        info: pb.XQueueInfo,
+        latency_s: float | None = None,
+        hints: Iterable[H.Hint] = (),
+    ) -> None:
+        hints = list(hints)
+        proc = self._process(pid)
+        self._check_owned(pid, info.xqueue_id)
+        rec = self.xqueues.get(info.xqueue_id)
+        if kind == pb.EVENT_KIND_CLOSED:
+            if rec is not None:
+                self._remove_xqueue(rec)
+                self.reschedule()
+            return
+        new = rec is None
+        if new:
+            rec = self._add_xqueue(proc, info)
+            self._adopt_hints([h for h in hints if hint_pid(h) == pid])
+        else:
+            for hint in hints:  # an application changing its own hints at run time
+                if hint_pid(hint) == pid:
+                    self.hints.put(hint)
+                    self._policy.on_hint(hint)
+            was_ready = rec.ready
+            rec.info = info
+            if rec.ready and not was_ready:
+                rec.ready_since = self.clock()
+            elif not rec.ready:
+                rec.ready_since = None
+        if latency_s is not None:
+            (rec.task if kind == pb.EVENT_KIND_TASK else rec.busy).extend([latency_s])
+        self.bus.xqueue_changed(info.xqueue_id)
+        if new or hints or kind in _RESCHEDULE_ON:
+            self.reschedule()
+
+    def report(
+        self,
+        pid: int,
+        latencies: Iterable[agent_pb2.LatencyBatch],
+        gauges: dict[str, float],
+        nice: int,
+    ) -> None:
+        proc = self._process(pid)
+        for batch in latencies:
+            rec = proc.xqueues.get(batch.xqueue_id)
+            if rec is None:
+                continue
+            rec.busy.extend(list(batch.busy_s))
+            rec.task.extend(list(batch.task_s))
+            self.metrics.latencies(proc, rec, batch.busy_s, batch.task_s)
+        if gauges:
+            proc.gauges.update(gauges)
+            self.metrics.gauges(proc)
+        changed = nice != proc.nice
+        proc.nice = nice
+        self.bus.process_changed(pid)
+        if changed:
+            self.reschedule()
+
+    # -- operators ----------------------------------------------------------------------
+    def hint(self, hint: H.Hint) -> None:
+        """Give the policy a hint (and remember it across policy switches and restarts)."""
+        xq = hint_xqueue(hint)
+        if xq is not None and xq not in self.xqueues:
+            raise NotFound(f"no XQueue {xq:#x} is registered")
+        pid = getattr(hint, "pid", None)
+        if pid is not None and pid not in self.processes:
+            raise NotFound(f"no process {pid} is registered")
+        self.hints.put(hint)
+        self._policy.on_hint(hint)
+        if xq is not None:
+            self.bus.xqueue_changed(xq)
+        self.bus.policy_changed()
+        self._persist(True)
+        self.reschedule()
+
+    def set_policy(self, name: str | None, gang: bool | None = None) -> None:
+        """Switch policy online (the new one gets every hint so far) and/or gang mode."""
+        if name:
+            policy = make_policy(name)
+            self.hints.replay(policy)
+            self._policy = policy
+            log.info("policy is now %s", policy.name)
+        if gang is not None:
+            self.gang = gang
+        self.bus.policy_changed()
+        self._persist(True)
+        self.reschedule()
+
+    def hold(self, xqueue_id: int, held: bool) -> XQueueRecord:
+        rec = self.xqueue(xqueue_id)
+        rec.held = held
+        self.bus.xqueue_changed(xqueue_id)
+        self.reschedule()
+        return rec
+
+    def xqueue(self, xqueue_id: int) -> XQueueRecord:
+        rec = self.xqueues.get(xqueue_id)
+        if rec is None:
+            raise NotFound(f"no XQueue {xqueue_id:#x} is registered")
+        return rec
+
+    def priority_of(self, xqueue_id: int) -> int:
+        hint = self.hints.get(("PriorityHint", xqueue_id))
+        return hint.priority if isinstance(hint, H.PriorityHint) else H.PRIORITY_DEFAULT
+
+    def collect_hints(self) -> None:
+        """Forget hints of processes that are gone (not registered and not alive)."""
+        pids = {hint_pid(h) for h in self.hints} - {None} - set(self.processes)
+        dropped = [p for p in pids if not self._pid_alive(p)]
+        for pid in dropped:
+            self.hints.forget_pid(pid)
+        if dropped:
+            log.info("forgot the hints of exited processes %s", sorted(dropped))
+            self._persist(False)
+
+    # -- the scheduling step -------------------------------------------------------------
+    def reschedule(self) -> None:
+        now = self.clock()
+        status = Status(
+            now=now,
+            xqueues={
+                r.xqueue_id: XQueueStatus(
+                    xqueue_id=r.xqueue_id,
+                    pid=r.pid,
+                    device=r.info.device,
+                    ready=r.ready,
+                    suspended=r.info.suspended,
+                    ready_since=r.ready_since,
+                )
+                for r in self.xqueues.values()
+            },
+            processes={p.pid: ProcessStatus(p.pid, p.nice, p.name) for p in self.processes.values()},
+        )
+        ops = self._policy.schedule(status)
+        if self.gang:
+            ops = gang_ops(status, ops)
+        self.decisions += 1
+        self.metrics.decision(self._policy.name)
+        for op in ops:
+            if isinstance(op, SetTimer):
+                self._set_timer(op.at - now)
+            elif isinstance(op, (Suspend, Resume)):
+                rec = self.xqueues.get(op.xqueue_id)
+                if rec is not None:
+                    self._send(rec, isinstance(op, Suspend) or rec.held)
+        self.metrics.xqueue_states(self.xqueues.values())
+
+    def shutdown(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # -- internals ------------------------------------------------------------------------
+    def _send(self, rec: XQueueRecord, suspend: bool) -> None:
+        if rec.sent_suspend is suspend:
+            return
+        rec.sent_suspend = suspend
+        op = agent_pb2.Operation(xqueue_id=rec.xqueue_id)
+        if suspend:
+            op.suspend.SetInParent()
+        else:
+            op.resume.SetInParent()
+        self.metrics.operation("suspend" if suspend else "resume")
+        self._dispatch(rec.pid, op)
+
+    def _set_timer(self, delay: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._call_later(max(0.0, delay), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.reschedule()
+
+    def _process(self, pid: int) -> ProcessRecord:
+        proc = self.processes.get(pid)
+        if proc is None:
+            raise NotFound(f"process {pid} is not registered")
+        return proc
+
+    @staticmethod
+    def _check_owned(pid: int, xqueue_id: int) -> None:
+        if xqueue_id >> 32 != pid or xqueue_id & 0xFFFFFFFF == 0:
+            raise InvalidArgument(
+                f"XQueue id {xqueue_id:#x} does not belong to process {pid} (ids are pid << 32 | n)"
+            )
+
+    def _add_xqueue(self, proc: ProcessRecord, info: pb.XQueueInfo) -> XQueueRecord:
+        rec = XQueueRecord(info=info)
+        if rec.ready:
+            rec.ready_since = self.clock()
+        proc.xqueues[info.xqueue_id] = rec
+        self.xqueues[info.xqueue_id] = rec
+        self.bus.xqueue_changed(info.xqueue_id)
+        self.bus.process_changed(proc.pid)
+        return rec
+
+    def _remove_xqueue(self, rec: XQueueRecord) -> None:
+        self.xqueues.pop(rec.xqueue_id, None)
+        proc = self.processes.get(rec.pid)
+        if proc is not None:
+            proc.xqueues.pop(rec.xqueue_id, None)
+            self.bus.process_changed(proc.pid)
+        self.metrics.forget_xqueue(rec)
+        self.bus.xqueue_removed(rec.xqueue_id)
+
+    def _drop_process(self, pid: int) -> None:
+        proc = self.processes.pop(pid)
+        for rec in list(proc.xqueues.values()):
+            self._remove_xqueue(rec)
+        self.metrics.forget_process(proc)
+        self.bus.process_removed(pid)
+
+    def _adopt_hints(self, hints: list[H.Hint]) -> None:
+        """An application's own hints count unless the daemon already holds one of that kind."""
+        adopted = False
+        for hint in hints:
+            if not self.hints.has(hint):
+                self.hints.put(hint)
+                self._policy.on_hint(hint)
+                adopted = True
+        if adopted:
+            self._persist(False)
+        # Hints kept from before (a daemon restart, or an agent reconnecting) already
+        # live in the policy: nothing to replay.
