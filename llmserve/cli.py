@@ -1,5 +1,6 @@
-"""The `llmserve` console script: `simulate` a workload under request policies, and
-`gen-burst` a burst workload. Exit codes: 0 ok, 2 bad input or arguments, 1 other errors."""
+"""The `llmserve` console script: `simulate` a workload under request policies,
+`gen-burst` a burst workload, and `bench` the burst experiment (cli_bench.py).
+Exit codes: 0 ok, 2 bad input or arguments, 1 other errors."""
 
 from __future__ import annotations
 
@@ -124,6 +125,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "--ttft-slo-ms", type=float, default=None, help="give every request this TTFT target"
     )
     burst.add_argument("--high-priority-fraction", type=float, default=0.2)
+
+    from llmserve import cli_bench
+
+    cli_bench.add_parser(sub, _policies, _positive_int)
     return parser
 
 
@@ -136,6 +141,10 @@ def main(argv: Seq[str] | None = None) -> int:
     try:
         if args.command == "gen-burst":
             return _gen_burst(args)
+        if args.command == "bench":
+            from llmserve import cli_bench
+
+            return cli_bench.run(args)
         return _simulate(args)
     except (RequestFileError, ConfigError) as exc:
         print(f"llmserve: error: {exc}", file=sys.stderr)

@@ -31,6 +31,7 @@ class ScheduledSeq:
     num_computed_before: int
     is_prefill: bool
     samples: bool  # all its tokens are computed after this step, so one is sampled
+    block_table: tuple[int, ...] = ()  # its GPU blocks for this step, in token order
 
     @property
     def context_tokens(self) -> int:

@@ -120,6 +120,7 @@ class Scheduler:
                     num_computed_before=before,
                     is_prefill=before == 0 or before + n < seq.num_tokens or n > 1,
                     samples=before + n == seq.num_tokens,
+                    block_table=self.kv.block_table(seq.id),
                 )
                 for seq, n, before in step.batch.values()
             ),

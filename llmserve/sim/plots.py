@@ -24,7 +24,7 @@ def _pyplot():
     return plt
 
 
-def plot_ttft(results: Seq[SimResult], path: str | Path) -> Path:
+def plot_ttft(results: Seq[SimResult], path: str | Path, clock: str = "virtual time") -> Path:
     """TTFT (s) of every finished request over its index in the workload, one series per
     policy; rejected requests are marked on the x axis."""
     plt = _pyplot()
@@ -52,7 +52,7 @@ def plot_ttft(results: Seq[SimResult], path: str | Path) -> Path:
                 label=f"{res.policy} rejected",
             )
     ax.set_xlabel("request index (workload order)")
-    ax.set_ylabel("TTFT (s, virtual time)")
+    ax.set_ylabel(f"TTFT (s, {clock})")
     ax.set_title("Time to first token per request")
     ax.grid(True, alpha=0.3)
     ax.legend()
@@ -63,7 +63,7 @@ def plot_ttft(results: Seq[SimResult], path: str | Path) -> Path:
     return out
 
 
-def plot_kv(results: Seq[SimResult], path: str | Path) -> Path:
+def plot_kv(results: Seq[SimResult], path: str | Path, clock: str = "virtual") -> Path:
     """GPU KV usage (%) and blocks swapped to host over virtual time, one line per policy."""
     plt = _pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
@@ -79,7 +79,7 @@ def plot_kv(results: Seq[SimResult], path: str | Path) -> Path:
     top.set_ylim(0, 105)
     top.set_title("KV cache usage over time")
     bottom.set_ylabel("blocks swapped to host")
-    bottom.set_xlabel("time since first arrival (s, virtual)")
+    bottom.set_xlabel(f"time since first arrival (s, {clock})")
     for ax in (top, bottom):
         ax.grid(True, alpha=0.3)
         ax.legend()

@@ -4,6 +4,7 @@ in virtual time (the cost model by default), recording per-request results and a
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
 
@@ -97,9 +98,15 @@ def simulate(
     config: SimConfig | None = None,
     trace: TraceSink | None = None,
     executor: Executor | None = None,
+    wall_clock: Callable[[], float] | None = None,
 ) -> SimResult:
     """Serve `requests` (any order; served by arrival time, ties in the given order) with
-    request policy `policy` until every request has finished or been rejected."""
+    request policy `policy` until every request has finished or been rejected.
+
+    Time is virtual by default: a step lasts what the executor reports, and an idle
+    engine jumps to the next arrival. With `wall_clock` (e.g. time.perf_counter) the loop
+    runs as a real engine: times are read from that clock, so scheduling overhead counts,
+    and an idle engine sleeps until the next arrival is due."""
     cfg = config if config is not None else SimConfig()
     sink: TraceSink = trace if trace is not None else NullTrace()
     ex: Executor = executor if executor is not None else CostModelExecutor(cfg.cost_model)
@@ -127,6 +134,11 @@ def simulate(
     nxt = 0
     now = pending[0].arrival_s if pending else 0.0
     start = now
+    t0 = wall_clock() if wall_clock is not None else 0.0
+
+    def elapsed() -> float:  # real-time mode only: the clock, on the workload's time axis
+        assert wall_clock is not None
+        return start + (wall_clock() - t0)
 
     def feed(until: float) -> None:
         nonlocal nxt
@@ -138,6 +150,9 @@ def simulate(
 
     feed(now)
     while nxt < len(pending) or sched.has_unfinished():
+        if wall_clock is not None:
+            now = max(now, elapsed())
+            feed(now)
         out = sched.schedule(now)
         _emit_decisions(sink, out, now)
         timeline.append(
@@ -152,6 +167,8 @@ def simulate(
         )
         if not out.has_device_work:
             if nxt < len(pending):
+                if wall_clock is not None:
+                    time.sleep(max(0.0, pending[nxt].arrival_s - elapsed()))
                 now = max(now, pending[nxt].arrival_s)
                 feed(now)
                 continue
@@ -168,7 +185,7 @@ def simulate(
         busy += result.duration_s
         swapped_out += out.swap_out_blocks
         swapped_in += out.swap_in_blocks
-        end = now + result.duration_s
+        end = now + result.duration_s if wall_clock is None else max(now, elapsed())
         feed(end)
         update = sched.update(out, result.sampled, end)
         for seq_id, n in update.sampled:
