@@ -330,6 +330,9 @@ class Agent:
             kind = msg.WhichOneof("body")
             if kind == "operation":
                 self._apply(msg.operation)
+            elif kind == "operations":
+                for op in msg.operations.ops:
+                    self._apply(op)
             elif kind == "registered":
                 self.lease_s = msg.registered.lease_s or self.config.lease_s
                 self.registrations += 1

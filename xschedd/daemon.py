@@ -56,6 +56,7 @@ class Daemon:
         self.sessions: dict[int, AgentSession] = {}
         self.bus = StatusBus()
         self._persist_handle: asyncio.TimerHandle | None = None
+        self._outgoing: dict[int, list[apb.Operation]] = {}
         self.scheduler = GlobalScheduler(
             saved.policy or policy,
             gang=saved.gang if saved.policy else gang,
@@ -137,9 +138,17 @@ class Daemon:
             self.scheduler.unregister(pid)
 
     def _dispatch(self, pid: int, op: apb.Operation) -> None:
-        session = self.sessions.get(pid)
-        if session is not None:
-            session.send(apb.DaemonMessage(operation=op))
+        # One message per process per decision: a policy run can touch many XQueues.
+        if not self._outgoing:
+            self.loop.call_soon(self._flush_operations)
+        self._outgoing.setdefault(pid, []).append(op)
+
+    def _flush_operations(self) -> None:
+        outgoing, self._outgoing = self._outgoing, {}
+        for pid, ops in outgoing.items():
+            session = self.sessions.get(pid)
+            if session is not None:
+                session.send(apb.DaemonMessage(operations=apb.Operations(ops=ops)))
 
     async def _ping_loop(self) -> None:
         ping = apb.DaemonMessage(ping=apb.Ping())

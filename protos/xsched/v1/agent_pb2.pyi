@@ -83,16 +83,24 @@ class OperationResult(_message.Message):
     def __init__(self, op_id: _Optional[int] = ..., ok: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
 
 class DaemonMessage(_message.Message):
-    __slots__ = ("registered", "operation", "ping", "shutdown")
+    __slots__ = ("registered", "operation", "ping", "shutdown", "operations")
     REGISTERED_FIELD_NUMBER: _ClassVar[int]
     OPERATION_FIELD_NUMBER: _ClassVar[int]
     PING_FIELD_NUMBER: _ClassVar[int]
     SHUTDOWN_FIELD_NUMBER: _ClassVar[int]
+    OPERATIONS_FIELD_NUMBER: _ClassVar[int]
     registered: Registered
     operation: Operation
     ping: Ping
     shutdown: Shutdown
-    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., operation: _Optional[_Union[Operation, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ...) -> None: ...
+    operations: Operations
+    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., operation: _Optional[_Union[Operation, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ..., operations: _Optional[_Union[Operations, _Mapping]] = ...) -> None: ...
+
+class Operations(_message.Message):
+    __slots__ = ("ops",)
+    OPS_FIELD_NUMBER: _ClassVar[int]
+    ops: _containers.RepeatedCompositeFieldContainer[Operation]
+    def __init__(self, ops: _Optional[_Iterable[_Union[Operation, _Mapping]]] = ...) -> None: ...
 
 class Registered(_message.Message):
     __slots__ = ("lease_s", "policy")
