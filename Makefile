@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m xsched_workload.demo
+	$(PY) -m xsched_tui.demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -36,7 +36,7 @@ from hal.paths import daemon_socket
 from preempt import config as env_names
 from preempt.errors import ConfigError, PreemptError
 from preempt.xqueue import EventKind, XQueue, XQueueEvent, XQueueInfo, XQueueState, check_params
-from protos.codec import hint_to_proto
+from xschedd.policy.wire import hint_to_proto
 from protos.xsched.v1 import agent_pb2 as apb, agent_pb2_grpc, types_pb2 as pb
 from xschedd.policy.hintbook import HintBook, hint_pid, hint_xqueue
 from xschedd.policy.hints import Hint

@@ -1,1 +1,7 @@
-"""xsched_tui: the Textual operator console (arrives with the console issue); it reads only the control API."""
+"""xsched_tui: the Textual operator console for xschedd; it knows only the control API.
+
+Layers (nvitop's split): `records` (immutable view records), `store` (WatchStatus
+snapshots and deltas -> records), `connection` + `client` (gRPC, reconnect), `devices`
+(NVML, optional) and `forms` (dialog input -> validated requests) have no UI; `widgets`,
+`screens` and `app` render them.
+"""

@@ -19,7 +19,7 @@ from google.protobuf.json_format import MessageToDict
 
 from hal.paths import daemon_socket
 from preempt.config import SOCKET as SOCKET_ENV, TOKEN as TOKEN_ENV
-from protos.codec import hint_to_proto
+from xschedd.policy.wire import hint_to_proto
 from protos.xsched.v1 import control_pb2 as cpb, control_pb2_grpc, types_pb2 as pb
 from xschedd.policy import HintError, policy_names
 from xschedd.policy import hints as H

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from protos.codec import hint_from_proto
+from xschedd.policy.wire import hint_from_proto
 from protos.xsched.v1 import agent_pb2 as apb, types_pb2 as pb
 from xschedd.agents import AgentSession
 from xschedd.auth import Authorizer, Peer

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from protos.codec import hint_to_proto
+from xschedd.policy.wire import hint_to_proto
 from protos.xsched.v1 import control_pb2 as cpb, types_pb2 as pb
 from xschedd.policy import policy_names
 from xschedd.scheduler import GlobalScheduler

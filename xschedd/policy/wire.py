@@ -1,4 +1,4 @@
-"""Conversions between the wire messages of xsched.v1 and the project's own records.
+"""Conversions between the wire messages of xsched.v1 and the policy package's records.
 
 Hints go through the constructors of xschedd.policy.hints, so a hint off the wire is
 validated exactly like one from the environment or the CLI (HintError names the range).

@@ -1,0 +1,32 @@
+"""The console outlives the daemon: it shows the outage and recovers when xschedd returns."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import BG, FG, Stack
+from tui_fakes import NoGpu, wait_for
+
+from xsched_tui.app import XSchedConsole
+from xsched_tui.records import LinkState
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_console_starts_without_a_daemon_shows_the_outage_and_recovers(stack: Stack):
+    app = XSchedConsole(stack.target, devices=NoGpu())
+    async with app.run_test(size=(170, 40)) as pilot:
+        await wait_for(pilot, lambda: app.connection.state is LinkState.DOWN, 5, "daemon down")
+        assert "daemon down" in str(app.query_one("#empty").render())
+        stack.start_daemon()
+        stack.start_workload(FG, BG)
+        await wait_for(pilot, lambda: app.table.row_count == 2, 15, "queues after the daemon came up")
+
+        stack.stop_daemon()
+        await wait_for(pilot, lambda: app.connection.state is not LinkState.CONNECTED, 5, "outage")
+        await wait_for(pilot, lambda: app.table.row_count == 0, 5, "the table to empty")
+        assert app.query_one("#empty").display
+
+        stack.start_daemon()  # the agents re-register; the console reconnects by itself
+        await wait_for(pilot, lambda: app.connection.state is LinkState.CONNECTED, 10, "reconnect")
+        await wait_for(pilot, lambda: app.table.row_count == 2, 15, "queues back")
+        assert not app.query_one("#empty").display
