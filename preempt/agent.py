@@ -316,9 +316,8 @@ class Agent:
     def _register_message(self) -> apb.AgentMessage:
         with self._hints_lock:
             hints = [h for h in self._hints if hint_pid(h) in (None, os.getpid())]
-        argv = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "?"
         return apb.AgentMessage(register=apb.Register(
-            pid=os.getpid(), name=argv[:120], nice=_nice(),
+            pid=os.getpid(), name=process_name(), nice=_nice(),
             xqueues=[info_to_proto(xq.info()) for xq in self._xqueues.values()],
             hints=[hint_to_proto(h) for h in hints],
         ))  # fmt: skip
@@ -413,6 +412,18 @@ class Agent:
         for xq in list(self._xqueues.values()):
             with contextlib.suppress(Exception):
                 xq.resume()
+
+
+def process_name() -> str:
+    """A short, readable name for this process: its module for `python -m pkg.cli`, else
+    its script (`serve.py` -> `serve`), as a console shows it."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name:
+        parts = spec.name.split(".")
+        while len(parts) > 1 and parts[-1] in ("cli", "app", "main", "__main__"):
+            parts.pop()
+        return parts[-1]
+    return Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else f"pid {os.getpid()}"
 
 
 def _nice() -> int:
