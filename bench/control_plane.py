@@ -1,0 +1,280 @@
+"""Control plane: from an XQueue's status change to the operation applied in the target process.
+
+A trigger XQueue (priority 10) becomes ready; under HPF every target XQueue (priority 0,
+kept busy) must then be suspended, and resumed when the trigger goes idle. We time, on
+the machine's monotonic clock (shared by all processes), trigger-ready -> target
+suspended and trigger-idle -> target resumed, through xschedd (GLB, targets in P
+separate processes) and through the in-process local scheduler (LCL, all in one
+process), for P x Q = 1x1, 10x10 and 100x10; then the events per second the daemon
+sustains, and its CPU and RSS.
+
+Usage: python bench/control_plane.py [--rounds 40] [--configs 1x1,10x10,100x10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from common import ROOT, stop_sim, write_results
+
+import grpc
+import psutil
+
+from hal import HwCommand
+from hal.sim import SimDevice
+from preempt import EventKind
+from preempt.latency import percentile
+from preempt.runtime import Runtime
+from protos.xsched.v1 import control_pb2 as cpb, control_pb2_grpc
+
+BUSY_US = 200_000.0  # target commands: long, so targets stay ready all along
+
+
+# -- the processes ---------------------------------------------------------------------
+
+
+def role_process(targets: int, rounds: int) -> int:
+    """Run `targets` busy XQueues (and, with rounds > 0, the trigger); print timings as JSON.
+
+    Targets stop when stdin closes (the benchmark's signal), or after the trigger's rounds.
+    """
+    runtime = Runtime()
+    device = SimDevice.local()
+    stamps: dict[str, list[float]] = {"suspended": [], "resumed": []}
+    lock = threading.Lock()
+
+    def listener(event) -> None:
+        now = time.monotonic()
+        if event.kind in (EventKind.SUSPENDED, EventKind.RESUMED):
+            with lock:
+                stamps[event.kind.value].append(now)
+
+    busy = []
+    for i in range(targets):
+        xq = runtime.create_xqueue(device.create_queue(), name=f"t{i}", priority=0, threshold=1)
+        xq.add_listener(listener)
+        for _ in range(50):
+            xq.submit(HwCommand(BUSY_US))
+        busy.append(xq)
+    print(json.dumps({"ready": os.getpid()}), flush=True)
+    triggers: list[float] = []
+    idles: list[float] = []
+    if rounds:
+        # its own device: we time the control plane, not the targets' commands ahead of it
+        fg = runtime.create_xqueue(SimDevice.local().create_queue(), name="trigger", priority=10)
+        fg.add_listener(lambda e: e.kind is EventKind.IDLE and idles.append(time.monotonic()))
+        sys.stdin.readline()  # the benchmark says go once every target is registered
+        for _ in range(rounds):
+            time.sleep(random.uniform(0.08, 0.12))  # rounds far apart: no overlap
+            triggers.append(time.monotonic())
+            fg.wait(fg.submit(HwCommand(2000.0)))
+        time.sleep(0.1)
+    else:
+        sys.stdin.read()
+    with lock:
+        print(json.dumps({"triggers": triggers, "idles": idles, **stamps}), flush=True)
+    os._exit(0)  # targets still hold long commands: no need to drain them
+
+
+# -- the benchmark ---------------------------------------------------------------------
+
+
+def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, __file__, *args],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=env, cwd=ROOT,
+    )  # fmt: skip
+
+
+def read_json(proc: subprocess.Popen) -> dict:
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError(f"process {proc.pid} ended early:\n{proc.stderr.read()}")
+    return json.loads(line)
+
+
+def latencies(trigger_times: list[float], stamps: list[float]) -> list[float]:
+    """For each trigger time, the delay to each process's first stamp at or after it."""
+    out = []
+    bounds = trigger_times[1:] + [float("inf")]
+    for t0, t1 in zip(trigger_times, bounds):
+        out += [s - t0 for s in stamps if t0 <= s < t1]
+    return out
+
+
+def run_config(procs: int, per_proc: int, rounds: int, base_env: dict, daemon_sock: Path | None):
+    """One measurement; daemon_sock None means LCL: everything in one process."""
+    env = dict(base_env)
+    if daemon_sock is None:
+        env.update(XSCHED_POLICY="HPF")
+        children = [spawn(["--role", str(procs * per_proc), str(rounds)], env)]
+        trigger = children[0]
+    else:
+        env.update(XSCHED_SCHEDULER="GLB", XSCHED_SOCKET=str(daemon_sock))
+        children = [spawn(["--role", str(per_proc), "0"], env) for _ in range(procs)]
+        trigger = spawn(["--role", "0", str(rounds)], env)
+        children.append(trigger)
+    for child in children:
+        read_json(child)  # ready
+    if daemon_sock is not None:
+        stub = control_pb2_grpc.ControlServiceStub(grpc.insecure_channel(f"unix:{daemon_sock}"))
+        deadline = time.monotonic() + 60
+        while len(stub.ListXQueues(cpb.ListXQueuesRequest(), timeout=5).xqueues) < procs * per_proc + 1:
+            if time.monotonic() > deadline:
+                raise RuntimeError("agents did not register in 60 s")
+            time.sleep(0.05)
+        time.sleep(0.3)
+    assert trigger.stdin is not None
+    trigger.stdin.write("go\n")
+    trigger.stdin.flush()
+    result = read_json(trigger)
+    stamps = {"suspended": list(result["suspended"]), "resumed": list(result["resumed"])}
+    for child in children:
+        if child is trigger:
+            continue
+        child.stdin.close()
+        data = read_json(child)
+        stamps["suspended"] += data["suspended"]
+        stamps["resumed"] += data["resumed"]
+        child.wait(30)
+    trigger.wait(30)
+    suspend = latencies(result["triggers"], sorted(stamps["suspended"]))
+    resume = latencies(result["idles"], sorted(stamps["resumed"]))
+    expected = rounds * procs * per_proc
+    return {
+        "suspend_p50_ms": percentile(suspend, 50) * 1e3,
+        "suspend_p99_ms": percentile(suspend, 99) * 1e3,
+        "resume_p50_ms": percentile(resume, 50) * 1e3,
+        "resume_p99_ms": percentile(resume, 99) * 1e3,
+        "operations_seen": len(suspend),
+        "operations_expected": expected,
+    }
+
+
+def events_per_second(base_env: dict, daemon_sock: Path, daemon: psutil.Process, seconds: float):
+    """10 processes x 10 XQueues of 1-command tasks, flat out: READY/IDLE events per second."""
+    env = {**base_env, "XSCHED_SCHEDULER": "GLB", "XSCHED_SOCKET": str(daemon_sock)}
+    queues = [arg for i in range(10) for arg in ("--queue", f"name=q{i},commands=1,command_us=20")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "xsched_workload.cli", "--device", "sim:local",
+             "--duration-s", str(seconds + 4), "--json", *queues],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT,
+        )  # fmt: skip
+        for _ in range(10)
+    ]
+    stub = control_pb2_grpc.ControlServiceStub(grpc.insecure_channel(f"unix:{daemon_sock}"))
+    time.sleep(3.0)  # start-up
+    d0 = stub.GetPolicy(cpb.GetPolicyRequest(), timeout=5).decisions
+    daemon.cpu_percent()
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    d1 = stub.GetPolicy(cpb.GetPolicyRequest(), timeout=5).decisions
+    elapsed = time.monotonic() - t0
+    cpu = daemon.cpu_percent()
+    rss = daemon.memory_info().rss
+    tasks = 0
+    for proc in procs:
+        out, _ = proc.communicate(timeout=60)
+        tasks += sum(
+            line["tasks"] for line in map(json.loads, out.splitlines()) if line.get("summary")
+        )
+    return {
+        "decisions_per_s": (d1 - d0) / elapsed,
+        "events_offered_per_s": 2 * tasks / (seconds + 4),
+        "daemon_cpu_percent": cpu,
+        "daemon_rss_mb": rss / 2**20,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--role":
+        return role_process(int(argv[1]), int(argv[2]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--configs", default="1x1,10x10,100x10")
+    parser.add_argument("--events-s", type=float, default=5.0)
+    parser.add_argument("--no-save", action="store_true")
+    args = parser.parse_args(argv)
+    configs = [tuple(int(x) for x in c.split("x")) for c in args.configs.split(",")]
+    tmp = Path(tempfile.mkdtemp(prefix="xcp-", dir="/tmp"))
+    sock = tmp / "xschedd.sock"
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("XSCHED_")}
+    base_env.update(
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        XSCHED_SIM_SOCKET=str(tmp / "sim.sock"),
+    )
+    log = open(tmp / "xschedd.log", "wb")
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "xschedd.cli", "--socket", str(sock), "--state-dir",
+         str(tmp / "state"), "--policy", "HPF", "--log-level", "WARNING"],
+        stdout=log, stderr=log, env=base_env, cwd=ROOT,
+    )  # fmt: skip
+    results: dict[str, dict] = {}
+    try:
+        stub = control_pb2_grpc.ControlServiceStub(grpc.insecure_channel(f"unix:{sock}"))
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                stub.GetPolicy(cpb.GetPolicyRequest(), timeout=1)
+                break
+            except grpc.RpcError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError((tmp / "xschedd.log").read_text()) from None
+                time.sleep(0.1)
+        proc = psutil.Process(daemon.pid)
+        for procs, per_proc in configs:
+            name = f"{procs}x{per_proc}"
+            proc.cpu_percent()
+            glb = run_config(procs, per_proc, args.rounds, base_env, sock)
+            glb["daemon_cpu_percent"] = proc.cpu_percent()
+            glb["daemon_rss_mb"] = proc.memory_info().rss / 2**20
+            lcl = run_config(procs, per_proc, args.rounds, base_env, None)
+            results[name] = {"daemon": glb, "local": lcl}
+            print(f"{name}: daemon suspend P99 {glb['suspend_p99_ms']:.2f} ms, "
+                  f"local {lcl['suspend_p99_ms']:.2f} ms", file=sys.stderr, flush=True)  # fmt: skip
+        results["sustained"] = events_per_second(base_env, sock, proc, args.events_s)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(15)
+        stop_sim(tmp / "sim.sock")
+    print("\nstatus change -> operation applied in the target process (HPF; ms)")
+    print(f"{'P x Q':<8} {'path':<7} {'suspend p50':>11} {'p99':>7} {'resume p50':>11} {'p99':>7} "
+          f"{'ops seen':>9} {'daemon CPU%':>11} {'RSS MB':>7}")  # fmt: skip
+    for name, pair in results.items():
+        if name == "sustained":
+            continue
+        for path, r in pair.items():
+            extra = (f"{r['daemon_cpu_percent']:>11.0f} {r['daemon_rss_mb']:>7.0f}"
+                     if path == "daemon" else f"{'':>11} {'':>7}")  # fmt: skip
+            print(f"{name:<8} {path:<7} {r['suspend_p50_ms']:>11.3f} {r['suspend_p99_ms']:>7.3f} "
+                  f"{r['resume_p50_ms']:>11.3f} {r['resume_p99_ms']:>7.3f} "
+                  f"{r['operations_seen']:>4}/{r['operations_expected']:<4} {extra}")  # fmt: skip
+        ratio = pair["daemon"]["suspend_p99_ms"] / pair["local"]["suspend_p99_ms"]
+        print(f"{'':<8} daemon/local suspend P99: {ratio:.2f}x")
+    s = results["sustained"]
+    print(f"\nsustained: {s['events_offered_per_s']:,.0f} events/s offered by 100 XQueues, "
+          f"{s['decisions_per_s']:,.0f} scheduling decisions/s, daemon {s['daemon_cpu_percent']:.0f}% "
+          f"CPU, {s['daemon_rss_mb']:.0f} MB RSS")  # fmt: skip
+    if not args.no_save:
+        params = {"rounds": args.rounds, "policy": "HPF", "transport": "unix socket",
+                  "configs": args.configs}  # fmt: skip
+        print(f"wrote {write_results('control_plane', 'simulated XPU (sim:local per process)', params, results)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
