@@ -154,6 +154,7 @@ def run_config(procs: int, per_proc: int, rounds: int, base_env: dict, daemon_so
     resume = latencies(result["idles"], sorted(stamps["resumed"]))
     expected = rounds * procs * per_proc
     return {
+        "suspends_total": len(stamps["suspended"]),
         "suspend_p50_ms": percentile(suspend, 50) * 1e3,
         "suspend_p99_ms": percentile(suspend, 99) * 1e3,
         "resume_p50_ms": percentile(resume, 50) * 1e3,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import threading
 
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         runtime = None if args.native else Runtime()
     except (PreemptError, PolicyError) as exc:
         parser.error(str(exc))
-    if args.device not in DEVICE_NAMES:
+    if args.device not in DEVICE_NAMES and not re.fullmatch(r"cuda:\d+", args.device):
         parser.error(f"--device {args.device!r}: choose one of {', '.join(DEVICE_NAMES)}")
     try:
         device = open_device(args.device)

@@ -1,0 +1,83 @@
+"""What the CUDA benchmarks share: device setup, XQueue runtimes, percentiles, results files.
+
+All experiments run two (or more) XQueues inside ONE process with the local scheduler
+(preempt.runtime.Runtime, XSCHED_SCHEDULER=LCL): the daemon (xschedd) is not landed yet,
+so the paper's two-process setups are approximated by two threads of one process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def open_cuda(block_us: float = 10.0):
+    """cuda:0 with a calibrated spin kernel of `block_us` blocks."""
+    from hal.cuda import CudaDevice
+    from hal.cuda.spin import SpinKernel
+
+    dev = CudaDevice.open(0)
+    dev.spin = SpinKernel(dev, block_us=block_us)
+    dev.spin.calibrate()
+    dev.spin.calibrate()  # the first ran on cold clocks
+    return dev
+
+
+def runtime(policy: str):
+    """A fresh in-process runtime with the local scheduler running `policy`."""
+    from preempt.config import load_config
+    from preempt.runtime import Runtime
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XSCHED_")}
+    env.update(XSCHED_POLICY=policy, XSCHED_SCHEDULER="LCL")
+    return Runtime(load_config(env))
+
+
+def pct(samples: list[float], q: float) -> float:
+    s = sorted(samples)
+    if not s:
+        return float("nan")
+    return s[min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))]
+
+
+def commit() -> str:
+    env = os.environ.get("XSCHED_COMMIT")
+    if env:
+        return env
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def write(name: str, device, parameters: dict, results: dict) -> Path:
+    """Write $OUT/NAME.json (or bench/results/NAME.json without $OUT)."""
+    out_dir = Path(os.environ["OUT"]) if os.environ.get("OUT") else ROOT / "bench" / "results"
+    path = out_dir / f"{name}.json"
+    payload = {
+        "benchmark": name,
+        "device": f"{device.info.name} ({device.name}, {device.info.sm_count} SMs)",
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "commit": commit(),
+        "setup": "one process, XQueues scheduled by preempt's local scheduler (no xschedd yet)",
+        "parameters": parameters,
+        "results": results,
+    }
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
+
+
+def table(title: str, header: list[str], rows: list[list]) -> str:
+    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+    cells = [header] + [[fmt(v) for v in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = [title] + ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
+    return "\n".join(lines)

@@ -1,0 +1,83 @@
+"""Runtime overhead on the GPU (paper Fig. 11c/12a): a transformer-layer stack task alone,
+natively on a stream and through an XQueue at threshold 1..16 (level 1, cuBLAS GEMMs), and
+the all-guarded variant natively vs level 2. Configurations interleave round by round.
+Usage: python bench/cuda_overhead.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+from cuda_common import open_cuda, pct, table, write
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=40)
+    p.add_argument("--tokens", type=int, default=1024)
+    p.add_argument("--d", type=int, default=1024)
+    p.add_argument("--hidden", type=int, default=4096)
+    p.add_argument("--layers", type=int, default=8)
+    a = p.parse_args(argv)
+    import cupy
+
+    from hal.cuda.tasks import TransformerStack
+    from preempt import XQueue
+
+    dev = open_cuda()
+    blas = TransformerStack(a.tokens, a.d, a.hidden, a.layers, guarded=False)
+    gtask = TransformerStack(a.tokens // 2, a.d // 2, a.hidden // 2, a.layers, guarded=True)
+
+    def native(task, stream):
+        def run():
+            t = time.perf_counter()
+            with stream:
+                for c in task.commands():
+                    c.run_payload() if c.payload else c.kernel.plain(c.grid, c.block, c.args, shared_mem=c.shared_mem)
+            stream.synchronize()
+            return time.perf_counter() - t
+        return run
+
+    def xqueue(task, level, threshold):
+        hwq = dev.create_queue(guard=level >= 2)
+        xq = XQueue(hwq, level=level, threshold=threshold)
+
+        def run():
+            t = time.perf_counter()
+            last = None
+            for c in task.commands():
+                last = xq.submit(c)
+            xq.wait(last)
+            return time.perf_counter() - t
+        return run
+
+    s = cupy.cuda.Stream(non_blocking=True)
+    configs = {"native_cublas": native(blas, s)}
+    for thr in (1, 2, 4, 8, 16):
+        configs[f"xq_lv1_thr{thr}"] = xqueue(blas, 1, thr)
+    configs["native_guarded_plain"] = native(gtask, s)
+    for thr in (4, 8, 16):
+        configs[f"xq_lv2_thr{thr}_guarded"] = xqueue(gtask, 2, thr)
+    samples = {k: [] for k in configs}
+    for r in range(a.rounds + 3):
+        for k, run in configs.items():
+            dt = run()
+            if r >= 3:
+                samples[k].append(dt)
+    results, rows = {}, []
+    for k, v in samples.items():
+        base = samples["native_guarded_plain" if "guarded" in k else "native_cublas"]
+        ov = pct(v, 50) / pct(base, 50) - 1
+        results[k] = {"p50_ms": pct(v, 50) * 1e3, "mean_ms": sum(v) / len(v) * 1e3, "overhead_vs_native": ov}
+        rows.append([k, results[k]["p50_ms"], f"{ov * 100:+.2f}%"])
+    params = {**vars(a), "commands_per_task": len(blas.commands())}
+    path = write("cuda_overhead", dev, params, results)
+    print(table(f"Runtime overhead on {dev.info.name} ({params['commands_per_task']} commands/task) -> {path}",
+                ["config", "task p50 ms", "overhead"], rows))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    os._exit(main())

@@ -1,0 +1,103 @@
+"""CudaDevice: one GPU as an application opens it; discovery and names through NVML."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+
+import cupy
+
+from hal.clock import Clock, default_clock
+from hal.cuda.errors import CudaUnavailableError
+from hal.cuda.poller import EventPool, Poller
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    index: int
+    name: str
+    pci_bus_id: str
+    memory_bytes: int
+    sm_count: int
+
+
+def _nvml_name(pci_bus_id: str) -> str | None:
+    """The marketing name NVML gives the GPU at `pci_bus_id` (None without NVML)."""
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    try:
+        pynvml.nvmlInit()
+        try:
+            handle = pynvml.nvmlDeviceGetHandleByPciBusId(pci_bus_id)
+            name = pynvml.nvmlDeviceGetName(handle)
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # noqa: BLE001 - NVML absent or refusing: fall back to CUDA's name
+        return None
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def describe(index: int) -> DeviceInfo:
+    count = cupy.cuda.runtime.getDeviceCount()
+    if not 0 <= index < count:
+        raise CudaUnavailableError(f"cuda:{index}: no such device; there are {count} (cuda:0..cuda:{count - 1})")
+    props = cupy.cuda.runtime.getDeviceProperties(index)
+    bus = cupy.cuda.Device(index).pci_bus_id
+    cuda_name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+    return DeviceInfo(
+        index=index,
+        name=_nvml_name(bus) or cuda_name,
+        pci_bus_id=bus,
+        memory_bytes=int(props["totalGlobalMem"]),
+        sm_count=int(props["multiProcessorCount"]),
+    )
+
+
+def list_devices() -> list[DeviceInfo]:
+    """Every visible CUDA device, in CUDA's order."""
+    return [describe(i) for i in range(cupy.cuda.runtime.getDeviceCount())]
+
+
+class CudaDevice:
+    """A GPU: `create_queue()` gives CudaHwQueues sharing one completion poller."""
+
+    _opened: dict[int, CudaDevice] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, index: int, clock: Clock | None = None) -> None:
+        self.info = describe(index)
+        self.index = index
+        self.name = f"cuda:{index}"
+        self.clock = clock or default_clock()
+        self.pool = EventPool(index)
+        self.poller = Poller(index, self.pool)
+
+    @classmethod
+    def open(cls, index: int = 0) -> CudaDevice:
+        """The process-wide device object for `cuda:index`."""
+        with cls._lock:
+            if index not in cls._opened:
+                cls._opened[index] = cls(index)
+            return cls._opened[index]
+
+    @property
+    def sm_count(self) -> int:
+        return self.info.sm_count
+
+    @cached_property
+    def spin(self):  # -> SpinKernel (imported lazily: it compiles on first use)
+        from hal.cuda.spin import SpinKernel
+
+        return SpinKernel(self)
+
+    def create_queue(self, stream: cupy.cuda.Stream | None = None, *, priority: int = 0,
+                     guard: bool | None = None):  # fmt: skip
+        from hal.cuda.hwqueue import CudaHwQueue
+
+        return CudaHwQueue(self, stream, priority=priority, guard=guard)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,66 @@
+"""GuardedKernel: one kernel compiled plain (level 1) and instrumented (level 2)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+import cupy
+
+from hal.cuda._compat import blocks_per_sm
+from hal.cuda.commands import Dim, GuardedLaunch, dim3
+from hal.cuda.instrument import FIX_SUFFIX, instrument
+
+
+class GuardedKernel:
+    """A kernel from CUDA C++ source (`extern "C" __global__ void name(...)`).
+
+    Calling it makes a GuardedLaunch command; a CudaHwQueue runs the plain compile when
+    it is not guarding, else the guarded one followed by the relaunch of flushed blocks.
+    Compiles lazily, once per process (CuPy caches the binaries on disk too).
+    """
+
+    def __init__(self, source: str, name: str, options: Sequence[str] = ("-std=c++17",)) -> None:
+        self.source = source
+        self.name = name
+        self.options = tuple(options)
+        self._instrumented = instrument(source, [name])
+
+    @cached_property
+    def plain(self) -> cupy.RawKernel:
+        return cupy.RawModule(code=self.source, options=self.options).get_function(self.name)
+
+    @cached_property
+    def _module(self) -> cupy.RawModule:
+        return cupy.RawModule(code=self._instrumented.source, options=self.options)
+
+    @cached_property
+    def main(self) -> cupy.RawKernel:
+        return self._module.get_function(self.name)
+
+    @cached_property
+    def fix(self) -> cupy.RawKernel:
+        return self._module.get_function(self.name + FIX_SUFFIX)
+
+    def fix_grid(self, blocks: int, threads: int, shared_mem: int, sm_count: int) -> int:
+        """At most one wave of relaunch blocks: enough to refill the GPU, cheap when idle."""
+        wave = blocks_per_sm(self.fix, threads, shared_mem) * sm_count
+        return max(1, min(blocks, wave))
+
+    def __call__(
+        self, grid: Dim, block: Dim, args: Sequence[Any], shared_mem: int = 0, name: str = ""
+    ) -> GuardedLaunch:
+        return GuardedLaunch(
+            name=name or self.name,
+            kernel=self,
+            grid=dim3(grid),
+            block=dim3(block, "block"),
+            args=tuple(args),
+            shared_mem=shared_mem,
+        )
+
+    @staticmethod
+    def blocks(grid: tuple[int, int, int]) -> int:
+        return math.prod(grid)

@@ -1,0 +1,180 @@
+"""CudaHwQueue: the HwQueue over one CuPy stream; level 1 always, level 2 for guarded kernels."""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+import weakref
+
+import cupy
+import numpy as np
+
+from hal.command import HwCommand, Level
+from hal.cuda.commands import GuardedLaunch
+from hal.cuda.gate import DeviceFlag, StreamGate
+from hal.errors import HalError
+from hal.hwqueue import CompletionCallback, HwQueue
+
+_bound = threading.local()
+_live: weakref.WeakSet[CudaHwQueue] = weakref.WeakSet()
+
+
+@atexit.register
+def _reactivate_all() -> None:
+    """A stream left deactivated would never drain, and CuPy's exit would wait on it."""
+    for q in list(_live):
+        q._flag.set(0)
+
+
+def _bind_thread(index: int) -> None:
+    """Make `index` the current device of this thread once (driver calls need a context)."""
+    if getattr(_bound, "index", None) != index:
+        cupy.cuda.runtime.setDevice(index)
+        _bound.index = index
+
+
+class CudaHwQueue(HwQueue):
+    """A CUDA stream as a hardware queue.
+
+    Launch enqueues a command's work on the stream and, when it has a completion callback,
+    records a pooled event the device's poller watches; callbacks run on the poller thread
+    in launch order. Level 2 (`deactivate`) sets this queue's flag (device memory, see hal.cuda.gate):
+    guarded kernels in flight flush their not-yet-started blocks and the stream stops at
+    the gate after the flushed kernel; `reactivate` clears the flag, the gate opens, and
+    the relaunch runs exactly the flushed blocks. Other commands (closures, cuBLAS, graphs,
+    copies) are level 1: they run to completion, and a gate before each keeps them in order.
+
+    `guard`: True launches guarded kernels instrumented, False plain (pure level 1, no
+    overhead); None (default) starts plain and turns guarding on at the first deactivate.
+    Caveat (measured on the H100): while a queue is deactivated its gate kernel keeps the
+    device busy, and loading a CUDA module (CuPy compiling/loading a kernel on first use)
+    waits for the device to go idle: do first uses (warm-up) before scheduling, or such a
+    load blocks until the queue is reactivated.
+    Threads: launch, deactivate and reactivate may be called from any thread and never
+    block on the GPU; launches are serialised by a lock.
+    """
+
+    max_level = Level.DEACTIVATE
+
+    def __init__(self, device, stream: cupy.cuda.Stream | None = None, *, priority: int = 0,
+                 guard: bool | None = None) -> None:  # fmt: skip
+        self.device = device
+        self.clock = device.clock
+        self.device_name = device.name
+        self._guard = guard
+        self._lock = threading.Lock()
+        self._closed = False
+        self._epoch = 0
+        _bind_thread(device.index)
+        with cupy.cuda.Device(device.index):
+            self.owns_stream = stream is None
+            self.stream = stream if stream is not None else cupy.cuda.Stream(non_blocking=True, priority=priority)
+            self._flag = DeviceFlag()
+            self._flag_dev = self._flag.ptr
+            self._flushed = cupy.zeros(1, dtype=cupy.uint32)
+            self._state = cupy.zeros(4096, dtype=cupy.uint32)
+            cupy.cuda.Device(device.index).synchronize()
+        self._gate = StreamGate(self._flag_dev)
+        self._fix_grids: dict[tuple, int] = {}
+        _live.add(self)
+
+    # -- HwQueue ---------------------------------------------------------------------------
+    def launch(self, cmd: HwCommand, on_complete: CompletionCallback | None = None) -> None:
+        _bind_thread(self.device.index)
+        with self._lock:
+            if self._closed:
+                raise HalError(f"launch of {cmd.name or cmd.id!r} on a closed CUDA queue")
+            with self.stream:
+                self._enqueue(cmd)
+                if on_complete is None:
+                    return
+                event = self.device.pool.get()
+                event.record(self.stream)
+                self.device.poller.add(id(self), event, cmd, on_complete)
+
+    def synchronize(self, timeout: float | None = None) -> bool:
+        if timeout is None:
+            self.stream.synchronize()
+            return True
+        event = self.device.pool.get()
+        event.record(self.stream)
+        deadline = time.monotonic() + timeout
+        while not event.done:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(50e-6)
+        self.device.pool.put(event)
+        return True
+
+    def deactivate(self) -> None:
+        if self._guard is None:
+            self._guard = True
+        _bind_thread(self.device.index)
+        self._flag.set(1)
+
+    def reactivate(self) -> None:
+        _bind_thread(self.device.index)
+        self._flag.set(0)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._flag.set(0)  # a deactivated stream would never drain
+        self.stream.synchronize()
+
+    # -- observation -------------------------------------------------------------------------
+    @property
+    def guarding(self) -> bool:
+        return bool(self._guard)
+
+    @property
+    def deactivated(self) -> bool:
+        return bool(self._flag.value)
+
+    @property
+    def gate_kind(self) -> str:
+        return self._gate.kind
+
+    @property
+    def outstanding(self) -> int:
+        """Launched commands with a completion callback not yet delivered."""
+        return self.device.poller.outstanding(id(self))
+
+    # -- internals (stream current, lock held) -----------------------------------------------------
+    def _enqueue(self, cmd: HwCommand) -> None:
+        if isinstance(cmd, GuardedLaunch):
+            self._launch_guarded(cmd)
+        elif cmd.payload is not None:
+            if self._guard:
+                self._gate.wait(self.stream)
+            cmd.run_payload()
+        elif cmd.duration_us > 0:
+            self._launch_guarded(self.device.spin.command(cmd.duration_us))
+
+    def _launch_guarded(self, cmd: GuardedLaunch) -> None:
+        k = cmd.kernel
+        if k is None:
+            raise HalError(f"guarded launch {cmd.name!r} has no kernel")
+        if not self._guard:
+            k.plain(cmd.grid, cmd.block, cmd.args, shared_mem=cmd.shared_mem)
+            return
+        gx, gy, gz = cmd.grid
+        n = gx * gy * gz
+        if n > self._state.size:
+            self._state = cupy.zeros(1 << (n - 1).bit_length(), dtype=cupy.uint32)
+        self._epoch = self._epoch % 0xFFFFFFFE + 1  # never 0, the state's initial value
+        epoch = np.uint32(self._epoch)
+        k.main(cmd.grid, cmd.block, (*cmd.args, np.uint64(self._flag_dev), self._state,
+               self._flushed, epoch), shared_mem=cmd.shared_mem)  # fmt: skip
+        self._gate.wait(self.stream)
+        threads = cmd.block[0] * cmd.block[1] * cmd.block[2]
+        key = (k, n, threads, cmd.shared_mem)
+        fix_blocks = self._fix_grids.get(key)
+        if fix_blocks is None:
+            fix_blocks = k.fix_grid(n, threads, cmd.shared_mem, self.device.sm_count)
+            self._fix_grids[key] = fix_blocks
+        k.fix((fix_blocks, 1, 1), cmd.block, (*cmd.args, self._state, self._flushed, epoch,
+              np.uint32(gx), np.uint32(gy), np.uint32(gz)), shared_mem=cmd.shared_mem)  # fmt: skip

@@ -1,0 +1,163 @@
+"""Source-level instrumentation of CUDA kernels for level-2 (flushing) preemption.
+
+Pure text work, no CuPy: each named `extern "C" __global__` kernel becomes a device
+function (its body, with `blockIdx`/`gridDim` read from shared memory) plus two kernels:
+
+- `NAME` (guarded main launch): thread 0 of each block reads the queue's deactivation
+  flag once (device memory) into shared memory; a block that sees it set records
+  the launch as flushed and exits without running the body; others mark themselves done
+  in the per-queue state array (`state[block] = epoch`) and run the body.
+- `NAME__xs_fix` (the relaunch): a grid of at most one wave that returns at once unless
+  the launch was flushed, and otherwise runs exactly the blocks whose state is not
+  `epoch`, each with its original block index. Blocks must be independent (no
+  inter-block communication within one launch); they need not be idempotent.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from hal.cuda.errors import GuardError
+
+FIX_SUFFIX = "__xs_fix"
+MAIN_EXTRA = ("const volatile unsigned int* __xs_flag, unsigned int* __xs_state, "
+              "unsigned int* __xs_flushed, unsigned int __xs_epoch")  # fmt: skip
+FIX_EXTRA = ("unsigned int* __xs_state, const unsigned int* __xs_flushed, unsigned int __xs_epoch, "
+             "unsigned int __xs_gx, unsigned int __xs_gy, unsigned int __xs_gz")  # fmt: skip
+
+_PRELUDE = """\
+// --- xsched guard prelude: the body sees its logical block index through shared memory
+__shared__ uint3 __xs_bid;
+__shared__ uint3 __xs_grid;
+#define blockIdx __xs_bid
+#define gridDim __xs_grid
+"""
+
+_MAIN = """
+extern "C" __global__ void {bounds}{name}({params}{sep}{extra}) {{
+  __shared__ int __xs_skip;
+  if (threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0) {{
+    unsigned int __xs_b = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+    int __xs_f = *__xs_flag != 0u;
+    if (__xs_f) *__xs_flushed = __xs_epoch; else __xs_state[__xs_b] = __xs_epoch;
+    __xs_skip = __xs_f;
+    __xs_bid = blockIdx;
+    __xs_grid = make_uint3(gridDim.x, gridDim.y, gridDim.z);
+  }}
+  __syncthreads();
+  if (__xs_skip) return;
+  __xs_body_{name}({args});
+}}
+"""
+
+_FIX = """
+extern "C" __global__ void {bounds}{name}{suffix}({params}{sep}{extra}) {{
+  __shared__ int __xs_run;
+  if (*(const volatile unsigned int*)__xs_flushed != __xs_epoch) return;
+  const unsigned int __xs_n = __xs_gx * __xs_gy * __xs_gz;
+  for (unsigned int __xs_b = blockIdx.x; __xs_b < __xs_n; __xs_b += gridDim.x) {{
+    if (threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0) {{
+      int __xs_r = __xs_state[__xs_b] != __xs_epoch;
+      if (__xs_r) {{
+        __xs_state[__xs_b] = __xs_epoch;
+        __xs_bid = make_uint3(__xs_b % __xs_gx, (__xs_b / __xs_gx) % __xs_gy, __xs_b / (__xs_gx * __xs_gy));
+        __xs_grid = make_uint3(__xs_gx, __xs_gy, __xs_gz);
+      }}
+      __xs_run = __xs_r;
+    }}
+    __syncthreads();
+    if (__xs_run) __xs_body_{name}({args});
+    __syncthreads();
+  }}
+}}
+"""
+
+_BOUNDS = r"(?:__launch_bounds__\s*\([^)]*\)\s*)?"
+
+
+@dataclass(frozen=True)
+class Instrumented:
+    source: str
+    kernels: tuple[str, ...]
+
+    def fix_name(self, name: str) -> str:
+        return name + FIX_SUFFIX
+
+
+def _matching(text: str, start: int, open_: str, close: str) -> int:
+    """Index of the bracket closing the one at `start`."""
+    depth = 0
+    for i in range(start, len(text)):
+        if text[i] == open_:
+            depth += 1
+        elif text[i] == close:
+            depth -= 1
+            if depth == 0:
+                return i
+    raise GuardError(f"unbalanced {open_!r} at offset {start}")
+
+
+def _split_params(params: str) -> list[str]:
+    parts, depth, cur = [], 0, []
+    for ch in params:
+        if ch in "<([":
+            depth += 1
+        elif ch in ">)]":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    last = "".join(cur).strip()
+    if last and last != "void":
+        parts.append(last)
+    return parts
+
+
+def _param_name(param: str) -> str:
+    names = re.findall(r"[A-Za-z_]\w*", param.split("=")[0])
+    if not names or names[-1] in {"const", "unsigned", "int", "float", "double", "char", "void"}:
+        raise GuardError(f"cannot find the name of kernel parameter {param!r}")
+    return names[-1]
+
+
+def instrument(source: str, names: list[str] | tuple[str, ...]) -> Instrumented:
+    """Instrument the kernels `names` of `source` (see the module docstring)."""
+    if not names:
+        raise GuardError("instrument() needs at least one kernel name")
+    includes = [ln for ln in source.splitlines() if ln.lstrip().startswith("#include")]
+    body = "\n".join(ln for ln in source.splitlines() if not ln.lstrip().startswith("#include"))
+    wrappers = []
+    for name in names:
+        pat = re.compile(
+            rf'extern\s+"C"\s+__global__\s+({_BOUNDS})void\s+({_BOUNDS}){re.escape(name)}\s*\('
+        )
+        m = pat.search(body)
+        if m is None:
+            raise GuardError(f'kernel {name!r} not found as `extern "C" __global__ void {name}(...)`')
+        if pat.search(body, m.end()) is not None:
+            raise GuardError(f"kernel {name!r} is defined twice")
+        close = _matching(body, m.end() - 1, "(", ")")
+        params = body[m.end() : close].strip()
+        rest = body[close + 1 :]
+        if not rest.lstrip().startswith("{"):
+            raise GuardError(f"kernel {name!r}: expected its body after the parameter list")
+        bounds = (m.group(1) + m.group(2)).strip()
+        plist = _split_params(params)
+        args = ", ".join(_param_name(p) for p in plist)
+        header = f"static __device__ __forceinline__ void __xs_body_{name}({params})"
+        body = body[: m.start()] + header + rest
+        fmt = dict(
+            name=name,
+            bounds=f"{bounds} " if bounds else "",
+            params=", ".join(plist),
+            sep=", " if plist else "",
+            args=args,
+            suffix=FIX_SUFFIX,
+        )
+        wrappers.append(_MAIN.format(extra=MAIN_EXTRA, **fmt))
+        wrappers.append(_FIX.format(extra=FIX_EXTRA, **fmt))
+    out = "\n".join([*includes, _PRELUDE, body, "#undef blockIdx", "#undef gridDim", *wrappers])
+    return Instrumented(out, tuple(names))

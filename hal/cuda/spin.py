@@ -1,0 +1,112 @@
+"""The calibrated spin kernel: a guarded busy-loop kernel of a requested duration.
+
+A launch is `waves` full waves of short blocks (each spins `block_us` on %globaltimer),
+so level 2 can flush it within about one block's time. Thread 0 of each block counts
+its block in `count` (non-idempotent: a block run twice shows as 2) and raises
+`last_end` to its end time in device nanoseconds (for preemption-latency probes).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import cupy
+import numpy as np
+
+from hal.cuda._compat import blocks_per_sm
+from hal.cuda.commands import GuardedLaunch
+from hal.cuda.guard import GuardedKernel
+
+SPIN_SRC = r"""
+extern "C" __global__ void __launch_bounds__(128, 16) xs_spin(unsigned long long block_ns, unsigned int* count,
+                                   unsigned long long* last_end) {
+  unsigned long long t0, t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
+  do { asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t)); } while (t - t0 < block_ns);
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    unsigned int b = blockIdx.x + gridDim.x * blockIdx.y;
+    if (count) count[b] += 1u;
+    if (last_end) atomicMax(last_end, t);
+  }
+}
+"""
+
+STAMP_SRC = r"""
+extern "C" __global__ void xs_stamp(unsigned long long* out) {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  *out = t;
+}
+"""
+
+THREADS = 128  # with __launch_bounds__(128, 16): full occupancy guarded or not
+_kernel = GuardedKernel(SPIN_SRC, "xs_spin")
+
+
+class SpinKernel:
+    """Spin commands of a given duration on one device, calibrated on first use."""
+
+    def __init__(self, device, block_us: float = 10.0) -> None:
+        if not block_us > 0:
+            raise ValueError(f"block_us {block_us} must be > 0")
+        self.device = device
+        self.block_us = block_us
+        self.kernel = _kernel
+        self.wave = blocks_per_sm(_kernel.plain, THREADS, 0, default=16) * device.sm_count
+        self.wave_us: float | None = None
+        self._lock = threading.Lock()
+
+    def calibrate(self, waves: int = 200) -> float:
+        """Measure one wave's duration (us) on a private stream; returns it."""
+        with self._lock, cupy.cuda.Device(self.device.index):
+            stream = cupy.cuda.Stream(non_blocking=True)
+            args = (np.uint64(int(self.block_us * 1000)), np.uint64(0), np.uint64(0))
+            with stream:
+                for _ in range(3):  # warm up clocks and the module
+                    _kernel.plain((self.wave * waves,), (THREADS,), args)
+                start, end = cupy.cuda.Event(), cupy.cuda.Event()
+                start.record(stream)
+                for _ in range(5):
+                    _kernel.plain((self.wave * waves,), (THREADS,), args)
+                end.record(stream)
+            end.synchronize()
+            self.wave_us = cupy.cuda.get_elapsed_time(start, end) * 1000 / (5 * waves)
+            return self.wave_us
+
+    def shape(self, duration_us: float) -> tuple[int, float]:
+        """(blocks, block_ns) for a launch of about `duration_us`."""
+        if not duration_us > 0:
+            raise ValueError(f"spin duration_us {duration_us} must be > 0")
+        if self.wave_us is None:
+            self.calibrate()
+        if duration_us <= self.wave_us:
+            return self.wave, duration_us * 1000 * self.block_us / self.wave_us
+        waves = max(1, round(duration_us / self.wave_us))
+        return waves * self.wave, self.block_us * 1000
+
+    def command(self, duration_us: float, count: cupy.ndarray | None = None,
+                last_end: cupy.ndarray | None = None, name: str = "spin") -> GuardedLaunch:  # fmt: skip
+        blocks, block_ns = self.shape(duration_us)
+        if count is not None and count.size < blocks:
+            raise ValueError(f"count has {count.size} slots, the launch has {blocks} blocks")
+        return _kernel(
+            (blocks,), (THREADS,),
+            (np.uint64(int(block_ns)), _ptr(count), _ptr(last_end)),
+            name=name,
+        )  # fmt: skip
+
+
+def _ptr(a: cupy.ndarray | None):
+    return np.uint64(0) if a is None else a
+
+
+_stamp: cupy.RawKernel | None = None
+
+
+def stamp(out: cupy.ndarray) -> None:
+    """Enqueue on the current stream: write the device time (ns, %globaltimer) to out[0]."""
+    global _stamp
+    if _stamp is None:
+        _stamp = cupy.RawKernel(STAMP_SRC, "xs_stamp")
+    _stamp((1,), (1,), (out,))
