@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from hal.command import HwCommand, Level
-from hal.cpu.device import CpuDevice
 from hal.errors import HalError
 from hal.hwqueue import CompletionCallback, HwQueue
+
+if TYPE_CHECKING:  # the device creates its queues: no import the other way at run time
+    from hal.cpu.device import CpuDevice
 
 
 class CpuHwQueue(HwQueue):
