@@ -45,9 +45,9 @@ def private_sim_env(speed: float = 1.0) -> tuple[dict[str, str], Path]:
 
 
 def stop_sim(sock: Path) -> None:
-    for proc in psutil.process_iter(["cmdline"]):
-        if str(sock) in " ".join(proc.info["cmdline"] or []):
-            proc.kill()
+    from hal.sim.client import stop_server
+
+    stop_server(sock)
 
 
 def run_workload(env: dict[str, str], args: list[str], extra_env: dict[str, str] | None = None):

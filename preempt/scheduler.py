@@ -15,12 +15,12 @@ from hal import Clock
 from hal.clock import Timer
 from preempt.xqueue import EventKind, XQueue, XQueueEvent, XQueueInfo, XQueueState
 from xschedd.policy import Policy, Resume, SetTimer, Status, Suspend, XQueueStatus
-from xschedd.policy.hintbook import HintBook, hint_key
+from xschedd.policy.hintbook import HintBook
 from xschedd.policy.hints import Hint
 
 _RESCHEDULE_ON = {EventKind.READY, EventKind.IDLE, EventKind.CLOSED}
 
-__all__ = ["LocalScheduler", "hint_key", "xqueue_status"]
+__all__ = ["LocalScheduler", "xqueue_status"]
 
 
 def xqueue_status(info: XQueueInfo) -> XQueueStatus:

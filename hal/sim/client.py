@@ -135,6 +135,20 @@ def _spawn_server(path: Path, speed: float) -> None:
         )
 
 
+def stop_server(path: Path) -> int:
+    """Kill the device server serving `path` (a test's or benchmark's private device);
+    return how many processes were stopped."""
+    import psutil  # only the tools that clean up need it
+
+    stopped = 0
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = proc.info.get("cmdline") or []
+        if "hal.sim.server" in cmd and str(path) in cmd:
+            proc.kill()
+            stopped += 1
+    return stopped
+
+
 def connect_or_start(path: Path, speed: float = 1.0, start: bool = True) -> RemoteDevice:
     """Connect to the shared device at `path`, starting its server first if none runs."""
     sock = _connect(path)

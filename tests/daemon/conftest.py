@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -21,7 +22,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from protos.xsched.v1 import control_pb2 as cpb, control_pb2_grpc
+from hal.sim.client import stop_server
+from protos.xsched.v1 import control_pb2 as cpb
+from protos.xsched.v1 import control_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 15.0
@@ -178,22 +181,18 @@ class Env:
         )
 
 
-def _cleanup_sim(dir: Path) -> None:
-    """Stop the private simulated device server that the workloads started on demand."""
-    import psutil
-
-    sock = str(dir / "sim.sock")
-    for proc in psutil.process_iter(["cmdline"]):
-        cmd = proc.info.get("cmdline") or []
-        if "hal.sim.server" in cmd and sock in cmd:
-            proc.kill()
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture
 def short_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="xsd-"))
     yield path
-    _cleanup_sim(path)
+    stop_server(path / "sim.sock")  # the workloads started it on demand
     subprocess.run(["rm", "-rf", str(path)], check=False)
 
 

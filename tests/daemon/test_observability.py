@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import socket
 import urllib.request
 
 from protos.xsched.v1 import control_pb2 as cpb
-from tests.daemon.conftest import wait_for
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.daemon.conftest import free_port, wait_for
 
 
 def test_metrics_endpoint_reports_queues_decisions_and_latencies(make_env) -> None:
-    port = _free_port()
+    port = free_port()
     env = make_env("--metrics-port", str(port), "--policy", "HPF")
     w = env.workload("name=q,priority=3,commands=2,command_us=200", duration_s=4)
     wait_for(lambda: env.daemon.xqueues(), 10)

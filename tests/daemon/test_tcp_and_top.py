@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 
-from tests.daemon.conftest import ROOT, _env, wait_for
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.daemon.conftest import ROOT, _env, free_port, wait_for
 
 
 def _ctl(*args: str) -> subprocess.CompletedProcess:
@@ -24,7 +17,7 @@ def _ctl(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_agents_and_xschedctl_work_over_loopback_tcp(make_env) -> None:
-    port = _free_port()
+    port = free_port()
     env = make_env("--listen", f"127.0.0.1:{port}")
     w = env.workload(
         "name=tcp,priority=4,commands=2,command_us=200", duration_s=4,
@@ -42,7 +35,7 @@ def test_agents_and_xschedctl_work_over_loopback_tcp(make_env) -> None:
 
 
 def test_tcp_is_off_unless_asked_for(env) -> None:
-    refused = _ctl("--connect", f"127.0.0.1:{_free_port()}", "list")
+    refused = _ctl("--connect", f"127.0.0.1:{free_port()}", "list")
     assert refused.returncode == 3  # no daemon there
     assert "Traceback" not in refused.stderr
 

@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psutil
 import pytest
+
+from hal.sim.client import stop_server
 
 ROOT = Path(__file__).resolve().parents[2]
 FG = "name=fg,priority=10,period_ms=10,commands=4,command_us=500"
@@ -23,9 +24,7 @@ def sim_env(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("XSCHED_")}
     env.update(XSCHED_SIM_SOCKET=str(sock), PYTHONPATH=str(ROOT))
     yield env
-    for proc in psutil.process_iter(["cmdline"]):
-        if str(sock) in " ".join(proc.info["cmdline"] or []):
-            proc.kill()
+    stop_server(sock)
 
 
 def workload(env, *args, extra_env=None, timeout=60):
