@@ -1,8 +1,8 @@
 """What the CUDA benchmarks share: device setup, XQueue runtimes, percentiles, results files.
 
-All experiments run two (or more) XQueues inside ONE process with the local scheduler
-(preempt.runtime.Runtime, XSCHED_SCHEDULER=LCL): the daemon (xschedd) is not landed yet,
-so the paper's two-process setups are approximated by two threads of one process.
+Most experiments run two (or more) XQueues inside ONE process with the local scheduler
+(preempt.runtime.Runtime, XSCHED_SCHEDULER=LCL), i.e. one CUDA context;
+cuda_fixed_priority_2proc.py runs two processes through xschedd.
 """
 
 from __future__ import annotations
@@ -58,7 +58,10 @@ def commit() -> str:
         return "unknown"
 
 
-def write(name: str, device, parameters: dict, results: dict) -> Path:
+SETUP_ONE_PROCESS = "one process (one CUDA context), XQueues scheduled by preempt's local scheduler"
+
+
+def write(name: str, device, parameters: dict, results: dict, setup: str = SETUP_ONE_PROCESS) -> Path:
     """Write $OUT/NAME.json (or bench/results/NAME.json without $OUT)."""
     out_dir = Path(os.environ["OUT"]) if os.environ.get("OUT") else ROOT / "bench" / "results"
     path = out_dir / f"{name}.json"
@@ -67,7 +70,7 @@ def write(name: str, device, parameters: dict, results: dict) -> Path:
         "device": f"{device.info.name} ({device.name}, {device.info.sm_count} SMs)",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "commit": commit(),
-        "setup": "one process, XQueues scheduled by preempt's local scheduler (no xschedd yet)",
+        "setup": setup,
         "parameters": parameters,
         "results": results,
     }

@@ -4,7 +4,10 @@ The foreground submits periodic tasks (spin kernels) at 20% of its standalone pe
 the background runs tasks of long spin kernels back to back. We report the foreground's
 P50/P99 for: native (bare streams, FCFS), native with CUDA stream priorities, and ours
 under HPF at level 1 (threshold 1, 4, 16) and level 2. Both queues live in one process
-(local scheduler; the daemon is not landed). Usage: python bench/cuda_fixed_priority.py
+(one CUDA context, local scheduler); ours maps the XQueue priority onto CUDA stream
+priorities (HwQueue.set_priority), and the `_no_hw_prio` rows turn that off to show what
+scheduling alone gives. bench/cuda_fixed_priority_2proc.py runs two processes through
+xschedd. Usage: python bench/cuda_fixed_priority.py
 """
 
 from __future__ import annotations
@@ -48,12 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     alone = run([(fg_spec, dev.create_queue(guard=False))], a.duration_s)["fg"]
     alone_p99 = pct(alone.latency.samples(), 99)
 
-    def ours(level, threshold):
+    def ours(level, threshold, hw_priority=True):
         rt = runtime("HPF")
-        fq = rt.create_xqueue(dev.create_queue(guard=level >= 2), name="fg", level=level,
-                              threshold=threshold, priority=10)  # fmt: skip
-        bq = rt.create_xqueue(dev.create_queue(guard=level >= 2), name="bg", level=level,
-                              threshold=threshold, priority=0)  # fmt: skip
+        fh, bh = dev.create_queue(guard=level >= 2), dev.create_queue(guard=level >= 2)
+        if not hw_priority:
+            fh.set_priority = bh.set_priority = lambda priority: None
+        fq = rt.create_xqueue(fh, name="fg", level=level, threshold=threshold, priority=10)
+        bq = rt.create_xqueue(bh, name="bg", level=level, threshold=threshold, priority=0)
         return [(fg_spec, fq), (bg_spec, bq)]
 
     configs = {
@@ -65,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         "ours_lv1_thr16": lambda: ours(1, 16),
         "ours_lv2_thr8": lambda: ours(2, 8),
         "ours_lv2_thr16": lambda: ours(2, 16),
+        "ours_lv1_thr4_no_hw_prio": lambda: ours(1, 4, hw_priority=False),
+        "ours_lv2_thr8_no_hw_prio": lambda: ours(2, 8, hw_priority=False),
     }  # fmt: skip
     results = {"standalone": {"fg_p50_ms": pct(alone.latency.samples(), 50) * 1e3,
                               "fg_p99_ms": alone_p99 * 1e3, "tasks": alone.tasks_done}}  # fmt: skip
@@ -81,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             "bg_throughput_tps": bg.tasks_done / bg.elapsed_s,
         }
         results[name] = r
+        print(name, {k: round(v, 3) for k, v in r.items()}, flush=True)
         rows.append([name, r["fg_p50_ms"], r["fg_p99_ms"], r["p99_vs_standalone"], round(r["bg_throughput_tps"], 1)])
     params = {**vars(a), "fg_period_ms": period_ms, "spin_wave_us": dev.spin.wave_us,
               "stream_priority_high": hi, "gate": dev.create_queue(guard=True).gate_kind}  # fmt: skip

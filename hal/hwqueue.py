@@ -47,5 +47,10 @@ class HwQueue(ABC):
     def restore(self) -> None:
         raise UnsupportedLevelError(f"{type(self).__name__} does not support level 3 (restore)")
 
+    def set_priority(self, priority: int) -> None:
+        """Hardware priority hint for commands launched from now on (XSched's priority:
+        higher is more urgent). Devices with prioritised hardware queues (CUDA stream
+        priorities) map it onto their range; the default ignores it."""
+
     def close(self) -> None:
         """Release the queue; launched commands may be dropped."""

@@ -72,6 +72,7 @@ class Runtime:
         laxity = d.laxity_us if laxity_us is None else laxity_us
         if laxity is not None:
             hints.append(H.LaxityHint(xq.id, laxity, H.PRIORITY_DEFAULT, hints[0].priority))
+        hwq.set_priority(hints[0].priority)  # where the hardware has priorities (CUDA streams)
         if self.scheduler is not None:
             self.scheduler.add(xq, hints)
         return xq

@@ -16,7 +16,7 @@ from hal.clock import Timer
 from preempt.xqueue import EventKind, XQueue, XQueueEvent, XQueueInfo, XQueueState
 from xschedd.policy import Policy, Resume, SetTimer, Status, Suspend, XQueueStatus
 from xschedd.policy.hintbook import HintBook
-from xschedd.policy.hints import Hint
+from xschedd.policy.hints import Hint, PriorityHint
 
 _RESCHEDULE_ON = {EventKind.READY, EventKind.IDLE, EventKind.CLOSED}
 
@@ -85,6 +85,11 @@ class LocalScheduler:
         self._reschedule()
 
     def _apply_hint(self, hint: Hint) -> None:
+        if isinstance(hint, PriorityHint):
+            with self._lock:
+                xq = self._xqueues.get(hint.xqueue_id)
+            if xq is not None:
+                xq.hwq.set_priority(hint.priority)
         self._policy.on_hint(hint)
         self._reschedule()
 

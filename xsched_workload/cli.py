@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         for spec in specs:
             hwq = device.create_queue()
             if runtime is None:
+                if spec.priority is not None:  # native: the hardware's own priorities, if any
+                    hwq.set_priority(spec.priority)
                 loads.append(QueueLoad(spec, hwq))
                 continue
             xq = runtime.create_xqueue(

@@ -40,14 +40,35 @@ def _write_value32():
     return fn
 
 
+_priority_range: tuple[int, int] | None = None
+
+
 def stream_priority_range() -> tuple[int, int]:
     """(least, greatest) stream priority of the current context (greatest is most urgent)."""
+    global _priority_range
+    if _priority_range is not None:
+        return _priority_range
     least, greatest = ctypes.c_int(0), ctypes.c_int(0)
     try:
         rc = ctypes.CDLL("libcuda.so.1").cuCtxGetStreamPriorityRange(ctypes.byref(least), ctypes.byref(greatest))
     except (OSError, AttributeError):
         rc = -1
-    return (least.value, greatest.value) if rc == 0 else (0, 0)
+    if rc != 0:
+        return (0, 0)  # no context yet: ask again next time
+    _priority_range = (least.value, greatest.value)
+    return _priority_range
+
+
+def stream_priority_for(priority: int) -> int:
+    """The CUDA stream priority for an XSched priority (bigger is more urgent).
+
+    CUDA offers a few levels (0 down to -5 on the H100; lower is more urgent): priorities
+    of 0 or less get the default level, 1, 2, ... one level more urgent each, up to the
+    device's most urgent level. Policies still decide who runs; this only lets the
+    hardware start an urgent queue's blocks before older, less urgent work in flight.
+    """
+    least, greatest = stream_priority_range()
+    return least - min(max(int(priority), 0), least - greatest)
 
 
 class DeviceFlag:

@@ -12,7 +12,7 @@ import numpy as np
 
 from hal.command import HwCommand, Level
 from hal.cuda.commands import GuardedLaunch
-from hal.cuda.gate import DeviceFlag, StreamGate
+from hal.cuda.gate import DeviceFlag, StreamGate, stream_priority_for
 from hal.errors import HalError
 from hal.hwqueue import CompletionCallback, HwQueue
 
@@ -70,6 +70,8 @@ class CudaHwQueue(HwQueue):
         with cupy.cuda.Device(device.index):
             self.owns_stream = stream is None
             self.stream = stream if stream is not None else cupy.cuda.Stream(non_blocking=True, priority=priority)
+            self._streams = {priority: self.stream}
+            self._stream_priority = priority
             self._flag = DeviceFlag()
             self._flag_dev = self._flag.ptr
             self._flushed = cupy.zeros(1, dtype=cupy.uint32)
@@ -116,6 +118,34 @@ class CudaHwQueue(HwQueue):
     def reactivate(self) -> None:
         _bind_thread(self.device.index)
         self._flag.set(0)
+
+    def set_priority(self, priority: int) -> None:
+        """Launch from now on into a stream of the matching CUDA priority (hal.cuda.gate.
+        stream_priority_for): the hardware then starts this queue's blocks before those of
+        lower-priority streams, e.g. a suspended queue's commands still in flight. Order is
+        kept: the new stream waits for everything launched on the old one. A queue over an
+        application's stream keeps that stream's priority."""
+        if not self.owns_stream:
+            return
+        target = stream_priority_for(priority)
+        _bind_thread(self.device.index)
+        with self._lock:
+            if target == self._stream_priority or self._closed:
+                return
+            with cupy.cuda.Device(self.device.index):
+                new = self._streams.get(target)
+                if new is None:
+                    new = self._streams[target] = cupy.cuda.Stream(non_blocking=True, priority=target)
+                handoff = cupy.cuda.Event(block=False, disable_timing=True)
+                handoff.record(self.stream)
+                new.wait_event(handoff)
+            self.stream = new
+            self._stream_priority = target
+
+    @property
+    def stream_priority(self) -> int:
+        """The CUDA priority of the stream launches go to now (lower is more urgent)."""
+        return self._stream_priority
 
     def close(self) -> None:
         with self._lock:

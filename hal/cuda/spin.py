@@ -4,6 +4,12 @@ A launch is `waves` full waves of short blocks (each spins `block_us` on %global
 so level 2 can flush it within about one block's time. Thread 0 of each block counts
 its block in `count` (non-idempotent: a block run twice shows as 2) and raises
 `last_end` to its end time in device nanoseconds (for preemption-latency probes).
+
+The loop naps 256 ns between clock reads. Measured on the H100: a loop that only
+reads %globaltimer fills every issue slot of the SM, and then a new block's first
+global-memory access plus barrier (the level-2 guard's prologue) takes ~7 us, which
+made guarded 10 us blocks 1.75x slower; with the nap the same prologue costs nothing
+measurable (bench/cuda_guard_cost.py), as for real kernels, which stall on memory.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ extern "C" __global__ void __launch_bounds__(128, 16) xs_spin(unsigned long long
                                    unsigned long long* last_end) {
   unsigned long long t0, t;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
-  do { asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t)); } while (t - t0 < block_ns);
+  do { __nanosleep(256); asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t)); } while (t - t0 < block_ns);
   __syncthreads();
   if (threadIdx.x == 0) {
     unsigned int b = blockIdx.x + gridDim.x * blockIdx.y;
@@ -58,7 +64,12 @@ class SpinKernel:
         self._lock = threading.Lock()
 
     def calibrate(self, waves: int = 200) -> float:
-        """Measure one wave's duration (us) on a private stream; returns it."""
+        """Measure one wave's duration (us) on a private stream; returns it.
+
+        Without it a wave counts as `block_us` (the nap makes it ~3% longer). Calibrate
+        only on an otherwise idle GPU: measured beside another process's work, a wave
+        looks slower and every command comes out shorter than asked.
+        """
         with self._lock, cupy.cuda.Device(self.device.index):
             stream = cupy.cuda.Stream(non_blocking=True)
             args = (np.uint64(int(self.block_us * 1000)), np.uint64(0), np.uint64(0))
@@ -78,11 +89,10 @@ class SpinKernel:
         """(blocks, block_ns) for a launch of about `duration_us`."""
         if not duration_us > 0:
             raise ValueError(f"spin duration_us {duration_us} must be > 0")
-        if self.wave_us is None:
-            self.calibrate()
-        if duration_us <= self.wave_us:
-            return self.wave, duration_us * 1000 * self.block_us / self.wave_us
-        waves = max(1, round(duration_us / self.wave_us))
+        wave_us = self.wave_us or self.block_us  # nominal unless calibrated (see calibrate)
+        if duration_us <= wave_us:
+            return self.wave, duration_us * 1000 * self.block_us / wave_us
+        waves = max(1, round(duration_us / wave_us))
         return waves * self.wave, self.block_us * 1000
 
     def command(self, duration_us: float, count: cupy.ndarray | None = None,

@@ -100,3 +100,65 @@ def test_stream_xqueue_runs_a_task_of_closures(cuda):
     assert float(a.sum()) == 11000.0
     assert xq.task_latency.count == 1 if hasattr(xq.task_latency, "count") else True
     xq.close()
+
+
+def test_priority_maps_onto_cuda_stream_priorities(cuda, device):
+    from hal.cuda.gate import stream_priority_for, stream_priority_range
+
+    least, greatest = stream_priority_range()
+    assert stream_priority_for(-7) == stream_priority_for(0) == least
+    assert stream_priority_for(1) == (least - 1 if least > greatest else least)
+    assert stream_priority_for(255) == greatest
+
+
+def test_a_priority_change_keeps_launch_order(cuda, device):
+    import cupy
+
+    q = device.create_queue()
+    x = cupy.zeros(1 << 16, dtype=cupy.int64)
+    seen: list[int] = []
+    done = threading.Event()
+    expected = 0
+    for i in range(40):
+        if i % 10 == 5:
+            q.set_priority(10 if (i // 10) % 2 == 0 else 0)
+        # x = 2x + (i % 2): the final value spells the launch order in binary
+        step = cuda.call(lambda i=i: (x.__imul__(2), x.__iadd__(i % 2)))
+        q.launch(step, lambda c, i=i: (seen.append(i), i == 39 and done.set()))
+        expected = 2 * expected + i % 2
+    assert done.wait(10)
+    assert seen == list(range(40))
+    assert q.synchronize(5)
+    assert int(x[0]) == expected and int(x[-1]) == expected
+    q.set_priority(255)
+    assert q.stream_priority == device_priority_greatest()
+
+
+def device_priority_greatest() -> int:
+    from hal.cuda.gate import stream_priority_range
+
+    return stream_priority_range()[1]
+
+
+def test_a_high_priority_queue_overtakes_older_low_priority_work(cuda, device):
+    """The reason for set_priority: a suspended queue's commands in flight yield to it."""
+    import cupy
+
+    spin = device.spin
+    bg, fg = device.create_queue(guard=False), device.create_queue(guard=False)
+    fg.set_priority(10)
+    for q in (bg, fg):  # warm up
+        q.launch(spin.command(100))
+        q.synchronize()
+    for _ in range(20):
+        bg.launch(spin.command(5_000))  # 100 ms of low-priority work in flight
+    time.sleep(0.005)
+    start = cupy.cuda.Event()
+    end = cupy.cuda.Event()
+    start.record(fg.stream)
+    fg.launch(spin.command(200))
+    end.record(fg.stream)
+    end.synchronize()
+    waited_ms = cupy.cuda.get_elapsed_time(start, end)
+    bg.synchronize()
+    assert waited_ms < 20, f"the high-priority command waited {waited_ms:.1f} ms behind 100 ms of work"
