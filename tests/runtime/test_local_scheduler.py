@@ -156,3 +156,20 @@ def test_removing_a_queue_from_the_scheduler_resumes_it():
     assert lo.suspended
     rt.scheduler.remove(lo)
     assert not lo.suspended
+
+
+def test_priority_hints_reach_the_hardware_queue_for_its_own_priorities(clock, device):
+    """Where hardware has queue priorities (CUDA streams) the XQueue priority drives them:
+    at creation, and again when a hint changes it."""
+    rt = runtime("HPF", clock)
+    hwq = device.create_queue()
+    seen: list[int] = []
+    hwq.set_priority = seen.append
+    xq = rt.create_xqueue(hwq, priority=7)
+    rt.scheduler.hint(PriorityHint(xq.id, -3))
+    clock.run_until(clock.now() + 0.001)
+    assert seen[0] == 7 and seen[-1] == -3
+
+
+def test_a_device_without_queue_priorities_ignores_them(device):
+    device.create_queue().set_priority(255)  # the HwQueue default: nothing to do
