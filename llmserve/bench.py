@@ -10,13 +10,15 @@ import time
 from collections.abc import Sequence as Seq
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from llmserve.errors import ConfigError
 from llmserve.executor.cost_model import CostModel
+from llmserve.kv.block_manager import KVUsage
 from llmserve.sched.config import SchedulerConfig
 from llmserve.sim.metrics import PolicySummary, summarize
 from llmserve.sim.simulator import SimConfig, SimResult, simulate
+from llmserve.sim.trace import TeeTrace, TraceEvent
 from llmserve.sim.workload import gen_burst
 
 EXECUTORS = ("cost", "model")
@@ -38,6 +40,7 @@ class BenchConfig:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     cfs_slice_steps: int = 64
     cost_model: CostModel = field(default_factory=CostModel)
+    fused_kernels: bool | None = None  # None: fused CUDA kernels where they apply
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
@@ -59,7 +62,9 @@ class BenchRun:
         return next((s for s in self.summaries if s.policy == policy), None)
 
 
-def run_bench(config: BenchConfig) -> BenchRun:
+def run_bench(config: BenchConfig, progress: TextIO | None = None) -> BenchRun:
+    """Run every policy; with `progress`, the real model's runs print what they are doing
+    there (set-up, then a line every few seconds)."""
     requests = gen_burst(config.burst, seed=config.seed, interval_s=config.interval_s)
     sim = SimConfig(
         kv_blocks=config.kv_blocks,
@@ -77,36 +82,99 @@ def run_bench(config: BenchConfig) -> BenchRun:
             results.append(simulate(requests, policy, sim))
         device, clock = "cost model (virtual time)", "virtual time"
     else:
-        results, device = _run_model(config, sim, requests)
+        results, device = _run_model(config, sim, requests, progress)
         clock = "wall time"
     return BenchRun(config, device, clock, demand, tuple(results),
                     tuple(summarize(r) for r in results))  # fmt: skip
 
 
-def _run_model(config: BenchConfig, sim: SimConfig, requests: list) -> tuple[list[SimResult], str]:
+def _run_model(
+    config: BenchConfig, sim: SimConfig, requests: list, progress: TextIO | None
+) -> tuple[list[SimResult], str]:
     from hal import open_device
     from llmserve.executor.model import ModelExecutor
     from llmserve.model.factory import load_model
     from llmserve.model.tokenizer import synthetic_prompt
+    from llmserve.telemetry import EngineTelemetry
+    from preempt.runtime import get_runtime
 
+    def say(text: str) -> None:
+        if progress is not None:
+            print(f"[{time.perf_counter() - t0:6.1f} s] {text}", file=progress, flush=True)
+
+    t0 = time.perf_counter()
+    say(f"loading {config.gguf or config.preset} on {config.device}")
     model = load_model(config.preset, config.device, gguf=config.gguf, seed=config.seed)
     host_blocks = sim.host_blocks if sim.host_blocks is not None else 4 * sim.kv_blocks
+    # One KV cache (device blocks, pinned host blocks) for every policy: each run starts
+    # from a fresh block manager, and a sequence reads only slots it wrote itself.
+    runner = model.runner(sim.kv_blocks, sim.block_size, host_blocks, fused=config.fused_kernels)
+    gib = 2**30
+    say(f"weights {model.weights.nbytes() / gib:.1f} GiB, KV cache {sim.kv_blocks} blocks "
+        f"({sim.kv_blocks * runner.cache.block_nbytes / gib:.2f} GiB), host swap {host_blocks} "
+        f"blocks; warming up")  # fmt: skip
+    runner.warmup()
     hw_device = open_device(config.device)
+    runtime = get_runtime()
+    telemetry = EngineTelemetry.attach(runtime, hw_device)
+    if telemetry is not None:
+        say("publishing KV gauges and TTFT/TPOT to xschedd")
     results = []
-    for policy in config.policies:
-        runner = model.runner(sim.kv_blocks, sim.block_size, host_blocks)
-        executor = ModelExecutor.create(runner, hw_device.create_queue(), name=f"llmserve-{policy}")
-        for r in requests:
-            executor.add_prompt(r.id, synthetic_prompt(r.id, r.prompt_tokens,
-                                                       model.config.vocab_size, config.seed))  # fmt: skip
-        try:
-            results.append(simulate(requests, policy, sim, executor=executor,
-                                    wall_clock=time.perf_counter))  # fmt: skip
-        finally:
-            executor.close()
+    try:
+        for policy in config.policies:
+            executor = ModelExecutor.create(runner, hw_device.create_queue(), runtime=runtime,
+                                            name=f"llmserve-{policy}")  # fmt: skip
+            vocab, seed = model.config.vocab_size, config.seed
+            for r in requests:
+                executor.add_prompt(r.id, synthetic_prompt(r.id, r.prompt_tokens, vocab, seed))
+            shown = ProgressTrace(progress, policy, len(requests)) if progress else None
+            sink = TeeTrace(telemetry, shown)
+            say(f"{policy}: serving {len(requests)} requests")
+            trace = sink if sink.sinks else None
+            try:
+                results.append(simulate(requests, policy, sim, trace=trace, executor=executor,
+                                        wall_clock=time.perf_counter))  # fmt: skip
+            finally:
+                executor.close()
+            res = results[-1]
+            say(f"{policy}: done in {res.end_s - res.start_s:.1f} s, {res.steps} steps")
+    finally:
+        if telemetry is not None:
+            telemetry.close()
     dtype = model.backend.xp.dtype(model.backend.dtype).name
     weights = "gguf" if config.gguf else "random"
-    return results, f"{config.device} {model.config.name} ({dtype}, {weights} weights)"
+    kernels = ", fused kernels" if runner.kernels.fused else ""
+    return results, f"{config.device} {model.config.name} ({dtype}, {weights} weights{kernels})"
+
+
+class ProgressTrace:
+    """A trace sink that prints a progress line every `every_s` seconds of wall time and
+    when the last request ends: requests done, tokens generated, KV in use."""
+
+    def __init__(self, stream: TextIO, label: str, total: int, every_s: float = 5.0) -> None:
+        self.stream = stream
+        self.label = label
+        self.total = total
+        self.every_s = every_s
+        self.start = self.last = time.perf_counter()
+        self.done = 0
+        self.tokens = 0
+
+    def emit(self, t: float, event: TraceEvent, seq_id: str, kv: KVUsage, **fields: Any) -> None:
+        if event is TraceEvent.TOKEN:
+            self.tokens += 1
+        elif event in (TraceEvent.FINISH, TraceEvent.REJECT):
+            self.done += 1
+        else:
+            return
+        now = time.perf_counter()
+        last = self.done == self.total and event is not TraceEvent.TOKEN
+        if last or now - self.last >= self.every_s:
+            self.last = now
+            print(f"  {self.label}: {self.done}/{self.total} requests done, {self.tokens} tokens, "
+                  f"KV {kv.gpu_blocks_used}/{kv.gpu_blocks_total} blocks "
+                  f"({kv.host_blocks_used} swapped), {now - self.start:.1f} s",
+                  file=self.stream, flush=True)  # fmt: skip
 
 
 def ratios(run: BenchRun, base: str = "fcfs", other: str = "cfs") -> dict[str, float | None]:

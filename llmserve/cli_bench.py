@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from llmserve.errors import ConfigError
 from llmserve.executor.cost_model import CostModel
@@ -39,6 +40,10 @@ def add_parser(sub: argparse._SubParsersAction, policies, positive_int) -> None:
     bench.add_argument("--cfs-slice-steps", type=positive_int, default=64)
     bench.add_argument("--cost-model", default=None,
                        help="JSON object of CostModel fields (ms) for --executor cost")
+    bench.add_argument("--plain-kernels", action="store_true",
+                       help="on a GPU, unfused CuPy operations instead of the fused kernels")
+    bench.add_argument("--quiet", action="store_true",
+                       help="no progress lines for --executor model")
     bench.add_argument("--out", required=True, help="directory for bench.json and the plots")
 
 
@@ -70,8 +75,9 @@ def run(args: argparse.Namespace) -> int:
         ),
         cfs_slice_steps=args.cfs_slice_steps,
         cost_model=cost,
+        fused_kernels=False if args.plain_kernels else None,
     )
-    bench_run = run_bench(config)
+    bench_run = run_bench(config, progress=None if args.quiet else sys.stdout)
     print(format_table([bench_run]))
     paths = write_outputs(bench_run, args.out)
     print("wrote " + ", ".join(str(p) for p in paths))

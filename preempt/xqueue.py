@@ -218,10 +218,17 @@ class XQueue:
         start = self.clock.now()
         yield self
         self.synchronize()
-        latency = self.clock.now() - start
-        self.task_latency.add(latency)
+        self.record_task(self.clock.now() - start)
+
+    def record_task(self, latency_s: float) -> None:
+        """Record a task span the application measured itself (e.g. a request's time to
+        first token): kept in `task_latency` and emitted as a TASK event, like a `task()`
+        span, so the agent reports it to xschedd as one of this queue's task latencies."""
+        if not isinstance(latency_s, (int, float)) or not 0 <= latency_s < float("inf"):
+            raise XQueueConfigError(f"task latency must be seconds in [0, inf), got {latency_s!r}")
+        self.task_latency.add(float(latency_s))
         with self._cond:
-            event = self._event_locked(EventKind.TASK, latency)
+            event = self._event_locked(EventKind.TASK, float(latency_s))
         self._emit(event)
 
     def suspend(self, sync_hw_queue: bool = False) -> None:

@@ -83,6 +83,9 @@ class BlockManager:
         self._gpu_tables: dict[str, list[int]] = {}
         self._host_tables: dict[str, list[int]] = {}
         self._tokens: dict[str, int] = {}
+        # block_table() results, kept until the table changes: a decode step asks for
+        # every running table, and a table changes only every block_size tokens.
+        self._table_tuples: dict[str, tuple[int, ...]] = {}
 
     # ---- queries -------------------------------------------------------------------
 
@@ -110,14 +113,21 @@ class BlockManager:
 
     def num_tokens(self, seq_id: str) -> int:
         """Token slots held by `seq_id` (on the GPU or on the host)."""
-        self.location(seq_id)
-        return self._tokens[seq_id]
+        tokens = self._tokens.get(seq_id)
+        if tokens is None:
+            raise UnknownSequenceError(f"sequence {seq_id!r} owns no KV blocks")
+        return tokens
 
     def block_table(self, seq_id: str) -> tuple[int, ...]:
         """Block ids of `seq_id`, in token order, in the pool that `location` names."""
-        if self.location(seq_id) is BlockLocation.GPU:
-            return tuple(self._gpu_tables[seq_id])
-        return tuple(self._host_tables[seq_id])
+        table = self._table_tuples.get(seq_id)
+        if table is None:
+            if self.location(seq_id) is BlockLocation.GPU:
+                table = tuple(self._gpu_tables[seq_id])
+            else:
+                table = tuple(self._host_tables[seq_id])
+            self._table_tuples[seq_id] = table
+        return table
 
     def num_blocks(self, seq_id: str) -> int:
         """Blocks held by `seq_id`, wherever they are."""
@@ -175,7 +185,8 @@ class BlockManager:
 
     def append(self, seq_id: str, num_tokens: int = 1) -> int:
         """Add `num_tokens` slots to a GPU sequence, growing its table; returns new blocks."""
-        self._check_count("num_tokens", num_tokens)
+        if type(num_tokens) is not int or num_tokens < 0:  # the hot path: one check
+            self._check_count("num_tokens", num_tokens)
         table = self._gpu_table(seq_id, "append to")
         need = self.blocks_for(self._tokens[seq_id] + num_tokens) - len(table)
         if need > len(self._gpu_free):
@@ -185,8 +196,24 @@ class BlockManager:
             )
         if need > 0:
             table.extend(self._take(self._gpu_free, need))
+            self._table_tuples.pop(seq_id, None)
         self._tokens[seq_id] += num_tokens
         return max(need, 0)
+
+    def try_append(self, seq_id: str, num_tokens: int = 1) -> bool:
+        """`append` when the free GPU blocks allow it, else change nothing; whether it did."""
+        if type(num_tokens) is not int or num_tokens < 0:
+            self._check_count("num_tokens", num_tokens)
+        table = self._gpu_table(seq_id, "append to")
+        tokens = self._tokens[seq_id] + num_tokens
+        need = -(-tokens // self.block_size) - len(table)
+        if need > len(self._gpu_free):
+            return False
+        if need > 0:
+            table.extend(self._take(self._gpu_free, need))
+            self._table_tuples.pop(seq_id, None)
+        self._tokens[seq_id] = tokens
+        return True
 
     def free(self, seq_id: str) -> int:
         """Release every block of `seq_id` (GPU or host); returns how many were released."""
@@ -199,6 +226,7 @@ class BlockManager:
         else:
             raise UnknownSequenceError(f"free of {seq_id!r}: it owns no KV blocks")
         del self._tokens[seq_id]
+        self._table_tuples.pop(seq_id, None)
         return len(table)
 
     def drop(self, seq_id: str) -> int:
@@ -218,6 +246,7 @@ class BlockManager:
         del self._gpu_tables[seq_id]
         self._gpu_free.extend(reversed(table))
         self._host_tables[seq_id] = host
+        self._table_tuples.pop(seq_id, None)
         return tuple(zip(table, host))
 
     def swap_in(self, seq_id: str) -> BlockPairs:
@@ -232,6 +261,7 @@ class BlockManager:
         del self._host_tables[seq_id]
         self._host_free.extend(reversed(host))
         self._gpu_tables[seq_id] = gpu
+        self._table_tuples.pop(seq_id, None)
         return tuple(zip(host, gpu))
 
     def audit(self) -> None:
@@ -254,6 +284,10 @@ class BlockManager:
                         f"{seq_id!r} holds {len(table)} {pool} blocks for "
                         f"{self._tokens[seq_id]} tokens"
                     )
+        for seq_id, cached in self._table_tuples.items():
+            table = self._gpu_tables.get(seq_id, self._host_tables.get(seq_id))
+            if table is None or cached != tuple(table):
+                raise KVInvariantError(f"block_table({seq_id!r}) is stale: {cached}")
         if set(self._tokens) != set(self._gpu_tables) | set(self._host_tables) or (
             set(self._gpu_tables) & set(self._host_tables)
         ):

@@ -60,6 +60,19 @@ class Backend:
     def to_device(self, array: np.ndarray) -> Any:
         return self.xp.asarray(array)
 
+    def to_device_many(self, arrays: list[np.ndarray]) -> list[Any]:
+        """Integer host arrays on the device as int64, in one host-to-device copy (views
+        of one buffer); on the CPU the arrays themselves."""
+        if not self.is_cuda:
+            return list(arrays)
+        flat = np.concatenate([np.asarray(a, dtype=np.int64).ravel() for a in arrays])
+        buffer = self.xp.asarray(flat)
+        out, at = [], 0
+        for a in arrays:
+            out.append(buffer[at : at + a.size].reshape(a.shape))
+            at += a.size
+        return out
+
     def empty_host(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         """Host memory for KV swapping: page-locked (pinned) on CUDA so copies run at full
         PCIe speed, an ordinary array on the CPU."""

@@ -20,7 +20,9 @@ class LoadedModel:
     backend: Backend
     source: str  # "preset tiny (random, seed 0)" or "gguf PATH"
 
-    def runner(self, num_blocks: int, block_size: int, num_host_blocks: int) -> ModelRunner:
+    def runner(self, num_blocks: int, block_size: int, num_host_blocks: int,
+               fused: bool | None = None) -> ModelRunner:  # fmt: skip
+        """A runner with its own KV cache; `fused` as in ModelRunner (None: where they apply)."""
         return ModelRunner.create(
             self.config,
             self.backend,
@@ -28,6 +30,7 @@ class LoadedModel:
             block_size=block_size,
             num_host_blocks=num_host_blocks,
             weights=self.weights,
+            fused=fused,
         )
 
 

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from llmserve.errors import LLMServeError
-from llmserve.model.attention import decode_attention, prefill_attention
 from llmserve.model.backend import Backend
 from llmserve.model.config import ModelConfig
+from llmserve.model.kernels import StepShape, make_kernels
 from llmserve.model.kv_cache import PagedKVCache
-from llmserve.model.layers import Rope, rms_norm, swiglu
+from llmserve.model.layers import Rope
 from llmserve.model.weights import Weights, random_weights
 
 
@@ -71,13 +71,21 @@ class ModelRunner:
     runs its steps and swaps, one at a time (the XQueue's hardware queue sees to that)."""
 
     def __init__(
-        self, config: ModelConfig, weights: Weights, backend: Backend, cache: PagedKVCache
+        self,
+        config: ModelConfig,
+        weights: Weights,
+        backend: Backend,
+        cache: PagedKVCache,
+        fused: bool | None = None,
     ) -> None:
         self.config = config
         self.weights = weights
         self.backend = backend
         self.cache = cache
-        self.rope = Rope(config, backend, weights.rope_freq_factors)
+        with backend.activate():
+            self.rope = Rope(config, backend, weights.rope_freq_factors)
+            # Fused CUDA kernels for float16 on a GPU unless `fused` is False (see kernels.py).
+            self.kernels = make_kernels(config, backend, self.rope, fused)
 
     @classmethod
     def create(
@@ -90,11 +98,32 @@ class ModelRunner:
         num_host_blocks: int,
         weights: Weights | None = None,
         seed: int = 0,
+        fused: bool | None = None,
     ) -> ModelRunner:
         with backend.activate():
             w = weights if weights is not None else random_weights(config, backend, seed)
             cache = PagedKVCache(config, backend, num_blocks, block_size, num_host_blocks)
-            return cls(config, w, backend, cache)
+            return cls(config, w, backend, cache, fused)
+
+    def warmup(self) -> None:
+        """Run a chunked prefill, a decode batch and a swap once, so that CuPy compiles and
+        loads every kernel now rather than inside a timed or preemptible step (a module
+        load waits while a queue is deactivated). Leaves cache contents undefined."""
+        bs, n = self.cache.block_size, self.cache.num_blocks
+        length = min(2 * bs + 1, n * bs - 1, self.config.max_position - 1)
+        table = tuple(range(min(n, -(-(length + 1) // bs))))
+        prompt = tuple(i % self.config.vocab_size for i in range(1, length + 1))
+        half = max(1, length // 2)
+        self.step([SeqWork("warmup", prompt[:half], 0, table, False)])  # a first chunk
+        if length > half:
+            self.step([SeqWork("warmup", prompt[half:], half, table, True)])  # the next
+        self.step([SeqWork("warmup", (1,), length, table, True),
+                   SeqWork("warmup2", (2,), length - 1, table, True)])  # a decode batch
+        if self.cache.num_host_blocks:
+            self.swap_out([(0, 0)])
+            self.swap_in([(0, 0)])
+        with self.backend.activate():
+            self.backend.synchronize()
 
     def swap_out(self, pairs: Seq[tuple[int, int]]) -> int:
         with self.backend.activate():
@@ -120,74 +149,46 @@ class ModelRunner:
     def _step(self, works: Seq[SeqWork], return_logits: bool) -> PendingStep:
         if not works:
             return PendingStep(self.backend, (), None, {} if return_logits else None)
-        cfg, xp, w, bs = self.config, self.backend.xp, self.weights, self.cache.block_size
+        cfg, xp, w, kern = self.config, self.backend.xp, self.weights, self.kernels
+        bs = self.cache.block_size
         # Decodes (one new token) first, as one group; then each prefill on its own.
         decodes = [s for s in works if len(s.token_ids) == 1]
         prefills = [s for s in works if len(s.token_ids) > 1]
         order = decodes + prefills
         for s in order:
             self._check(s)
-        tokens = np.concatenate([np.asarray(s.token_ids, dtype=np.int64) for s in order])
-        positions = np.concatenate(
-            [np.arange(s.start, s.start + len(s.token_ids), dtype=np.int64) for s in order]
-        )
-        tables = [np.asarray(s.block_table, dtype=np.int64) for s in order]
-        owner = np.repeat(np.arange(len(order)), [len(s.token_ids) for s in order])
-        write_blocks = np.concatenate(
-            [tables[i][positions[owner == i] // bs] for i in range(len(order))]
-        )
-        dev = self.backend.to_device
-        d_pos, d_wb, d_wo = dev(positions), dev(write_blocks), dev(positions % bs)
-        if decodes:
-            lengths = np.array([s.start + 1 for s in decodes], dtype=np.int64)
-            span = np.arange(int(lengths.max()))
-            slot_ok = span[None, :] < lengths[:, None]  # [B, Lmax]; padding reads slot 0
-            width = -(-int(lengths.max()) // bs)
-            pad_table = np.zeros((len(decodes), width), dtype=np.int64)
-            for i, s in enumerate(decodes):
-                used = s.block_table[:width]
-                pad_table[i, : len(used)] = used
-            dec_blocks = np.where(slot_ok, pad_table[:, span // bs], 0)
-            dec_offsets = np.where(slot_ok, span[None, :] % bs, 0)
-            dec_gather = (dev(dec_blocks), dev(dec_offsets))
-            d_lengths = dev(lengths)
-        pre_gather = []
-        offset = len(decodes)
-        for s in prefills:
-            ctx = np.arange(s.start + len(s.token_ids))
-            table = np.asarray(s.block_table, dtype=np.int64)
-            pre_gather.append((offset, s, dev(table[ctx // bs]), dev(ctx % bs)))
-            offset += len(s.token_ids)
-
-        x = w.embed[dev(tokens)]
-        nq, nkv, hd, g = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.group_size
-        for li, lw in enumerate(w.layers):
-            h = rms_norm(xp, x, lw.attn_norm, cfg.norm_eps)
-            qkv = h @ lw.wqkv
-            t = qkv.shape[0]
-            q = self.rope(qkv[:, : nq * hd].reshape(t, nq, hd), d_pos)
-            k = self.rope(qkv[:, nq * hd : (nq + nkv) * hd].reshape(t, nkv, hd), d_pos)
-            v = qkv[:, (nq + nkv) * hd :].reshape(t, nkv, hd)
-            self.cache.write(li, d_wb, d_wo, k, v)
-            attn = xp.empty_like(q)
-            if decodes:
-                kc, vc = self.cache.gather(li, *dec_gather)
-                attn[: len(decodes)] = decode_attention(xp, q[: len(decodes)], kc, vc, d_lengths, g)
-            for first, s, gb, go in pre_gather:
-                kc, vc = self.cache.gather(li, gb, go)
-                n = len(s.token_ids)
-                attn[first : first + n] = prefill_attention(xp, q[first : first + n], kc, vc,
-                                                            s.start, g)  # fmt: skip
-            x = x + attn.reshape(t, nq * hd) @ lw.wo
-            h = rms_norm(xp, x, lw.ffn_norm, cfg.norm_eps)
-            x = x + swiglu(xp, h @ lw.w_gate_up, cfg.ffn_dim) @ lw.w_down
-
-        ends = np.cumsum([len(s.token_ids) for s in order]) - 1
+        lens = [len(s.token_ids) for s in order]
+        tokens = np.fromiter((t for s in order for t in s.token_ids), dtype=np.int64)
+        positions = np.concatenate([np.arange(s.start, s.start + n, dtype=np.int64)
+                                    for s, n in zip(order, lens)])  # fmt: skip
+        write_blocks = np.concatenate([np.asarray(s.block_table, dtype=np.int64)[
+            np.arange(s.start, s.start + n) // bs] for s, n in zip(order, lens)])  # fmt: skip
+        ends = np.cumsum(lens) - 1
         sampling = [(i, s) for i, s in enumerate(order) if s.sample]
+        shape = StepShape(tuple(s.start for s in order), tuple(lens),
+                          tuple(s.block_table for s in order), len(decodes))  # fmt: skip
+        # Every index the step needs goes to the device in one copy.
+        host = [tokens, positions, write_blocks, positions % bs,
+                np.array([ends[i] for i, _ in sampling], dtype=np.int64)]  # fmt: skip
+        dev = self.backend.to_device_many(host + kern.prepare_attention(shape, bs))
+        d_tokens, d_pos, d_wb, d_wo, d_ends = dev[:5]
+        att_args = dev[5:]
+
+        x = w.embed[d_tokens]
+        for li, lw in enumerate(w.layers):
+            h = kern.rms_norm(x, lw.attn_norm)
+            qkv = h @ lw.wqkv
+            kern.rope_qk_(qkv, d_pos)
+            kern.write_kv(self.cache, li, d_wb, d_wo, qkv)
+            attn = xp.empty((qkv.shape[0], cfg.n_heads * cfg.head_dim), dtype=qkv.dtype)
+            kern.attention(self.cache, li, qkv, shape, att_args, attn)
+            x = x + attn @ lw.wo
+            h = kern.rms_norm(x, lw.ffn_norm)
+            x = x + kern.swiglu(h @ lw.w_gate_up) @ lw.w_down
+
         if not sampling:
             return PendingStep(self.backend, (), None, {} if return_logits else None)
-        last = x[dev(np.array([ends[i] for i, _ in sampling]))]
-        logits = (rms_norm(xp, last, w.norm, cfg.norm_eps) @ w.lm_head).astype(xp.float32)
+        logits = (kern.rms_norm(x[d_ends], w.norm) @ w.lm_head).astype(xp.float32)
         return PendingStep(
             self.backend,
             tuple(s.seq_id for _, s in sampling),

@@ -106,6 +106,21 @@ class Scheduler:
             self._preempt(victim, step)
         budget = self._schedule_running(step, self.config.max_batched_tokens)
         self._schedule_queue(step, budget)
+        scheduled = []
+        block_table = self.kv.block_table
+        for seq, n, before in step.batch.values():
+            seq_id = seq.request.id
+            total = seq.request.prompt_tokens + len(seq.output_token_ids)
+            scheduled.append(ScheduledSeq(
+                seq_id=seq_id,
+                num_tokens=n,
+                num_computed_before=before,
+                is_prefill=before == 0 or before + n < total or n > 1,
+                samples=before + n == total,
+                block_table=block_table(seq_id),
+            ))  # fmt: skip
+            if seq.first_scheduled_s is None:
+                seq.first_scheduled_s = now_s
         out = SchedulerOutput(
             step=self.step_index,
             now_s=now_s,
@@ -113,22 +128,9 @@ class Scheduler:
             rejected=tuple(step.rejected),
             preempted=tuple(step.preempted),
             swapped_in=tuple(step.swapped_in),
-            scheduled=tuple(
-                ScheduledSeq(
-                    seq_id=seq.id,
-                    num_tokens=n,
-                    num_computed_before=before,
-                    is_prefill=before == 0 or before + n < seq.num_tokens or n > 1,
-                    samples=before + n == seq.num_tokens,
-                    block_table=self.kv.block_table(seq.id),
-                )
-                for seq, n, before in step.batch.values()
-            ),
+            scheduled=tuple(scheduled),
             kv=self.kv.usage(),
         )
-        for seq, _, _ in step.batch.values():
-            if seq.first_scheduled_s is None:
-                seq.first_scheduled_s = now_s
         self.step_index += 1
         return out
 
@@ -228,23 +230,29 @@ class Scheduler:
         return None
 
     def _schedule_running(self, step: _StepBuilder, budget: int) -> int:
-        pending = sorted(self._running, key=lambda s: (*self.policy.rank(s), s.index))
-        pending.reverse()  # pop() takes the next best; pending[0] is the first victim
+        # The simulator's hot loop (every running sequence, every step): locals, no helpers.
+        rank, kv = self.policy.rank, self.kv
+        pending = sorted(self._running, key=lambda s: (*rank(s), s.index), reverse=True)
+        chunked = self.config.chunked_prefill
         while pending and budget > 0:
-            seq = pending.pop()
-            n = self._tokens_this_step(seq, budget)
+            seq = pending.pop()  # the next best; pending[0] is the first victim
+            seq_id = seq.request.id
+            computed = seq.num_computed
+            n = seq.request.prompt_tokens + len(seq.output_token_ids) - computed
+            if n > budget:
+                n = budget if chunked else 0
             if n == 0:
                 break
-            grow = self._slots_short(seq, n)
-            while self.kv.blocks_to_grow(seq.id, grow) > self.kv.num_free_gpu_blocks:
-                victim = pending.pop(0) if pending else seq
-                self._preempt(victim, step)
-                if victim is seq:
-                    break
-            if seq.state is not SequenceState.RUNNING:
-                continue
-            self.kv.append(seq.id, grow)
-            step.batch[seq.id] = (seq, n, seq.num_computed)
+            grow = computed + n - kv.num_tokens(seq_id)
+            if grow > 0:
+                while not kv.try_append(seq_id, grow):
+                    victim = pending.pop(0) if pending else seq
+                    self._preempt(victim, step)
+                    if victim is seq:
+                        break
+                if seq.state is not SequenceState.RUNNING:
+                    continue
+            step.batch[seq_id] = (seq, n, computed)
             budget -= n
         return budget
 

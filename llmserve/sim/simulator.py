@@ -108,6 +108,7 @@ def simulate(
     runs as a real engine: times are read from that clock, so scheduling overhead counts,
     and an idle engine sleeps until the next arrival is due."""
     cfg = config if config is not None else SimConfig()
+    tracing = trace is not None and not isinstance(trace, NullTrace)
     sink: TraceSink = trace if trace is not None else NullTrace()
     ex: Executor = executor if executor is not None else CostModelExecutor(cfg.cost_model)
     kv = BlockManager(cfg.kv_blocks, cfg.block_size, cfg.host_blocks)
@@ -154,7 +155,8 @@ def simulate(
             now = max(now, elapsed())
             feed(now)
         out = sched.schedule(now)
-        _emit_decisions(sink, out, now)
+        if tracing:
+            _emit_decisions(sink, out, now)
         timeline.append(
             KVSample(
                 now,
@@ -188,10 +190,11 @@ def simulate(
         end = now + result.duration_s if wall_clock is None else max(now, elapsed())
         feed(end)
         update = sched.update(out, result.sampled, end)
-        for seq_id, n in update.sampled:
-            sink.emit(end, TraceEvent.TOKEN, seq_id, update.kv, n=n)
-        for seq_id in update.finished:
-            sink.emit(end, TraceEvent.FINISH, seq_id, update.kv)
+        if tracing:
+            for seq_id, n in update.sampled:
+                sink.emit(end, TraceEvent.TOKEN, seq_id, update.kv, n=n)
+            for seq_id in update.finished:
+                sink.emit(end, TraceEvent.FINISH, seq_id, update.kv)
         now = end
     wall = time.perf_counter() - wall0
 

@@ -39,6 +39,17 @@ class NullTrace:
         return None
 
 
+class TeeTrace:
+    """Hands every event to each sink in turn (e.g. a trace file and the telemetry)."""
+
+    def __init__(self, *sinks: TraceSink | None) -> None:
+        self.sinks = tuple(s for s in sinks if s is not None)
+
+    def emit(self, t: float, event: TraceEvent, seq_id: str, kv: KVUsage, **fields: Any) -> None:
+        for sink in self.sinks:
+            sink.emit(t, event, seq_id, kv, **fields)
+
+
 def event_dict(
     t: float, event: TraceEvent, seq_id: str, kv: KVUsage, policy: str, fields: dict[str, Any]
 ) -> dict[str, Any]:

@@ -69,6 +69,21 @@ class BlockManagerMachine(RuleBasedStateMachine):
         assert self.kv.append(seq, n) == grow
         self.model[seq] = (BlockLocation.GPU, tokens + n)
 
+    @precondition(lambda self: self.ids(BlockLocation.GPU))
+    @rule(data=st.data(), n=st.integers(0, 9))
+    def try_append(self, data: st.DataObject, n: int) -> None:
+        seq = data.draw(st.sampled_from(self.ids(BlockLocation.GPU)))
+        _, tokens = self.model[seq]
+        before = self.kv.block_table(seq)
+        fits = self.blocks(tokens + n) - self.blocks(tokens) <= GPU_BLOCKS - self.used(
+            BlockLocation.GPU
+        )
+        assert self.kv.try_append(seq, n) is fits
+        if fits:
+            self.model[seq] = (BlockLocation.GPU, tokens + n)
+        else:  # refused: nothing changed
+            assert self.kv.block_table(seq) == before and self.kv.num_tokens(seq) == tokens
+
     @precondition(lambda self: self.model)
     @rule(data=st.data())
     def free(self, data: st.DataObject) -> None:
