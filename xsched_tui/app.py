@@ -54,6 +54,7 @@ BINDINGS: list[Binding] = [
     Binding("c", "configure", "config", tooltip="level / threshold / batch size"),
     Binding("s", "suspend", "suspend", tooltip="hold the selected XQueue suspended"),
     Binding("r", "resume", "resume", tooltip="release an operator hold"),
+    Binding("g", "toggle_gang", "gang", tooltip="gang mode on/off: a process's XQueues run together"),
     Binding("slash", "focus_filter", "filter", key_display="/", tooltip="filter the table"),
     Binding("o", "next_sort", "sort", tooltip="sort by the next column"),
     Binding("v", "reverse_sort", "reverse", tooltip="reverse the sort order"),
@@ -62,10 +63,13 @@ BINDINGS: list[Binding] = [
 ]
 
 HELP_NOTES = [
-    "ctrl+p opens the command palette: every action, and one entry per policy.",
+    "ctrl+p opens the command palette: every action, each policy.",
     "Click a column header to sort by it. Esc leaves the filter.",
-    "SHARE: the XQueue's part of its device's completed commands over the last 5 s.",
-    "State: ready / idle / suspended (by the policy) / held (by an operator).",
+    "Order and filter follow the live values once a second.",
+    "SHARE: the part of the last {window} the XQueue could run",
+    "  (ready and not suspended), as xschedd measures it.",
+    "State: ready / idle / suspended (policy) / held (operator).",
+    "Header: policy, gang mode, link (silent: no heartbeat lately).",
 ]
 
 
@@ -163,8 +167,12 @@ class XSchedConsole(App[None]):
         change, self._pending = self._pending, None
         if change is None:
             return
+        try:
+            table = self.table
+        except NoMatches:
+            return  # the app is shutting down: its widgets are gone
         store = self.store
-        self.table.show(store.xqueues, change)
+        table.show(store.xqueues, change)
         for xid, prio in list(self._priority_sent.items()):
             row = store.xqueues.get(xid)
             if row is None or row.priority == prio:
@@ -173,7 +181,7 @@ class XSchedConsole(App[None]):
         header = self.query_one(StatusHeader)
         header.policy = store.policy
         header.counts = (len(store.xqueues), len(store.processes))
-        selected = self.table.selected_id
+        selected = table.selected_id
         if change.reset or selected in change.xqueues or selected in change.removed_xqueues:
             self._panels_stale = True
         if change.reset or change.processes or change.removed_pids:
@@ -271,7 +279,9 @@ class XSchedConsole(App[None]):
         self.table.sort_by(self.table.sort_column or "id", reverse=not self.table.sort_reverse)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(help_rows(), HELP_NOTES))
+        window = self.store.share_window_s
+        notes = [n.format(window=f"{window:g} s" if window else "seconds") for n in HELP_NOTES]
+        self.push_screen(HelpScreen(help_rows(), notes))
 
     # -- actions that reach the daemon ---------------------------------------------------
     def _act(
@@ -305,6 +315,16 @@ class XSchedConsole(App[None]):
     def set_policy(self, name: str | None) -> None:
         if name:
             self._act(partial(self.client.set_policy, name), lambda info: f"policy is now {info.name}")
+
+    def action_toggle_gang(self) -> None:
+        if not self.store.policy.available:
+            self.notify("gang mode: the daemon is not connected", severity="warning")
+            return
+        self._act(
+            partial(self.client.set_policy, "", not self.store.policy.gang),
+            lambda info: "gang mode on: all XQueues of a process run or wait together"
+            if info.gang else "gang mode off: each XQueue is scheduled on its own",
+        )
 
     def action_priority(self, step: int) -> None:
         row = self.selected_row()
@@ -372,6 +392,10 @@ class XSchedConsole(App[None]):
         yield SystemCommand("Suspend XQueue", "Hold the selected XQueue suspended",
                             self.action_suspend)
         yield SystemCommand("Resume XQueue", "Release an operator hold", self.action_resume)
+        gang = "off" if self.store.policy.gang else "on"
+        yield SystemCommand(f"Gang mode {gang}", "Schedule all XQueues of a process together"
+                            if gang == "on" else "Schedule each XQueue on its own",
+                            self.action_toggle_gang)
         yield SystemCommand("Filter XQueues", "Focus the filter input", self.action_focus_filter)
         yield SystemCommand("Sort by next column", "Cycle the sort column", self.action_next_sort)
         yield SystemCommand("Keys", "Show every key binding", self.action_help)

@@ -2,8 +2,11 @@
 
 Owned by one asyncio event loop (the app's). `feed()` is the one consumer of WatchStatus:
 it yields link-state events and status updates, and reconnects with capped exponential
-backoff whenever the stream ends. Actions raise `ControlError` (code + the daemon's
-message) instead of gRPC exceptions, so the UI shows a refusal, never a traceback.
+backoff whenever the stream ends. The daemon sends a heartbeat when it has nothing else
+to say, so a stream quiet for SILENCE_BEATS heartbeats means a daemon that stopped
+answering (stopped, overloaded, wedged): the link turns SILENT, and CONNECTED again with
+the next message. Actions raise `ControlError` (code + the daemon's message) instead of
+gRPC exceptions, so the UI shows a refusal, never a traceback.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from xschedd.policy import hints as H
 BACKOFF_MIN_S = 0.1
 BACKOFF_MAX_S = 2.0
 ACTION_TIMEOUT_S = 5.0
+HEARTBEAT_MS = 1000
+SILENCE_BEATS = 3
 
 
 class ControlError(Exception):
@@ -69,9 +74,11 @@ class ControlClient:
         watch_interval_ms: int = 0,
         backoff_min_s: float = BACKOFF_MIN_S,
         backoff_max_s: float = BACKOFF_MAX_S,
+        heartbeat_ms: int = HEARTBEAT_MS,
     ) -> None:
         self.target = target
         self.watch_interval_ms = watch_interval_ms
+        self.heartbeat_ms = heartbeat_ms  # 0: none (then silence goes unnoticed)
         self.backoff_min_s = backoff_min_s
         self.backoff_max_s = backoff_max_s
         self._channel: grpc.aio.Channel | None = None
@@ -96,18 +103,16 @@ class ControlClient:
         label = self.target.label
         while True:
             yield LinkEvent(Connection(LinkState.CONNECTING, label, attempt=attempt))
-            connected = False
             try:
                 call = self._stub_now().WatchStatus(
-                    cpb.WatchStatusRequest(min_interval_ms=self.watch_interval_ms),
+                    cpb.WatchStatusRequest(min_interval_ms=self.watch_interval_ms,
+                                           heartbeat_ms=self.heartbeat_ms),
                     metadata=self.target.metadata,
                 )
-                async for update in call:
-                    if not connected:
-                        connected = True
+                async for event in self._stream(call, label):
+                    if isinstance(event, UpdateEvent) and attempt:
                         attempt, backoff = 0, self.backoff_min_s
-                        yield LinkEvent(Connection(LinkState.CONNECTED, label))
-                    yield UpdateEvent(update)
+                    yield event
                 reason = "the daemon ended the status stream"
             except grpc.aio.AioRpcError as exc:
                 reason = describe(exc, self.target)
@@ -116,6 +121,41 @@ class ControlClient:
             await self.close()  # a fresh channel next time: no stale subchannel backoff
             await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
             backoff = min(backoff * 2, self.backoff_max_s)
+
+    @staticmethod
+    async def _stream(call, label: str) -> AsyncIterator[FeedEvent]:
+        """One WatchStatus stream's events, until it ends (EOF) or fails (AioRpcError).
+
+        A read is never cancelled for being slow (that would end the call): the same read
+        is awaited again after the link was reported silent.
+        """
+        silence_s: float | None = None  # None until the snapshot names the heartbeat
+        state: LinkState | None = None
+        read: asyncio.Future | None = None
+        try:
+            while True:
+                if read is None:
+                    read = asyncio.ensure_future(call.read())
+                done, _ = await asyncio.wait({read}, timeout=silence_s)
+                if not done:
+                    if state is not LinkState.SILENT:
+                        state = LinkState.SILENT
+                        yield LinkEvent(Connection(
+                            state, label, f"no heartbeat for {silence_s:g} s; waiting"))
+                    continue
+                update, read = read.result(), None
+                if update is grpc.aio.EOF:
+                    return
+                if update.WhichOneof("kind") == "snapshot" and update.snapshot.heartbeat_ms:
+                    silence_s = SILENCE_BEATS * update.snapshot.heartbeat_ms / 1e3
+                if state is not LinkState.CONNECTED:
+                    state = LinkState.CONNECTED
+                    yield LinkEvent(Connection(state, label))
+                yield UpdateEvent(update)
+        finally:
+            if read is not None:
+                read.cancel()
+            call.cancel()
 
     # -- actions ---------------------------------------------------------------------------
     async def _unary(self, action: str, method_name: str, request):

@@ -24,12 +24,13 @@ class QueueState(enum.Enum):
 class LinkState(enum.Enum):
     CONNECTING = "connecting"
     CONNECTED = "connected"
+    SILENT = "daemon silent"  # the stream is open but even the heartbeats stopped
     DOWN = "daemon down"
 
 
 @dataclass(frozen=True)
 class Connection:
-    """The console's link to xschedd; `reason` says why it is down (empty otherwise)."""
+    """The console's link to xschedd; `reason` says why it is down or silent (else empty)."""
 
     state: LinkState
     target: str
@@ -67,7 +68,7 @@ class XQueueRow:
     hints: tuple[str, ...]
     latency: Latency
     ready_for_s: float
-    share: float  # share of its device's completed commands over the share window, [0, 1]
+    share: float  # part of the daemon's share window it was ready and not suspended, [0, 1]
 
     @property
     def id_text(self) -> str:

@@ -1,19 +1,19 @@
 """The console's model: applies WatchStatus snapshots and deltas, hands out immutable records.
 
 Pure (no I/O, no threads): the object is owned by whichever event loop feeds it (the
-app's). Besides mirroring the daemon it derives what the API does not send directly:
-the share of each device's completed commands per XQueue over the last `share_window_s`
-seconds (a proxy for device-time share) and a short latency history per XQueue.
+app's). Applying an update costs what the update changed, not what the store holds: the
+daemon's views are kept as they came, and an XQueue's row record is built only when
+someone reads it (the table reads the rows on screen), then cached until its view
+changes. Besides mirroring the daemon it keeps a short latency history per XQueue.
 """
 
 from __future__ import annotations
 
-import time
 from collections import deque
-from dataclasses import replace
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Iterator, Mapping
 
 from protos.xsched.v1 import control_pb2 as cpb, types_pb2 as pb
+from xschedd.policy.hints import UTILIZATION_DEFAULT
 from xsched_tui.records import (
     Latency,
     LatencyHistory,
@@ -24,10 +24,7 @@ from xsched_tui.records import (
     XQueueRow,
 )
 
-SHARE_WINDOW_S = 5.0
-SHARE_REFRESH_S = 0.5  # shares over a 5 s window need no 10 Hz recomputation
 HISTORY_LEN = 120
-DEFAULT_UTILIZATION = 100  # xschedd.policy.hints.UTILIZATION_DEFAULT: not worth a column entry
 
 
 def short_name(command: str) -> str:
@@ -43,12 +40,14 @@ def queue_state(info: pb.XQueueInfo, held: bool) -> QueueState:
     return QueueState.READY if info.state == pb.XQUEUE_STATE_READY else QueueState.IDLE
 
 
-def latency_of(view: cpb.XQueueView) -> Latency:
+def latency_summary(view: cpb.XQueueView) -> tuple[pb.LatencySummary, str]:
     """Explicit task spans when the process reports them, else ready -> idle spans."""
-    if view.task.count:
-        s, kind = view.task, "task"
-    else:
-        s, kind = view.busy, "busy"
+    task = view.task
+    return (task, "task") if task.count else (view.busy, "busy")
+
+
+def latency_of(view: cpb.XQueueView) -> Latency:
+    s, kind = latency_summary(view)
     return Latency(s.count, s.p50_ms, s.p99_ms, s.mean_ms, kind)
 
 
@@ -65,7 +64,7 @@ class _HintIndex:
     def _add(self, h: pb.Hint) -> None:
         kind = h.WhichOneof("kind")
         if kind == "utilization":
-            if h.utilization.utilization != DEFAULT_UTILIZATION:
+            if h.utilization.utilization != UTILIZATION_DEFAULT:  # the default: no entry
                 self.by_xqueue.setdefault(h.utilization.xqueue_id, []).append(
                     f"util={h.utilization.utilization}%")
         elif kind == "deadline":
@@ -91,60 +90,45 @@ class _HintIndex:
         return tuple(self.by_xqueue.get(xqueue_id, ())) + tuple(self.by_pid.get(pid, ()))
 
 
-class _ShareMeter:
-    """Completed commands per XQueue over a sliding window, as shares of their device."""
+class _Rows(Mapping[int, XQueueRow]):
+    """The store's XQueues as row records, built on first read (see the module docstring)."""
 
-    def __init__(self, window_s: float) -> None:
-        self.window_s = window_s
-        self._samples: dict[int, deque[tuple[float, int]]] = {}
+    def __init__(self, store: StatusStore) -> None:
+        self._store = store
 
-    def observe(self, xqueue_id: int, now: float, completed: int) -> None:
-        samples = self._samples.setdefault(xqueue_id, deque())
-        if samples and completed < samples[-1][1]:  # the process restarted its counters
-            samples.clear()
-        samples.append((now, completed))
+    def __getitem__(self, xqueue_id: int) -> XQueueRow:
+        return self._store._row(xqueue_id)
 
-    def forget(self, xqueue_id: int) -> None:
-        self._samples.pop(xqueue_id, None)
+    def __contains__(self, xqueue_id: object) -> bool:
+        return xqueue_id in self._store._views
 
-    def work(self, xqueue_id: int, now: float) -> int:
-        samples = self._samples.get(xqueue_id)
-        if not samples:
-            return 0
-        horizon = now - self.window_s
-        # keep one sample at or before the horizon: the baseline of the window
-        while len(samples) > 1 and samples[1][0] <= horizon:
-            samples.popleft()
-        return samples[-1][1] - samples[0][1]
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._store._views)
+
+    def __len__(self) -> int:
+        return len(self._store._views)
 
 
 class StatusStore:
     """The console's mirror of xschedd, fed with StatusUpdate messages; see the module doc."""
 
-    def __init__(
-        self,
-        clock: Callable[[], float] = time.monotonic,
-        share_window_s: float = SHARE_WINDOW_S,
-        history_len: int = HISTORY_LEN,
-    ) -> None:
-        self._clock = clock
+    def __init__(self, history_len: int = HISTORY_LEN) -> None:
         self._history_len = history_len
-        self._share_window_s = share_window_s
+        self.xqueues: Mapping[int, XQueueRow] = _Rows(self)
         self._reset()
         self.updates = 0
 
     def _reset(self) -> None:
         self.policy = PolicyRow()
-        self.xqueues: dict[int, XQueueRow] = {}
         self.processes: dict[int, ProcessRow] = {}
+        self.share_window_s = 0.0
         self._views: dict[int, cpb.XQueueView] = {}
+        self._rows: dict[int, XQueueRow] = {}  # built rows, dropped when their view changes
+        self._devices: dict[int, str] = {}
         self._hints = _HintIndex()
-        self._shares = _ShareMeter(self._share_window_s)
         self._p50: dict[int, deque[float]] = {}
         self._p99: dict[int, deque[float]] = {}
         self._last_count: dict[int, int] = {}
-        self._latency: dict[int, Latency] = {}
-        self._shares_at = float("-inf")
 
     # -- reading -------------------------------------------------------------------------
     def history(self, xqueue_id: int) -> LatencyHistory:
@@ -158,15 +142,15 @@ class StatusStore:
     def devices(self) -> dict[str, int]:
         """XPU devices named by the XQueues, with how many XQueues each has."""
         counts: dict[str, int] = {}
-        for row in self.xqueues.values():
-            counts[row.device] = counts.get(row.device, 0) + 1
+        for device in self._devices.values():
+            counts[device] = counts.get(device, 0) + 1
         return dict(sorted(counts.items()))
 
     # -- feeding -------------------------------------------------------------------------
     def clear(self) -> StatusChange:
         """Forget everything (the daemon went away)."""
         gone = StatusChange(
-            removed_xqueues=frozenset(self.xqueues), removed_pids=frozenset(self.processes)
+            removed_xqueues=frozenset(self._views), removed_pids=frozenset(self.processes)
         )
         self._reset()
         return gone
@@ -178,27 +162,25 @@ class StatusStore:
             return self._apply_snapshot(update.snapshot)
         if kind == "delta":
             return self._apply_delta(update.delta)
-        return StatusChange()
+        return StatusChange()  # a heartbeat: the link watches those, nothing changed
 
     def _apply_snapshot(self, snap: cpb.Snapshot) -> StatusChange:
         self.clear()
         self._set_policy(snap.policy)
-        now = self._clock()
+        self.share_window_s = snap.share_window_s
         for p in snap.processes:
             self.processes[p.pid] = self._process_row(p)
         for v in snap.xqueues:
-            self._put_view(v, now)
-        self._rebuild_rows(self._views)
-        self._refresh_shares(now, force=True)
+            self._put_view(v)
         return StatusChange(reset=True, policy=True)
 
     def _apply_delta(self, delta: cpb.Delta) -> StatusChange:
-        now = self._clock()
         policy = delta.HasField("policy")
         touched: set[int] = set()
         if policy:
             self._set_policy(delta.policy)
-            touched.update(self._views)  # hints may have changed for any XQueue
+            self._rows.clear()  # hints may have changed for any XQueue
+            touched.update(self._views)
         removed_pids = set(delta.removed_pids)
         for pid in removed_pids:
             self.processes.pop(pid, None)
@@ -207,18 +189,18 @@ class StatusStore:
             row = self._process_row(p)
             old = self.processes.get(p.pid)
             self.processes[p.pid] = row
-            if old is None or old.name != row.name:
-                touched.update(x for x in row.xqueue_ids if x in self._views)
+            if old is None or old.name != row.name:  # the process column of its XQueues
+                for xid in row.xqueue_ids:
+                    if xid in self._views:
+                        self._rows.pop(xid, None)
+                        touched.add(xid)
             changed_pids.add(p.pid)
         removed = set(delta.removed_xqueues)
         for xid in removed:
             self._forget(xid)
         for v in delta.changed_xqueues:
-            self._put_view(v, now)
-            touched.add(v.info.xqueue_id)
+            touched.add(self._put_view(v))
         touched -= removed
-        self._rebuild_rows(touched)
-        touched |= self._refresh_shares(now)
         return StatusChange(
             xqueues=frozenset(touched),
             removed_xqueues=frozenset(removed),
@@ -251,67 +233,56 @@ class StatusStore:
             connected_for_s=p.connected_for_s,
         )
 
-    def _put_view(self, v: cpb.XQueueView, now: float) -> None:
+    def _put_view(self, v: cpb.XQueueView) -> int:
+        """Keep the view; note a latency sample when its count moved. Runs for every changed
+        XQueue of every update, so it reads as few fields as it can."""
         xid = v.info.xqueue_id
+        if xid not in self._devices:
+            self._devices[xid] = v.info.device
         self._views[xid] = v
-        self._shares.observe(xid, now, v.info.completed)
-        lat = self._latency[xid] = latency_of(v)
-        if self._last_count.get(xid) != lat.count and lat.count:
-            self._last_count[xid] = lat.count
-            self._p50.setdefault(xid, deque(maxlen=self._history_len)).append(lat.p50_ms)
-            self._p99.setdefault(xid, deque(maxlen=self._history_len)).append(lat.p99_ms)
+        self._rows.pop(xid, None)
+        lat, _ = latency_summary(v)
+        count = lat.count
+        if count and self._last_count.get(xid) != count:
+            self._last_count[xid] = count
+            p50 = self._p50.get(xid)
+            if p50 is None:
+                p50 = self._p50[xid] = deque(maxlen=self._history_len)
+                self._p99[xid] = deque(maxlen=self._history_len)
+            p50.append(lat.p50_ms)
+            self._p99[xid].append(lat.p99_ms)
+        return xid
 
     def _forget(self, xid: int) -> None:
-        for table in (self._views, self.xqueues, self._p50, self._p99, self._last_count,
-                      self._latency):
+        for table in (self._views, self._rows, self._devices, self._p50, self._p99,
+                      self._last_count):
             table.pop(xid, None)  # type: ignore[attr-defined]
-        self._shares.forget(xid)
 
-    def _rebuild_rows(self, ids: Iterable[int]) -> None:
-        for xid in ids:
-            v = self._views[xid]
-            info = v.info
-            old = self.xqueues.get(xid)
-            proc = self.processes.get(info.pid)
-            self.xqueues[xid] = XQueueRow(
-                xqueue_id=xid,
-                name=info.name,
-                pid=info.pid,
-                process=proc.name if proc else "?",
-                device=info.device,
-                level=info.level,
-                threshold=info.threshold,
-                batch_size=info.batch_size,
-                state=queue_state(info, v.held),
-                pending=info.pending,
-                in_flight=info.in_flight,
-                submitted=info.submitted,
-                completed=info.completed,
-                priority=v.priority,
-                hints=self._hints.of(xid, info.pid),
-                latency=self._latency[xid],
-                ready_for_s=v.ready_for_s,
-                share=old.share if old else 0.0,
-            )
-
-    def _refresh_shares(self, now: float, force: bool = False) -> set[int]:
-        """Recompute every share (at most every SHARE_REFRESH_S); return the XQueues whose
-        shown share (0.1%) moved."""
-        if not force and now - self._shares_at < SHARE_REFRESH_S:
-            return set()
-        self._shares_at = now
-        work = {xid: self._shares.work(xid, now) for xid in self.xqueues}
-        totals: dict[str, int] = {}
-        for xid, w in work.items():
-            dev = self.xqueues[xid].device
-            totals[dev] = totals.get(dev, 0) + w
-        moved: set[int] = set()
-        for xid, w in work.items():
-            row = self.xqueues[xid]
-            total = totals[row.device]
-            share = w / total if total else 0.0
-            if round(share, 3) != round(row.share, 3):
-                self.xqueues[xid] = replace(row, share=share)
-                moved.add(xid)
-        return moved
-
+    def _row(self, xid: int) -> XQueueRow:
+        row = self._rows.get(xid)
+        if row is not None:
+            return row
+        v = self._views[xid]  # KeyError for an unknown XQueue, as a Mapping should
+        info = v.info
+        proc = self.processes.get(info.pid)
+        row = self._rows[xid] = XQueueRow(
+            xqueue_id=xid,
+            name=info.name,
+            pid=info.pid,
+            process=proc.name if proc else "?",
+            device=info.device,
+            level=info.level,
+            threshold=info.threshold,
+            batch_size=info.batch_size,
+            state=queue_state(info, v.held),
+            pending=info.pending,
+            in_flight=info.in_flight,
+            submitted=info.submitted,
+            completed=info.completed,
+            priority=v.priority,
+            hints=self._hints.of(xid, info.pid),
+            latency=latency_of(v),
+            ready_for_s=v.ready_for_s,
+            share=v.share,
+        )
+        return row

@@ -153,6 +153,23 @@ async def test_s_holds_and_r_releases_the_selected_xqueue(daemon_stack):
         assert not probe.xqueue("bg").held
 
 
+async def test_g_toggles_gang_mode_in_the_daemon_and_the_header_shows_it(daemon_stack):
+    s, probe = daemon_stack
+    app = console(s)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        header = app.query_one("#header")
+        assert not probe.policy().gang and "gang off" in str(header.render())
+        await pilot.press("g")
+        await wait_for(pilot, lambda: app.store.policy.gang, 5, "gang mode on")
+        assert probe.policy().gang and probe.policy().name == "HPF"  # the policy stays
+        assert "gang on" in str(header.render())
+        assert "Gang mode off" in {c.title for c in app.get_system_commands(app.screen)}
+        await pilot.press("g")
+        await wait_for(pilot, lambda: not app.store.policy.gang, 5, "gang mode off")
+        assert not probe.policy().gang
+
+
 async def test_filter_sort_help_palette_and_quit(daemon_stack):
     s, _ = daemon_stack
     app = console(s)
@@ -174,7 +191,8 @@ async def test_filter_sort_help_palette_and_quit(daemon_stack):
         await pilot.press("escape")
         titles = {c.title for c in app.get_system_commands(app.screen)}
         assert {"Change policy…", "Raise priority", "Lower priority", "Send hint…",
-                "Configure XQueue…", "Suspend XQueue", "Resume XQueue", "Policy: CFS"} <= titles
+                "Configure XQueue…", "Suspend XQueue", "Resume XQueue", "Policy: CFS",
+                "Gang mode on"} <= titles
         await pilot.press("ctrl+p")
         assert isinstance(app.screen, CommandPalette)
         await pilot.press("escape")

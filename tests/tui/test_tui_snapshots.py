@@ -83,6 +83,18 @@ def test_daemon_down_screen_says_why(snap_compare):
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 
+def test_a_silent_daemon_is_shown_in_the_header_over_the_last_known_state(snap_compare,
+                                                                          fake_control):
+    fake_control.snapshot.heartbeat_ms = 100  # and the fake never beats: silent at 0.3 s
+    app = fake_console()
+
+    async def run_before(pilot) -> None:
+        await loaded(pilot)
+        await wait_for(pilot, lambda: app.connection.state is LinkState.SILENT, 5, "silent")
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
 @pytest.mark.asyncio
 async def test_refusals_are_notified_with_the_code_and_the_daemons_reason(fake_control):
     fake_control.refuse["SuspendXQueue"] = (grpc.StatusCode.PERMISSION_DENIED,

@@ -14,16 +14,8 @@ IO_Q = (BATCH_PID << 32) | 2
 LLM_Q = (LLM_PID << 32) | 1
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def fed(clock: FakeClock | None = None) -> StatusStore:
-    store = StatusStore(clock=clock or FakeClock())
+def fed() -> StatusStore:
+    store = StatusStore()
     change = store.apply(cpb.StatusUpdate(snapshot=recorded_snapshot()))
     assert change.reset and change.policy
     return store
@@ -55,32 +47,45 @@ def test_kv_gauges_are_found_only_where_both_are_reported():
 
 
 def test_delta_changes_only_the_named_xqueues_and_removal_forgets_them():
-    clock = FakeClock()
-    store = fed(clock)
-    clock.now += 1
+    store = fed()
     change = store.apply(delta(changed_xqueues=[xq(SERVICE_PID, 1, "interactive", done=4100, priority=10)]))
-    assert SERVICE_Q in change.xqueues and not change.reset
+    assert change.xqueues == {SERVICE_Q} and not change.reset
     assert store.xqueues[SERVICE_Q].completed == 4100
     change = store.apply(delta(removed_xqueues=[IO_Q], removed_pids=[LLM_PID]))
     assert change.removed_xqueues == {IO_Q} and change.removed_pids == {LLM_PID}
     assert IO_Q not in store.xqueues and LLM_PID not in store.processes
+    assert store.devices() == {"sim": 3}
 
 
-def test_share_is_each_xqueues_part_of_its_devices_completed_commands_in_the_window():
-    clock = FakeClock()
-    store = fed(clock)
-    clock.now += 1
-    store.apply(delta(changed_xqueues=[
-        xq(SERVICE_PID, 1, "interactive", done=4000 + 300),
-        xq(BATCH_PID, 1, "batch", done=9000 + 100),
-    ]))
-    assert round(store.xqueues[SERVICE_Q].share, 3) == 0.75
-    assert round(store.xqueues[BATCH_Q].share, 3) == 0.25
-    assert store.xqueues[LLM_Q].share == 0.0
-    clock.now += 10  # past the window: nothing completed lately, no share
-    store.apply(delta(changed_xqueues=[xq(LLM_PID, 1, "decode", done=2500 + 50)]))
-    assert store.xqueues[SERVICE_Q].share == 0.0
-    assert store.xqueues[LLM_Q].share == 1.0
+def test_share_is_the_daemons_measure_as_sent_in_the_view():
+    store = fed()
+    assert store.share_window_s == 5.0
+    assert store.xqueues[SERVICE_Q].share == 0.75
+    store.apply(delta(changed_xqueues=[xq(SERVICE_PID, 1, "interactive", share=0.25)]))
+    assert store.xqueues[SERVICE_Q].share == 0.25
+
+
+def test_rows_are_built_when_read_and_kept_until_their_view_changes():
+    store = fed()
+    first = store.xqueues[SERVICE_Q]
+    assert store.xqueues[SERVICE_Q] is first
+    store.apply(delta(changed_xqueues=[xq(BATCH_PID, 1, "batch", done=9100)]))
+    assert store.xqueues[SERVICE_Q] is first, "an unrelated change must not rebuild a row"
+    store.apply(delta(changed_xqueues=[xq(SERVICE_PID, 1, "interactive", done=4100)]))
+    assert store.xqueues[SERVICE_Q] is not first and store.xqueues[SERVICE_Q].completed == 4100
+
+
+def test_a_renamed_process_renames_its_xqueues_rows():
+    store = fed()
+    assert store.xqueues[SERVICE_Q].process == "service"
+    change = store.apply(delta(changed_processes=[
+        cpb.ProcessView(pid=SERVICE_PID, name="frontend --port 8080", xqueue_ids=[SERVICE_Q])]))
+    assert SERVICE_Q in change.xqueues and store.xqueues[SERVICE_Q].process == "frontend"
+
+
+def test_a_heartbeat_changes_nothing():
+    store = fed()
+    assert not store.apply(cpb.StatusUpdate(heartbeat=cpb.Heartbeat()))
 
 
 def test_latency_history_grows_when_new_samples_arrive():

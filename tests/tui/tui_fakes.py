@@ -19,7 +19,7 @@ SERVICE_PID, BATCH_PID, LLM_PID = 4101, 4202, 4303
 
 def xq(pid: int, n: int, name: str, *, ready: bool = False, suspended: bool = False,
        held: bool = False, priority: int = 0, done: int = 100, p50: float = 2.0,
-       p99: float = 5.0, level: int = 1) -> cpb.XQueueView:
+       p99: float = 5.0, level: int = 1, share: float = 0.0) -> cpb.XQueueView:
     info = pb.XQueueInfo(
         xqueue_id=(pid << 32) | n, name=name, pid=pid, device="sim",
         state=pb.XQUEUE_STATE_READY if ready else pb.XQUEUE_STATE_IDLE, suspended=suspended,
@@ -27,7 +27,7 @@ def xq(pid: int, n: int, name: str, *, ready: bool = False, suspended: bool = Fa
         in_flight=0 if suspended or not ready else 8, submitted=done + (12 if ready else 0),
         completed=done,
     )
-    return cpb.XQueueView(info=info, held=held, priority=priority,
+    return cpb.XQueueView(info=info, held=held, priority=priority, share=share,
                           busy=pb.LatencySummary(count=done // 10, p50_ms=p50, p99_ms=p99, mean_ms=p50))
 
 
@@ -44,12 +44,14 @@ def recorded_snapshot() -> cpb.Snapshot:
                         gauges={"kv_blocks_used": 300, "kv_blocks_total": 1024}),
     ]
     queues = [
-        xq(SERVICE_PID, 1, "interactive", ready=True, priority=10, done=4000, p50=4.1, p99=6.3, level=2),
-        xq(BATCH_PID, 1, "batch", ready=True, suspended=True, priority=0, done=9000, p50=30.5, p99=80.2),
+        xq(SERVICE_PID, 1, "interactive", ready=True, priority=10, done=4000, p50=4.1, p99=6.3,
+           level=2, share=0.75),
+        xq(BATCH_PID, 1, "batch", ready=True, suspended=True, priority=0, done=9000, p50=30.5,
+           p99=80.2, share=0.2),
         xq(BATCH_PID, 2, "batch-io", held=True, suspended=True, ready=True, done=500),
-        xq(LLM_PID, 1, "decode", priority=5, done=2500, p50=12.0, p99=20.0),
+        xq(LLM_PID, 1, "decode", priority=5, done=2500, p50=12.0, p99=20.0, share=0.05),
     ]
-    return cpb.Snapshot(policy=policy, processes=procs, xqueues=queues)
+    return cpb.Snapshot(policy=policy, processes=procs, xqueues=queues, share_window_s=5.0)
 
 
 class FakeControl(control_pb2_grpc.ControlServiceServicer):
@@ -79,7 +81,10 @@ class FakeControl(control_pb2_grpc.ControlServiceServicer):
 
     def SetPolicy(self, request, context):
         self._call("SetPolicy", request, context)
-        self.snapshot.policy.name = request.name
+        if request.name:
+            self.snapshot.policy.name = request.name
+        if request.HasField("gang"):
+            self.snapshot.policy.gang = request.gang
         self.updates.put(cpb.StatusUpdate(delta=cpb.Delta(policy=self.snapshot.policy)))
         return self.snapshot.policy
 

@@ -1,4 +1,5 @@
-"""The console's header line: the policy, the connection state, and how much is watched."""
+"""The console's header line: the policy and gang mode, the connection state, and how much
+is watched."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from xsched_tui.records import Connection, LinkState, PolicyRow
 LINK_STYLE = {
     LinkState.CONNECTED: "bold green",
     LinkState.CONNECTING: "bold yellow",
+    LinkState.SILENT: "bold dark_orange",
     LinkState.DOWN: "bold red",
 }
 
@@ -27,10 +29,13 @@ class StatusHeader(Static):
     def render(self) -> Text:
         text = Text.assemble(("xsched-tui", "bold"), "  policy ")
         text.append(self.policy.name, style="bold cyan")
-        if self.policy.gang:
-            text.append(" (gang)")
-        for hint in self.policy.global_hints:
-            text.append(f" {hint}", style="cyan")
+        if self.policy.available:  # known only from a daemon
+            if self.policy.gang:
+                text.append("  gang on", style="bold magenta")
+            else:
+                text.append("  gang off", style="dim")
+        if self.policy.global_hints:
+            text.append("  " + " ".join(self.policy.global_hints), style="cyan")
         text.append("  │  ")
         conn = self.connection
         if conn is None:
@@ -40,6 +45,8 @@ class StatusHeader(Static):
             text.append(f" {conn.target}")
             if conn.state is LinkState.DOWN:
                 text.append(f": {conn.reason} (retry {conn.attempt})", style="red")
+            elif conn.state is LinkState.SILENT:
+                text.append(f": {conn.reason}", style="dark_orange")
         xqueues, procs = self.counts
         text.append(f"  │  {xqueues} XQueues, {procs} processes")
         text.append(f"  │  decisions {self.policy.decisions}", style="dim")
