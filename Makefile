@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 gpu-test: $(STAMP)
-	$(PY) -m pytest -q -m gpu tests/gpu
+	$(PY) -m pytest -q -m gpu tests/gpu tests/llmserve/test_model_cuda.py
 
 bench: $(STAMP)
 	$(PY) bench/paper_fig9.py --device sim
