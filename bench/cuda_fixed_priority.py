@@ -6,7 +6,8 @@ P50/P99 for: native (bare streams, FCFS), native with CUDA stream priorities, an
 under HPF at level 1 (threshold 1, 4, 16) and level 2. Both queues live in one process
 (one CUDA context, local scheduler); ours maps the XQueue priority onto CUDA stream
 priorities (HwQueue.set_priority), and the `_no_hw_prio` rows turn that off to show what
-scheduling alone gives. bench/cuda_fixed_priority_2proc.py runs two processes through
+scheduling alone gives; the `_poller_wait` rows make XQueue.wait wait for the completion
+poller instead of blocking in the driver. bench/cuda_fixed_priority_2proc.py runs two processes through
 xschedd. Usage: python bench/cuda_fixed_priority.py
 """
 
@@ -51,11 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     alone = run([(fg_spec, dev.create_queue(guard=False))], a.duration_s)["fg"]
     alone_p99 = pct(alone.latency.samples(), 99)
 
-    def ours(level, threshold, hw_priority=True):
+    def ours(level, threshold, hw_priority=True, direct_wait=True):
         rt = runtime("HPF")
         fh, bh = dev.create_queue(guard=level >= 2), dev.create_queue(guard=level >= 2)
         if not hw_priority:
             fh.set_priority = bh.set_priority = lambda priority: None
+        fh.direct_wait = bh.direct_wait = direct_wait
         fq = rt.create_xqueue(fh, name="fg", level=level, threshold=threshold, priority=10)
         bq = rt.create_xqueue(bh, name="bg", level=level, threshold=threshold, priority=0)
         return [(fg_spec, fq), (bg_spec, bq)]
@@ -71,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         "ours_lv2_thr16": lambda: ours(2, 16),
         "ours_lv1_thr4_no_hw_prio": lambda: ours(1, 4, hw_priority=False),
         "ours_lv2_thr8_no_hw_prio": lambda: ours(2, 8, hw_priority=False),
+        "ours_lv1_thr4_poller_wait": lambda: ours(1, 4, direct_wait=False),
+        "ours_lv2_thr8_poller_wait": lambda: ours(2, 8, direct_wait=False),
     }  # fmt: skip
     results = {"standalone": {"fg_p50_ms": pct(alone.latency.samples(), 50) * 1e3,
                               "fg_p99_ms": alone_p99 * 1e3, "tasks": alone.tasks_done}}  # fmt: skip

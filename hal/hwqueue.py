@@ -24,6 +24,10 @@ class HwQueue(ABC):
     """
 
     max_level: Level = Level.BLOCK
+    # True where synchronize(None) blocks in the driver and returns as soon as the work
+    # is done (CUDA): then XQueue.wait blocks there instead of waiting for the adapter's
+    # completion thread to notice, as native code would.
+    direct_wait: bool = False
     clock: Clock
     device_name: str = ""
 

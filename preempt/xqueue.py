@@ -196,6 +196,10 @@ class XQueue:
         with self._cond:
             if xcmd.state is CommandState.PENDING:
                 xcmd.wanted = True
+            direct = timeout is None and self.hwq.direct_wait and xcmd.state is CommandState.IN_FLIGHT
+        if direct:  # block in the driver, then retire through xcmd ourselves (idempotent)
+            self.hwq.synchronize()
+            self._on_complete(xcmd.hw)
         if not self.clock.wait_for(lambda: xcmd.done or self._error is not None, self._cond, timeout):
             raise XQueueTimeout(f"command {xcmd.seq} of {self.name!r} not done after {timeout} s")
         if not xcmd.done:

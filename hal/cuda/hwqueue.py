@@ -56,6 +56,7 @@ class CudaHwQueue(HwQueue):
     """
 
     max_level = Level.DEACTIVATE
+    direct_wait = True
 
     def __init__(self, device, stream: cupy.cuda.Stream | None = None, *, priority: int = 0,
                  guard: bool | None = None) -> None:  # fmt: skip

@@ -124,3 +124,22 @@ def test_open_device_cpu_is_the_shared_cpu_device() -> None:
     with pytest.raises(hal.UnsupportedLevelError):
         q.interrupt()
     q.close()
+
+
+@pytest.mark.parametrize("threshold", [1, 3, 16])
+def test_waiting_in_the_adapter_retires_commands_once_and_in_order(device, threshold) -> None:
+    """`direct_wait` (CUDA's XQueue.wait path): the waiter blocks in synchronize() and
+    retires the commands itself; the adapter's own completions later change nothing."""
+    from preempt import XQueue
+
+    hwq = device.create_queue()
+    hwq.direct_wait = True
+    xq = XQueue(hwq, threshold=threshold)
+    log: list[int] = []
+    for task in range(20):
+        cmds = [xq.submit(HwCommand(payload=lambda i=i: log.append(i) or i)) for i in range(task * 5, task * 5 + 5)]
+        assert xq.wait(cmds[-1]) == task * 5 + 4
+        assert all(c.done for c in cmds)
+    xq.synchronize(TIMEOUT)
+    assert log == list(range(100))
+    assert xq.info().completed == 100 and xq.info().in_flight == 0
