@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_WATCH_INTERVAL_MS = 100
 MIN_WATCH_INTERVAL_MS = 10
+MIN_HEARTBEAT_MS = 100
 
 
 def status_of(exc: Exception) -> grpc.StatusCode:
@@ -119,35 +120,13 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
         interval_ms = request.min_interval_ms or DEFAULT_WATCH_INTERVAL_MS
         interval = max(MIN_WATCH_INTERVAL_MS, interval_ms) / 1e3
+        heartbeat_ms = max(MIN_HEARTBEAT_MS, request.heartbeat_ms) if request.heartbeat_ms else 0
         watcher = self.daemon.bus.subscribe()
         try:
-            yield cpb.StatusUpdate(snapshot=views.snapshot(self.sched))
-            while True:
-                await watcher.wait()
-                await asyncio.sleep(interval)
-                changes = watcher.take()
-                if changes:
-                    yield cpb.StatusUpdate(delta=self._delta(changes))
+            async for update in views.status_updates(self.sched, watcher, interval, heartbeat_ms):
+                yield update
         finally:
             self.daemon.bus.unsubscribe(watcher)
-
-    def _delta(self, changes) -> cpb.Delta:
-        sched = self.sched
-        delta = cpb.Delta(
-            changed_xqueues=[
-                views.xqueue_view(sched, sched.xqueues[i]) for i in sorted(changes.xqueues) if i in sched.xqueues
-            ],
-            removed_xqueues=sorted(changes.removed_xqueues),
-            changed_processes=[
-                views.process_view(sched, sched.processes[p])
-                for p in sorted(changes.processes)
-                if p in sched.processes
-            ],
-            removed_pids=sorted(changes.removed_pids),
-        )
-        if changes.policy:
-            delta.policy.CopyFrom(views.policy_view(sched))
-        return delta
 
     @_mapped
     async def GetPolicy(self, request, context) -> cpb.PolicyInfo:

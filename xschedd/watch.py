@@ -1,13 +1,20 @@
 """Change notification for WatchStatus: each watcher collects what changed since it last looked.
 
 Owned by the daemon's event loop. The scheduler marks changes; a watcher's stream wakes,
-waits out its minimum interval (coalescing bursts) and sends one delta.
+waits out its minimum interval (coalescing bursts) and sends one delta. XQueue shares move
+without events (a queue that stopped running fades out of its window), so each stream
+also re-sends, now and then, the XQueues whose share drifted from what it last sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
+
+SHARE_REFRESH_S = 1.0
+SHARE_STEP = 0.005  # a drift smaller than half a percentage point is not worth a message
 
 
 @dataclass(eq=False)
@@ -29,13 +36,40 @@ class Watcher:
         self._changes = Changes()
         self._wake = asyncio.Event()
 
-    async def wait(self) -> None:
-        await self._wake.wait()
+    async def wait(self, timeout: float | None = None) -> bool:
+        """Wait for a change (True) or until `timeout` seconds have passed (False)."""
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     def take(self) -> Changes:
         changes, self._changes = self._changes, Changes()
         self._wake.clear()
         return changes
+
+
+class _Shared(Protocol):
+    def share(self) -> float: ...
+
+
+class ShareTracker:
+    """The shares one stream last sent, to find the XQueues whose share drifted since."""
+
+    def __init__(self) -> None:
+        self._sent: dict[int, float] = {}
+
+    def sent(self, shares: Iterable[tuple[int, float]], removed: Iterable[int] = ()) -> None:
+        self._sent.update(shares)
+        for xqueue_id in removed:
+            self._sent.pop(xqueue_id, None)
+
+    def drifted(self, records: Mapping[int, _Shared]) -> set[int]:
+        return {
+            xqueue_id for xqueue_id, rec in records.items()
+            if abs(rec.share() - self._sent.get(xqueue_id, 0.0)) >= SHARE_STEP
+        }
 
 
 class StatusBus:

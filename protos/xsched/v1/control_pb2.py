@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from protos.xsched.v1 import types_pb2 as protos_dot_xsched_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eprotos/xsched/v1/control.proto\x12\txsched.v1\x1a\x1cprotos/xsched/v1/types.proto\"\xb8\x01\n\nXQueueView\x12#\n\x04info\x18\x01 \x01(\x0b\x32\x15.xsched.v1.XQueueInfo\x12\x0c\n\x04held\x18\x02 \x01(\x08\x12\'\n\x04\x62usy\x18\x03 \x01(\x0b\x32\x19.xsched.v1.LatencySummary\x12\'\n\x04task\x18\x04 \x01(\x0b\x32\x19.xsched.v1.LatencySummary\x12\x13\n\x0bready_for_s\x18\x05 \x01(\x01\x12\x10\n\x08priority\x18\x06 \x01(\x11\"\xd3\x01\n\x0bProcessView\x12\x0b\n\x03pid\x18\x01 \x01(\r\x12\x0b\n\x03uid\x18\x02 \x01(\r\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0c\n\x04nice\x18\x04 \x01(\x11\x12\x12\n\nxqueue_ids\x18\x05 \x03(\x04\x12\x32\n\x06gauges\x18\x06 \x03(\x0b\x32\".xsched.v1.ProcessView.GaugesEntry\x12\x17\n\x0f\x63onnected_for_s\x18\x07 \x01(\x01\x1a-\n\x0bGaugesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"!\n\x12ListXQueuesRequest\x12\x0b\n\x03pid\x18\x01 \x01(\r\"=\n\x13ListXQueuesResponse\x12&\n\x07xqueues\x18\x01 \x03(\x0b\x32\x15.xsched.v1.XQueueView\"\x16\n\x14ListProcessesRequest\"B\n\x15ListProcessesResponse\x12)\n\tprocesses\x18\x01 \x03(\x0b\x32\x16.xsched.v1.ProcessView\"-\n\x12WatchStatusRequest\x12\x17\n\x0fmin_interval_ms\x18\x01 \x01(\r\"\x84\x01\n\x08Snapshot\x12%\n\x06policy\x18\x01 \x01(\x0b\x32\x15.xsched.v1.PolicyInfo\x12)\n\tprocesses\x18\x02 \x03(\x0b\x32\x16.xsched.v1.ProcessView\x12&\n\x07xqueues\x18\x03 \x03(\x0b\x32\x15.xsched.v1.XQueueView\"\xc0\x01\n\x05\x44\x65lta\x12.\n\x0f\x63hanged_xqueues\x18\x01 \x03(\x0b\x32\x15.xsched.v1.XQueueView\x12\x17\n\x0fremoved_xqueues\x18\x02 \x03(\x04\x12\x31\n\x11\x63hanged_processes\x18\x03 \x03(\x0b\x32\x16.xsched.v1.ProcessView\x12\x14\n\x0cremoved_pids\x18\x04 \x03(\r\x12%\n\x06policy\x18\x05 \x01(\x0b\x32\x15.xsched.v1.PolicyInfo\"b\n\x0cStatusUpdate\x12\'\n\x08snapshot\x18\x01 \x01(\x0b\x32\x13.xsched.v1.SnapshotH\x00\x12!\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x10.xsched.v1.DeltaH\x00\x42\x06\n\x04kind\"n\n\nPolicyInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04gang\x18\x02 \x01(\x08\x12\x11\n\tavailable\x18\x03 \x03(\t\x12\x11\n\tdecisions\x18\x04 \x01(\x04\x12\x1e\n\x05hints\x18\x05 \x03(\x0b\x32\x0f.xsched.v1.Hint\"\x12\n\x10GetPolicyRequest\"<\n\x10SetPolicyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\x04gang\x18\x02 \x01(\x08H\x00\x88\x01\x01\x42\x07\n\x05_gang\"=\n\x0fSendHintRequest\x12\x1d\n\x04hint\x18\x01 \x01(\x0b\x32\x0f.xsched.v1.Hint\x12\x0b\n\x03pid\x18\x02 \x01(\r\"&\n\x10SendHintResponse\x12\x12\n\nxqueue_ids\x18\x01 \x03(\x04\"Q\n\x13\x43onfigXQueueRequest\x12\x11\n\txqueue_id\x18\x01 \x01(\x04\x12\'\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x17.xsched.v1.XQueueConfig\"\"\n\rXQueueRequest\x12\x11\n\txqueue_id\x18\x01 \x01(\x04\x32\x8c\x05\n\x0e\x43ontrolService\x12L\n\x0bListXQueues\x12\x1d.xsched.v1.ListXQueuesRequest\x1a\x1e.xsched.v1.ListXQueuesResponse\x12R\n\rListProcesses\x12\x1f.xsched.v1.ListProcessesRequest\x1a .xsched.v1.ListProcessesResponse\x12G\n\x0bWatchStatus\x12\x1d.xsched.v1.WatchStatusRequest\x1a\x17.xsched.v1.StatusUpdate0\x01\x12?\n\tGetPolicy\x12\x1b.xsched.v1.GetPolicyRequest\x1a\x15.xsched.v1.PolicyInfo\x12?\n\tSetPolicy\x12\x1b.xsched.v1.SetPolicyRequest\x1a\x15.xsched.v1.PolicyInfo\x12\x43\n\x08SendHint\x12\x1a.xsched.v1.SendHintRequest\x1a\x1b.xsched.v1.SendHintResponse\x12\x45\n\x0c\x43onfigXQueue\x12\x1e.xsched.v1.ConfigXQueueRequest\x1a\x15.xsched.v1.XQueueView\x12@\n\rSuspendXQueue\x12\x18.xsched.v1.XQueueRequest\x1a\x15.xsched.v1.XQueueView\x12?\n\x0cResumeXQueue\x12\x18.xsched.v1.XQueueRequest\x1a\x15.xsched.v1.XQueueViewb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eprotos/xsched/v1/control.proto\x12\txsched.v1\x1a\x1cprotos/xsched/v1/types.proto\"\xc7\x01\n\nXQueueView\x12#\n\x04info\x18\x01 \x01(\x0b\x32\x15.xsched.v1.XQueueInfo\x12\x0c\n\x04held\x18\x02 \x01(\x08\x12\'\n\x04\x62usy\x18\x03 \x01(\x0b\x32\x19.xsched.v1.LatencySummary\x12\'\n\x04task\x18\x04 \x01(\x0b\x32\x19.xsched.v1.LatencySummary\x12\x13\n\x0bready_for_s\x18\x05 \x01(\x01\x12\x10\n\x08priority\x18\x06 \x01(\x11\x12\r\n\x05share\x18\x07 \x01(\x01\"\xd3\x01\n\x0bProcessView\x12\x0b\n\x03pid\x18\x01 \x01(\r\x12\x0b\n\x03uid\x18\x02 \x01(\r\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0c\n\x04nice\x18\x04 \x01(\x11\x12\x12\n\nxqueue_ids\x18\x05 \x03(\x04\x12\x32\n\x06gauges\x18\x06 \x03(\x0b\x32\".xsched.v1.ProcessView.GaugesEntry\x12\x17\n\x0f\x63onnected_for_s\x18\x07 \x01(\x01\x1a-\n\x0bGaugesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"!\n\x12ListXQueuesRequest\x12\x0b\n\x03pid\x18\x01 \x01(\r\"=\n\x13ListXQueuesResponse\x12&\n\x07xqueues\x18\x01 \x03(\x0b\x32\x15.xsched.v1.XQueueView\"\x16\n\x14ListProcessesRequest\"B\n\x15ListProcessesResponse\x12)\n\tprocesses\x18\x01 \x03(\x0b\x32\x16.xsched.v1.ProcessView\"C\n\x12WatchStatusRequest\x12\x17\n\x0fmin_interval_ms\x18\x01 \x01(\r\x12\x14\n\x0cheartbeat_ms\x18\x02 \x01(\r\"\xb2\x01\n\x08Snapshot\x12%\n\x06policy\x18\x01 \x01(\x0b\x32\x15.xsched.v1.PolicyInfo\x12)\n\tprocesses\x18\x02 \x03(\x0b\x32\x16.xsched.v1.ProcessView\x12&\n\x07xqueues\x18\x03 \x03(\x0b\x32\x15.xsched.v1.XQueueView\x12\x14\n\x0cheartbeat_ms\x18\x04 \x01(\r\x12\x16\n\x0eshare_window_s\x18\x05 \x01(\x01\"\xc0\x01\n\x05\x44\x65lta\x12.\n\x0f\x63hanged_xqueues\x18\x01 \x03(\x0b\x32\x15.xsched.v1.XQueueView\x12\x17\n\x0fremoved_xqueues\x18\x02 \x03(\x04\x12\x31\n\x11\x63hanged_processes\x18\x03 \x03(\x0b\x32\x16.xsched.v1.ProcessView\x12\x14\n\x0cremoved_pids\x18\x04 \x03(\r\x12%\n\x06policy\x18\x05 \x01(\x0b\x32\x15.xsched.v1.PolicyInfo\"\x0b\n\tHeartbeat\"\x8d\x01\n\x0cStatusUpdate\x12\'\n\x08snapshot\x18\x01 \x01(\x0b\x32\x13.xsched.v1.SnapshotH\x00\x12!\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x10.xsched.v1.DeltaH\x00\x12)\n\theartbeat\x18\x03 \x01(\x0b\x32\x14.xsched.v1.HeartbeatH\x00\x42\x06\n\x04kind\"n\n\nPolicyInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04gang\x18\x02 \x01(\x08\x12\x11\n\tavailable\x18\x03 \x03(\t\x12\x11\n\tdecisions\x18\x04 \x01(\x04\x12\x1e\n\x05hints\x18\x05 \x03(\x0b\x32\x0f.xsched.v1.Hint\"\x12\n\x10GetPolicyRequest\"<\n\x10SetPolicyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\x04gang\x18\x02 \x01(\x08H\x00\x88\x01\x01\x42\x07\n\x05_gang\"=\n\x0fSendHintRequest\x12\x1d\n\x04hint\x18\x01 \x01(\x0b\x32\x0f.xsched.v1.Hint\x12\x0b\n\x03pid\x18\x02 \x01(\r\"&\n\x10SendHintResponse\x12\x12\n\nxqueue_ids\x18\x01 \x03(\x04\"Q\n\x13\x43onfigXQueueRequest\x12\x11\n\txqueue_id\x18\x01 \x01(\x04\x12\'\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x17.xsched.v1.XQueueConfig\"\"\n\rXQueueRequest\x12\x11\n\txqueue_id\x18\x01 \x01(\x04\x32\x8c\x05\n\x0e\x43ontrolService\x12L\n\x0bListXQueues\x12\x1d.xsched.v1.ListXQueuesRequest\x1a\x1e.xsched.v1.ListXQueuesResponse\x12R\n\rListProcesses\x12\x1f.xsched.v1.ListProcessesRequest\x1a .xsched.v1.ListProcessesResponse\x12G\n\x0bWatchStatus\x12\x1d.xsched.v1.WatchStatusRequest\x1a\x17.xsched.v1.StatusUpdate0\x01\x12?\n\tGetPolicy\x12\x1b.xsched.v1.GetPolicyRequest\x1a\x15.xsched.v1.PolicyInfo\x12?\n\tSetPolicy\x12\x1b.xsched.v1.SetPolicyRequest\x1a\x15.xsched.v1.PolicyInfo\x12\x43\n\x08SendHint\x12\x1a.xsched.v1.SendHintRequest\x1a\x1b.xsched.v1.SendHintResponse\x12\x45\n\x0c\x43onfigXQueue\x12\x1e.xsched.v1.ConfigXQueueRequest\x1a\x15.xsched.v1.XQueueView\x12@\n\rSuspendXQueue\x12\x18.xsched.v1.XQueueRequest\x1a\x15.xsched.v1.XQueueView\x12?\n\x0cResumeXQueue\x12\x18.xsched.v1.XQueueRequest\x1a\x15.xsched.v1.XQueueViewb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,41 +35,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PROCESSVIEW_GAUGESENTRY']._loaded_options = None
   _globals['_PROCESSVIEW_GAUGESENTRY']._serialized_options = b'8\001'
   _globals['_XQUEUEVIEW']._serialized_start=76
-  _globals['_XQUEUEVIEW']._serialized_end=260
-  _globals['_PROCESSVIEW']._serialized_start=263
-  _globals['_PROCESSVIEW']._serialized_end=474
-  _globals['_PROCESSVIEW_GAUGESENTRY']._serialized_start=429
-  _globals['_PROCESSVIEW_GAUGESENTRY']._serialized_end=474
-  _globals['_LISTXQUEUESREQUEST']._serialized_start=476
-  _globals['_LISTXQUEUESREQUEST']._serialized_end=509
-  _globals['_LISTXQUEUESRESPONSE']._serialized_start=511
-  _globals['_LISTXQUEUESRESPONSE']._serialized_end=572
-  _globals['_LISTPROCESSESREQUEST']._serialized_start=574
-  _globals['_LISTPROCESSESREQUEST']._serialized_end=596
-  _globals['_LISTPROCESSESRESPONSE']._serialized_start=598
-  _globals['_LISTPROCESSESRESPONSE']._serialized_end=664
-  _globals['_WATCHSTATUSREQUEST']._serialized_start=666
-  _globals['_WATCHSTATUSREQUEST']._serialized_end=711
-  _globals['_SNAPSHOT']._serialized_start=714
-  _globals['_SNAPSHOT']._serialized_end=846
-  _globals['_DELTA']._serialized_start=849
-  _globals['_DELTA']._serialized_end=1041
-  _globals['_STATUSUPDATE']._serialized_start=1043
-  _globals['_STATUSUPDATE']._serialized_end=1141
-  _globals['_POLICYINFO']._serialized_start=1143
-  _globals['_POLICYINFO']._serialized_end=1253
-  _globals['_GETPOLICYREQUEST']._serialized_start=1255
-  _globals['_GETPOLICYREQUEST']._serialized_end=1273
-  _globals['_SETPOLICYREQUEST']._serialized_start=1275
-  _globals['_SETPOLICYREQUEST']._serialized_end=1335
-  _globals['_SENDHINTREQUEST']._serialized_start=1337
-  _globals['_SENDHINTREQUEST']._serialized_end=1398
-  _globals['_SENDHINTRESPONSE']._serialized_start=1400
-  _globals['_SENDHINTRESPONSE']._serialized_end=1438
-  _globals['_CONFIGXQUEUEREQUEST']._serialized_start=1440
-  _globals['_CONFIGXQUEUEREQUEST']._serialized_end=1521
-  _globals['_XQUEUEREQUEST']._serialized_start=1523
-  _globals['_XQUEUEREQUEST']._serialized_end=1557
-  _globals['_CONTROLSERVICE']._serialized_start=1560
-  _globals['_CONTROLSERVICE']._serialized_end=2212
+  _globals['_XQUEUEVIEW']._serialized_end=275
+  _globals['_PROCESSVIEW']._serialized_start=278
+  _globals['_PROCESSVIEW']._serialized_end=489
+  _globals['_PROCESSVIEW_GAUGESENTRY']._serialized_start=444
+  _globals['_PROCESSVIEW_GAUGESENTRY']._serialized_end=489
+  _globals['_LISTXQUEUESREQUEST']._serialized_start=491
+  _globals['_LISTXQUEUESREQUEST']._serialized_end=524
+  _globals['_LISTXQUEUESRESPONSE']._serialized_start=526
+  _globals['_LISTXQUEUESRESPONSE']._serialized_end=587
+  _globals['_LISTPROCESSESREQUEST']._serialized_start=589
+  _globals['_LISTPROCESSESREQUEST']._serialized_end=611
+  _globals['_LISTPROCESSESRESPONSE']._serialized_start=613
+  _globals['_LISTPROCESSESRESPONSE']._serialized_end=679
+  _globals['_WATCHSTATUSREQUEST']._serialized_start=681
+  _globals['_WATCHSTATUSREQUEST']._serialized_end=748
+  _globals['_SNAPSHOT']._serialized_start=751
+  _globals['_SNAPSHOT']._serialized_end=929
+  _globals['_DELTA']._serialized_start=932
+  _globals['_DELTA']._serialized_end=1124
+  _globals['_HEARTBEAT']._serialized_start=1126
+  _globals['_HEARTBEAT']._serialized_end=1137
+  _globals['_STATUSUPDATE']._serialized_start=1140
+  _globals['_STATUSUPDATE']._serialized_end=1281
+  _globals['_POLICYINFO']._serialized_start=1283
+  _globals['_POLICYINFO']._serialized_end=1393
+  _globals['_GETPOLICYREQUEST']._serialized_start=1395
+  _globals['_GETPOLICYREQUEST']._serialized_end=1413
+  _globals['_SETPOLICYREQUEST']._serialized_start=1415
+  _globals['_SETPOLICYREQUEST']._serialized_end=1475
+  _globals['_SENDHINTREQUEST']._serialized_start=1477
+  _globals['_SENDHINTREQUEST']._serialized_end=1538
+  _globals['_SENDHINTRESPONSE']._serialized_start=1540
+  _globals['_SENDHINTRESPONSE']._serialized_end=1578
+  _globals['_CONFIGXQUEUEREQUEST']._serialized_start=1580
+  _globals['_CONFIGXQUEUEREQUEST']._serialized_end=1661
+  _globals['_XQUEUEREQUEST']._serialized_start=1663
+  _globals['_XQUEUEREQUEST']._serialized_end=1697
+  _globals['_CONTROLSERVICE']._serialized_start=1700
+  _globals['_CONTROLSERVICE']._serialized_end=2352
 # @@protoc_insertion_point(module_scope)

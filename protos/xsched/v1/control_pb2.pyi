@@ -8,20 +8,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class XQueueView(_message.Message):
-    __slots__ = ("info", "held", "busy", "task", "ready_for_s", "priority")
+    __slots__ = ("info", "held", "busy", "task", "ready_for_s", "priority", "share")
     INFO_FIELD_NUMBER: _ClassVar[int]
     HELD_FIELD_NUMBER: _ClassVar[int]
     BUSY_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     READY_FOR_S_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
     info: _types_pb2.XQueueInfo
     held: bool
     busy: _types_pb2.LatencySummary
     task: _types_pb2.LatencySummary
     ready_for_s: float
     priority: int
-    def __init__(self, info: _Optional[_Union[_types_pb2.XQueueInfo, _Mapping]] = ..., held: _Optional[bool] = ..., busy: _Optional[_Union[_types_pb2.LatencySummary, _Mapping]] = ..., task: _Optional[_Union[_types_pb2.LatencySummary, _Mapping]] = ..., ready_for_s: _Optional[float] = ..., priority: _Optional[int] = ...) -> None: ...
+    share: float
+    def __init__(self, info: _Optional[_Union[_types_pb2.XQueueInfo, _Mapping]] = ..., held: _Optional[bool] = ..., busy: _Optional[_Union[_types_pb2.LatencySummary, _Mapping]] = ..., task: _Optional[_Union[_types_pb2.LatencySummary, _Mapping]] = ..., ready_for_s: _Optional[float] = ..., priority: _Optional[int] = ..., share: _Optional[float] = ...) -> None: ...
 
 class ProcessView(_message.Message):
     __slots__ = ("pid", "uid", "name", "nice", "xqueue_ids", "gauges", "connected_for_s")
@@ -71,20 +73,26 @@ class ListProcessesResponse(_message.Message):
     def __init__(self, processes: _Optional[_Iterable[_Union[ProcessView, _Mapping]]] = ...) -> None: ...
 
 class WatchStatusRequest(_message.Message):
-    __slots__ = ("min_interval_ms",)
+    __slots__ = ("min_interval_ms", "heartbeat_ms")
     MIN_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_MS_FIELD_NUMBER: _ClassVar[int]
     min_interval_ms: int
-    def __init__(self, min_interval_ms: _Optional[int] = ...) -> None: ...
+    heartbeat_ms: int
+    def __init__(self, min_interval_ms: _Optional[int] = ..., heartbeat_ms: _Optional[int] = ...) -> None: ...
 
 class Snapshot(_message.Message):
-    __slots__ = ("policy", "processes", "xqueues")
+    __slots__ = ("policy", "processes", "xqueues", "heartbeat_ms", "share_window_s")
     POLICY_FIELD_NUMBER: _ClassVar[int]
     PROCESSES_FIELD_NUMBER: _ClassVar[int]
     XQUEUES_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_MS_FIELD_NUMBER: _ClassVar[int]
+    SHARE_WINDOW_S_FIELD_NUMBER: _ClassVar[int]
     policy: PolicyInfo
     processes: _containers.RepeatedCompositeFieldContainer[ProcessView]
     xqueues: _containers.RepeatedCompositeFieldContainer[XQueueView]
-    def __init__(self, policy: _Optional[_Union[PolicyInfo, _Mapping]] = ..., processes: _Optional[_Iterable[_Union[ProcessView, _Mapping]]] = ..., xqueues: _Optional[_Iterable[_Union[XQueueView, _Mapping]]] = ...) -> None: ...
+    heartbeat_ms: int
+    share_window_s: float
+    def __init__(self, policy: _Optional[_Union[PolicyInfo, _Mapping]] = ..., processes: _Optional[_Iterable[_Union[ProcessView, _Mapping]]] = ..., xqueues: _Optional[_Iterable[_Union[XQueueView, _Mapping]]] = ..., heartbeat_ms: _Optional[int] = ..., share_window_s: _Optional[float] = ...) -> None: ...
 
 class Delta(_message.Message):
     __slots__ = ("changed_xqueues", "removed_xqueues", "changed_processes", "removed_pids", "policy")
@@ -100,13 +108,19 @@ class Delta(_message.Message):
     policy: PolicyInfo
     def __init__(self, changed_xqueues: _Optional[_Iterable[_Union[XQueueView, _Mapping]]] = ..., removed_xqueues: _Optional[_Iterable[int]] = ..., changed_processes: _Optional[_Iterable[_Union[ProcessView, _Mapping]]] = ..., removed_pids: _Optional[_Iterable[int]] = ..., policy: _Optional[_Union[PolicyInfo, _Mapping]] = ...) -> None: ...
 
+class Heartbeat(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class StatusUpdate(_message.Message):
-    __slots__ = ("snapshot", "delta")
+    __slots__ = ("snapshot", "delta", "heartbeat")
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     snapshot: Snapshot
     delta: Delta
-    def __init__(self, snapshot: _Optional[_Union[Snapshot, _Mapping]] = ..., delta: _Optional[_Union[Delta, _Mapping]] = ...) -> None: ...
+    heartbeat: Heartbeat
+    def __init__(self, snapshot: _Optional[_Union[Snapshot, _Mapping]] = ..., delta: _Optional[_Union[Delta, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ...) -> None: ...
 
 class PolicyInfo(_message.Message):
     __slots__ = ("name", "gang", "available", "decisions", "hints")

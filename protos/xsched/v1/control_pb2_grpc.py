@@ -97,7 +97,9 @@ class ControlServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchStatus(self, request, context):
-        """A snapshot first, then deltas (coalesced, at most every min_interval_ms).
+        """A snapshot first, then deltas (coalesced, at most every min_interval_ms), and, if
+        asked, a heartbeat whenever nothing else was sent for heartbeat_ms: a silent stream
+        then means a daemon that is not responding, not one with nothing to say.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
