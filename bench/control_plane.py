@@ -5,10 +5,11 @@ kept busy) must then be suspended, and resumed when the trigger goes idle. We ti
 the machine's monotonic clock (shared by all processes), trigger-ready -> target
 suspended and trigger-idle -> target resumed, through xschedd (GLB, targets in P
 separate processes) and through the in-process local scheduler (LCL, all in one
-process), for P x Q = 1x1, 10x10 and 100x10; then the events per second the daemon
-sustains, and its CPU and RSS.
+process), for P x Q = 1x1, 10x10 and 100x10; then, with 100 XQueues flat out, the status
+events per second the daemon takes in, its decisions, CPU and RSS.
 
 Usage: python bench/control_plane.py [--rounds 40] [--configs 1x1,10x10,100x10]
+       [--events-s 5 (0: skip the sustained run)] [--no-save | --save-as NAME]
 """
 
 from __future__ import annotations
@@ -17,25 +18,27 @@ import argparse
 import json
 import os
 import random
-import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
-
-from common import ROOT, stop_sim, write_results
 
 import grpc
 import psutil
+from common import ROOT, stop_sim, write_results
 
 from hal import HwCommand
 from hal.sim import SimDevice
 from preempt import EventKind
 from preempt.latency import percentile
 from preempt.runtime import Runtime
-from protos.xsched.v1 import control_pb2 as cpb, control_pb2_grpc
+from protos.xsched.v1 import control_pb2 as cpb
+from protos.xsched.v1 import control_pb2_grpc
+from xschedd.launch import DaemonProcess
 
 BUSY_US = 200_000.0  # target commands: long, so targets stay ready all along
 
@@ -164,36 +167,57 @@ def run_config(procs: int, per_proc: int, rounds: int, base_env: dict, daemon_so
     }
 
 
-def events_per_second(base_env: dict, daemon_sock: Path, daemon: psutil.Process, seconds: float):
-    """10 processes x 10 XQueues of 1-command tasks, flat out: READY/IDLE events per second."""
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def events_taken(metrics_port: int) -> float:
+    """The daemon's count of status events received from agents (its Prometheus metric)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("xsched_agent_events_total "):
+                return float(line.split()[1])
+    return 0.0
+
+
+def events_per_second(
+    base_env: dict, daemon_sock: Path, daemon: psutil.Process, seconds: float, metrics_port: int, tmp: Path
+):
+    """10 processes x 10 XQueues of 1-command tasks, flat out: READY/IDLE events per second
+    offered (two per task) and taken in by the daemon; agents coalesce what it cannot take."""
     env = {**base_env, "XSCHED_SCHEDULER": "GLB", "XSCHED_SOCKET": str(daemon_sock)}
     queues = [arg for i in range(10) for arg in ("--queue", f"name=q{i},commands=1,command_us=20")]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "xsched_workload.cli", "--device", "sim:local",
-             "--duration-s", str(seconds + 4), "--json", *queues],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT,
-        )  # fmt: skip
-        for _ in range(10)
-    ]
+    outs = [tmp / f"sustained-{i}.jsonl" for i in range(10)]
+    procs = []
+    for out in outs:
+        with open(out, "wb") as f:  # a file, not a pipe: a full pipe would stall the workload
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "xsched_workload.cli", "--device", "sim:local",
+                 "--duration-s", str(seconds + 4), "--json", *queues],
+                stdout=f, stderr=subprocess.DEVNULL, env=env, cwd=ROOT,
+            ))  # fmt: skip
     stub = control_pb2_grpc.ControlServiceStub(grpc.insecure_channel(f"unix:{daemon_sock}"))
     time.sleep(3.0)  # start-up
     d0 = stub.GetPolicy(cpb.GetPolicyRequest(), timeout=5).decisions
+    e0 = events_taken(metrics_port)
     daemon.cpu_percent()
     t0 = time.monotonic()
     time.sleep(seconds)
     d1 = stub.GetPolicy(cpb.GetPolicyRequest(), timeout=5).decisions
+    e1 = events_taken(metrics_port)
     elapsed = time.monotonic() - t0
     cpu = daemon.cpu_percent()
     rss = daemon.memory_info().rss
     tasks = 0
-    for proc in procs:
-        out, _ = proc.communicate(timeout=60)
-        tasks += sum(
-            line["tasks"] for line in map(json.loads, out.splitlines()) if line.get("summary")
-        )
+    for proc, out in zip(procs, outs):
+        proc.wait(60)
+        lines = map(json.loads, out.read_text().splitlines())
+        tasks += sum(line["tasks"] for line in lines if line.get("summary"))
     return {
         "decisions_per_s": (d1 - d0) / elapsed,
+        "events_taken_per_s": (e1 - e0) / elapsed,
         "events_offered_per_s": 2 * tasks / (seconds + 4),
         "daemon_cpu_percent": cpu,
         "daemon_rss_mb": rss / 2**20,
@@ -209,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", default="1x1,10x10,100x10")
     parser.add_argument("--events-s", type=float, default=5.0)
     parser.add_argument("--no-save", action="store_true")
+    parser.add_argument("--save-as", default="control_plane", metavar="NAME",
+                        help="write bench/results/NAME.json (e.g. control_plane_16core)")
     args = parser.parse_args(argv)
     configs = [tuple(int(x) for x in c.split("x")) for c in args.configs.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="xcp-", dir="/tmp"))
@@ -218,24 +244,15 @@ def main(argv: list[str] | None = None) -> int:
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         XSCHED_SIM_SOCKET=str(tmp / "sim.sock"),
     )
-    log = open(tmp / "xschedd.log", "wb")
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "xschedd.cli", "--socket", str(sock), "--state-dir",
-         str(tmp / "state"), "--policy", "HPF", "--log-level", "WARNING"],
-        stdout=log, stderr=log, env=base_env, cwd=ROOT,
+    metrics_port = free_port()
+    daemon = DaemonProcess(
+        sock, tmp / "state", tmp / "xschedd.log", log_level="WARNING", env=base_env,
+        args=["--policy", "HPF", "--metrics-port", str(metrics_port)],
     )  # fmt: skip
+    daemon.start(wait=False)
     results: dict[str, dict] = {}
     try:
-        stub = control_pb2_grpc.ControlServiceStub(grpc.insecure_channel(f"unix:{sock}"))
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                stub.GetPolicy(cpb.GetPolicyRequest(), timeout=1)
-                break
-            except grpc.RpcError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError((tmp / "xschedd.log").read_text()) from None
-                time.sleep(0.1)
+        daemon.wait_serving(20)
         proc = psutil.Process(daemon.pid)
         for procs, per_proc in configs:
             name = f"{procs}x{per_proc}"
@@ -247,10 +264,10 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = {"daemon": glb, "local": lcl}
             print(f"{name}: daemon suspend P99 {glb['suspend_p99_ms']:.2f} ms, "
                   f"local {lcl['suspend_p99_ms']:.2f} ms", file=sys.stderr, flush=True)  # fmt: skip
-        results["sustained"] = events_per_second(base_env, sock, proc, args.events_s)
+        if args.events_s > 0:
+            results["sustained"] = events_per_second(base_env, sock, proc, args.events_s, metrics_port, tmp)
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(15)
+        daemon.stop(timeout_s=15)
         stop_sim(tmp / "sim.sock")
     print("\nstatus change -> operation applied in the target process (HPF; ms)")
     print(f"{'P x Q':<8} {'path':<7} {'suspend p50':>11} {'p99':>7} {'resume p50':>11} {'p99':>7} "
@@ -266,14 +283,18 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['operations_seen']:>4}/{r['operations_expected']:<4} {extra}")  # fmt: skip
         ratio = pair["daemon"]["suspend_p99_ms"] / pair["local"]["suspend_p99_ms"]
         print(f"{'':<8} daemon/local suspend P99: {ratio:.2f}x")
-    s = results["sustained"]
-    print(f"\nsustained: {s['events_offered_per_s']:,.0f} events/s offered by 100 XQueues, "
-          f"{s['decisions_per_s']:,.0f} scheduling decisions/s, daemon {s['daemon_cpu_percent']:.0f}% "
-          f"CPU, {s['daemon_rss_mb']:.0f} MB RSS")  # fmt: skip
+    s = results.get("sustained")
+    if s is not None:
+        print(f"\nsustained: {s['events_offered_per_s']:,.0f} events/s offered by 100 XQueues, "
+              f"{s['events_taken_per_s']:,.0f} taken in by the daemon (the rest coalesced by the "
+              f"agents), {s['decisions_per_s']:,.0f} scheduling decisions/s, daemon "
+              f"{s['daemon_cpu_percent']:.0f}% CPU, {s['daemon_rss_mb']:.0f} MB RSS")  # fmt: skip
     if not args.no_save:
-        params = {"rounds": args.rounds, "policy": "HPF", "transport": "unix socket",
-                  "configs": args.configs}  # fmt: skip
-        print(f"wrote {write_results('control_plane', 'simulated XPU (sim:local per process)', params, results)}")
+        params = {"rounds": args.rounds, "policy": "HPF",
+                  "transport": "unix socket (native agent stream)", "configs": args.configs,
+                  "events_s": args.events_s}  # fmt: skip
+        path = write_results(args.save_as, "simulated XPU (sim:local per process)", params, results)
+        print(f"wrote {path}")
     return 0
 
 

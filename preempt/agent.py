@@ -1,18 +1,27 @@
 """The agent: connects this process's XQueues to xschedd (XSCHED_SCHEDULER=GLB).
 
-It registers the process and its XQueues on one bidirectional gRPC stream, forwards
-their status changes, reports task latencies and gauges every REPORT_INTERVAL_S (which
-doubles as its heartbeat), and applies the operations the daemon sends back.
+It registers the process and its XQueues on one stream to the daemon, forwards their
+status changes, reports task latencies and gauges every REPORT_INTERVAL_S (which doubles
+as its heartbeat), and applies the operations the daemon sends back. On the daemon's
+Unix socket the stream is the native one (xschedd/framing.py); over TCP it is gRPC
+(AgentService.Connect); preempt/agent_links.py has both.
 
 Fail-open: when the daemon is gone, refuses us, or is silent for longer than the lease,
 the agent resumes every XQueue and the application keeps working unscheduled; it retries
 with backoff and re-registers when the daemon is back.
 
-Threads: the agent owns one thread ("xsched-agent") running an asyncio loop with the
-gRPC client. XQueue listeners run on the XQueues' threads and only hand the event over
-(`call_soon_threadsafe`); they never wait on the network. Operations are applied on the
-agent thread (suspend/resume do not block). `_xqueues` and the session state belong to
-the agent loop; `add`, `remove`, `hint` and `set_gauge` may be called from any thread.
+Threads: the agent owns one thread ("xsched-agent") running an asyncio loop: it connects,
+reads the daemon's messages and applies operations (suspend/resume do not block), sends
+reports and watches the lease. XQueue listeners run on the XQueues' threads and hand
+their event to the link themselves (a non-blocking send: no hop through the agent's
+loop, which would cost a thread wake-up on the control path); they never wait on the
+network. `add`, `remove`, `hint` and `set_gauge` may be called from any thread; `_lock`
+guards what they share with the loop (see `__init__`).
+
+The GIL: a thread that wakes up waits for a CPU-busy Python thread to let go of the GIL
+for up to the interpreter's switch interval, 5 ms by default; that would be the agent's
+delay in applying an operation whenever the application computes in Python. The agent
+lowers the interval to SWITCH_INTERVAL_S unless the application changed it first.
 """
 
 from __future__ import annotations
@@ -34,12 +43,14 @@ import grpc
 
 from hal.paths import daemon_socket
 from preempt import config as env_names
+from preempt.agent_links import GrpcLink, LinkOverflow, LinkRefused, UnixLink
 from preempt.errors import ConfigError, PreemptError
 from preempt.xqueue import EventKind, XQueue, XQueueEvent, XQueueInfo, XQueueState, check_params
-from xschedd.policy.wire import hint_to_proto
-from protos.xsched.v1 import agent_pb2 as apb, agent_pb2_grpc, types_pb2 as pb
+from protos.xsched.v1 import agent_pb2 as apb
+from protos.xsched.v1 import types_pb2 as pb
 from xschedd.policy.hintbook import HintBook, hint_pid, hint_xqueue
 from xschedd.policy.hints import Hint
+from xschedd.policy.wire import hint_to_proto
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +58,13 @@ DEFAULT_LEASE_S = 2.0
 REPORT_INTERVAL_S = 0.2  # at least every 250 ms, as the protocol promises
 BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 1.0
-OUTBOX_LIMIT = 10_000
 LATENCY_KEEP = 4096
+ECHO_DELAY_S = 0.01  # how late an operation's own SUSPENDED/RESUMED events go to the daemon
+# The agent thread must get the GIL soon after the daemon's operation arrives, also when an
+# application thread is busy in Python: at the interpreter's default (5 ms) it can wait
+# that long; see `Agent.__init__`.
+SWITCH_INTERVAL_S = 0.0005
+_PYTHON_SWITCH_INTERVAL_S = 0.005
 
 _EVENT_KINDS = {
     EventKind.READY: pb.EVENT_KIND_READY,
@@ -59,6 +75,8 @@ _EVENT_KINDS = {
     EventKind.TASK: pb.EVENT_KIND_TASK,
     EventKind.CLOSED: pb.EVENT_KIND_CLOSED,
 }
+_ECHOES = (EventKind.SUSPENDED, EventKind.RESUMED)
+_STATUS_CHANGES = (EventKind.READY, EventKind.IDLE)
 
 
 @dataclass(frozen=True)
@@ -115,10 +133,6 @@ class _LeaseExpired(Exception):
     pass
 
 
-class _Overflow(Exception):
-    pass
-
-
 class _Latencies:
     def __init__(self) -> None:
         self.busy: deque[float] = deque(maxlen=LATENCY_KEEP)
@@ -131,16 +145,26 @@ class Agent:
     def __init__(self, config: AgentConfig | None = None) -> None:
         self.config = config or agent_config()
         self.lease_s = self.config.lease_s
+        if sys.getswitchinterval() == _PYTHON_SWITCH_INTERVAL_S:  # an application's own choice stays
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.connected = threading.Event()  # set while registered (tests and tools watch it)
         self.registrations = 0
         self._hints = HintBook()
         self._hints_lock = threading.Lock()
         self._gauges: dict[str, float] = {}
         self._gauges_lock = threading.Lock()
+        # `_lock` guards the XQueues, their latencies and the link, and orders what is sent:
+        # a message is built (with a fresh info()) and handed to the link under it. Never
+        # held while calling into an XQueue that emits events (suspend, resume, set_*).
+        self._lock = threading.Lock()
         self._xqueues: dict[int, XQueue] = {}
         self._latencies: dict[int, _Latencies] = {}
-        self._outbox: asyncio.Queue[apb.AgentMessage] | None = None
-        self._overflow = False
+        self._link: UnixLink | GrpcLink | None = None  # set once the register is on its way
+        # Status events held back, one per XQueue however many changes (see `_listener`):
+        # XQueue id -> whether it became ready or idle meanwhile (the daemon decides anew).
+        self._coalesced: dict[int, bool] = {}
+        self._applying = False  # the agent thread is applying the daemon's operations
+        self._echo_timer: asyncio.TimerHandle | None = None
         self._last_heard = 0.0
         self._closing = False
         self._loop = asyncio.new_event_loop()
@@ -160,20 +184,37 @@ class Agent:
         with self._hints_lock:
             for hint in hints:
                 self._hints.put(hint)
-        xq.add_listener(self._listener)
-        self._call(self._add, xq, hints)
+        xq.add_listener(self._listener)  # first: a change from now on is seen (or announced)
+        with self._lock:
+            self._xqueues[xq.id] = xq
+            self._latencies[xq.id] = _Latencies()
+            self._send_locked(apb.AgentMessage(event=apb.XQueueEvent(
+                kind=pb.EVENT_KIND_CONFIGURED, info=info_to_proto(xq.info()),
+                hints=[hint_to_proto(h) for h in hints],
+            )))  # fmt: skip
 
     def remove(self, xq: XQueue) -> None:
         """Stop scheduling `xq`; it is resumed so that it is never left suspended."""
         xq.remove_listener(self._listener)
-        self._call(self._remove, xq)
+        with self._lock:
+            if self._xqueues.pop(xq.id, None) is not None:
+                info = info_to_proto(xq.info())
+                self._send_locked(apb.AgentMessage(event=apb.XQueueEvent(kind=pb.EVENT_KIND_CLOSED, info=info)))
+            self._latencies.pop(xq.id, None)
         xq.resume()
 
     def hint(self, hint: Hint) -> None:
         """Change one of this process's hints at run time (sent to the daemon)."""
         with self._hints_lock:
             self._hints.put(hint)
-        self._call(self._send_hint, hint)
+        xq_id = hint_xqueue(hint)
+        with self._lock:
+            xq = self._xqueues.get(xq_id) if xq_id is not None else None
+            if xq is None:
+                return  # process-wide hints and hints of unknown queues go with the next register
+            self._send_locked(apb.AgentMessage(event=apb.XQueueEvent(
+                kind=pb.EVENT_KIND_CONFIGURED, info=info_to_proto(xq.info()), hints=[hint_to_proto(hint)],
+            )))  # fmt: skip
 
     def set_gauge(self, name: str, value: float) -> None:
         """A workload gauge (e.g. kv_blocks_used), reported with the next report."""
@@ -189,11 +230,77 @@ class Agent:
             self._loop.call_soon_threadsafe(self._stop)
         self._thread.join(timeout)
 
-    # -- the agent loop ----------------------------------------------------------------
-    def _call(self, fn, *args) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is closed: the process is exiting
-            self._loop.call_soon_threadsafe(fn, *args)
+    def _listener(self, event: XQueueEvent) -> None:
+        """On the thread that changed the XQueue: straight to the link, no hop via the loop."""
+        xq_id = event.info.xqueue_id
+        with self._lock:
+            lat = self._latencies.get(xq_id)
+            if lat is not None and event.latency_s is not None:
+                (lat.task if event.kind is EventKind.TASK else lat.busy).append(event.latency_s)
+            if event.kind is EventKind.TASK:
+                return  # tasks go in reports
+            xq = self._xqueues.get(xq_id)
+            if xq is None:
+                return
+            link = self._link
+            if event.kind is EventKind.CLOSED:
+                self._xqueues.pop(xq_id, None)
+                self._latencies.pop(xq_id, None)
+                self._coalesced.pop(xq_id, None)
+                info = event.info
+            elif link is None:
+                return  # while disconnected, the next register says it all
+            elif self._applying and event.kind in _ECHOES and threading.get_ident() == self._thread.ident:
+                # The daemon's own operation taking effect: it does not wait for this news,
+                # so it goes a little later, out of the way of the decisions that matter.
+                self._coalesced.setdefault(xq_id, False)
+                if self._echo_timer is None:
+                    self._echo_timer = self._loop.call_later(ECHO_DELAY_S, self._send_coalesced)
+                return
+            elif link.backlogged:  # the daemon lags: only the latest status matters
+                changed = self._coalesced.get(xq_id, False) or event.kind in _STATUS_CHANGES
+                self._coalesced[xq_id] = changed
+                return
+            else:
+                self._coalesced.pop(xq_id, None)  # what this sends supersedes what was held
+                info = xq.info()  # fresh: events of one queue may reach us out of order
+            if link is not None:
+                kind = _EVENT_KINDS[event.kind]
+                link.send(apb.AgentMessage(event=apb.XQueueEvent(kind=kind, info=info_to_proto(info))))
 
+    def _send_coalesced(self) -> None:
+        """On the loop, when the link drains or the echo delay is over: send the status of
+        the XQueues held back, in one write (while the link is backlogged, its drain brings
+        us back here)."""
+        with self._lock:
+            self._echo_timer = None
+            link = self._link
+            if link is None or link.backlogged:
+                return
+            msgs = []
+            for xq_id, changed in self._coalesced.items():
+                xq = self._xqueues.get(xq_id)
+                if xq is None:
+                    continue
+                info = xq.info()
+                if changed:
+                    kind = pb.EVENT_KIND_READY if info.state is XQueueState.READY else pb.EVENT_KIND_IDLE
+                else:
+                    kind = pb.EVENT_KIND_SUSPENDED if info.suspended else pb.EVENT_KIND_RESUMED
+                msgs.append(apb.AgentMessage(event=apb.XQueueEvent(kind=kind, info=info_to_proto(info))))
+            self._coalesced.clear()
+            if msgs:
+                link.send(*msgs)
+
+    def _send_locked(self, msg: apb.AgentMessage) -> None:
+        if self._link is not None:
+            self._link.send(msg)
+
+    def _send(self, msg: apb.AgentMessage) -> None:
+        with self._lock:
+            self._send_locked(msg)
+
+    # -- the agent loop ----------------------------------------------------------------
     def _run(self, started: threading.Event) -> None:
         asyncio.set_event_loop(self._loop)
         self._main = self._loop.create_task(self._connect_forever())
@@ -212,59 +319,6 @@ class Agent:
         if self._main is not None:
             self._main.cancel()
 
-    def _listener(self, event: XQueueEvent) -> None:
-        self._call(self._on_event, event)
-
-    def _add(self, xq: XQueue, hints: list[Hint]) -> None:
-        self._xqueues[xq.id] = xq
-        self._latencies[xq.id] = _Latencies()
-        if self._outbox is not None:  # registered already: announce it
-            self._enqueue(apb.AgentMessage(event=apb.XQueueEvent(
-                kind=pb.EVENT_KIND_CONFIGURED, info=info_to_proto(xq.info()),
-                hints=[hint_to_proto(h) for h in hints],
-            )))  # fmt: skip
-
-    def _remove(self, xq: XQueue) -> None:
-        if self._xqueues.pop(xq.id, None) is not None and self._outbox is not None:
-            info = info_to_proto(xq.info())
-            self._enqueue(apb.AgentMessage(event=apb.XQueueEvent(kind=pb.EVENT_KIND_CLOSED, info=info)))
-        self._latencies.pop(xq.id, None)
-
-    def _send_hint(self, hint: Hint) -> None:
-        xq_id = hint_xqueue(hint)
-        xq = self._xqueues.get(xq_id) if xq_id is not None else None
-        if xq is None or self._outbox is None:
-            return  # process-wide hints and hints of unknown queues go with the next register
-        self._enqueue(apb.AgentMessage(event=apb.XQueueEvent(
-            kind=pb.EVENT_KIND_CONFIGURED, info=info_to_proto(xq.info()), hints=[hint_to_proto(hint)],
-        )))  # fmt: skip
-
-    def _on_event(self, event: XQueueEvent) -> None:
-        xq_id = event.info.xqueue_id
-        lat = self._latencies.get(xq_id)
-        if lat is not None and event.latency_s is not None:
-            (lat.task if event.kind is EventKind.TASK else lat.busy).append(event.latency_s)
-        if event.kind is EventKind.TASK or self._outbox is None:
-            return  # tasks go in reports; while disconnected, the next register says it all
-        xq = self._xqueues.get(xq_id)
-        if xq is None:
-            return
-        if event.kind is EventKind.CLOSED:
-            self._xqueues.pop(xq_id, None)
-            self._latencies.pop(xq_id, None)
-            info = event.info
-        else:
-            info = xq.info()  # fresh: events of one queue may reach us out of order
-        self._enqueue(apb.AgentMessage(event=apb.XQueueEvent(kind=_EVENT_KINDS[event.kind], info=info_to_proto(info))))
-
-    def _enqueue(self, msg: apb.AgentMessage) -> None:
-        if self._outbox is None:
-            return
-        if self._outbox.qsize() >= OUTBOX_LIMIT:
-            self._overflow = True  # the session ends and the next register resyncs
-            return
-        self._outbox.put_nowait(msg)
-
     async def _connect_forever(self) -> None:
         backoff = BACKOFF_MIN_S
         while not self._closing:
@@ -273,14 +327,19 @@ class Agent:
                 await self._session()
             except asyncio.CancelledError:
                 raise
-            except grpc.aio.AioRpcError as exc:
-                log.debug("xschedd stream ended: %s %s", exc.code(), exc.details())
-            except (_LeaseExpired, _Overflow) as exc:
-                log.warning("xschedd: %s; resuming every XQueue", type(exc).__name__)
-            except Exception as exc:  # never let the agent die: the app must keep working
+            except (grpc.aio.AioRpcError, OSError) as exc:
+                log.debug("xschedd stream ended: %s", _describe(exc))
+            except (_LeaseExpired, LinkOverflow, LinkRefused) as exc:
+                log.warning("xschedd: %s; resuming every XQueue", _describe(exc))
+            except Exception as exc:  # noqa: BLE001 (never let the agent die: the app must keep working)
                 log.warning("xschedd agent error: %r", exc)
             finally:
-                self._outbox = None
+                with self._lock:
+                    self._link = None
+                    self._coalesced.clear()
+                    if self._echo_timer is not None:
+                        self._echo_timer.cancel()
+                        self._echo_timer = None
                 self.connected.clear()
                 self._fail_open()
             if self.registrations > registered_before:
@@ -289,17 +348,21 @@ class Agent:
             backoff = min(backoff * 2, BACKOFF_MAX_S)
 
     async def _session(self) -> None:
-        metadata = (("authorization", f"Bearer {self.config.token}"),) if self.config.token else None
-        async with grpc.aio.insecure_channel(self.config.target) as channel:
-            call = agent_pb2_grpc.AgentServiceStub(channel).Connect(metadata=metadata)
-            loop = asyncio.get_running_loop()
+        target = self.config.target
+        if target.startswith("unix:"):
+            link: UnixLink | GrpcLink = UnixLink(target.removeprefix("unix:"), self._on_message, self._send_coalesced)
+        else:
+            link = GrpcLink(target, self.config.token, self._on_message, self._send_coalesced)
+        loop = asyncio.get_running_loop()
+        try:
+            await link.open()
             self._last_heard = loop.time()
-            self._outbox = asyncio.Queue()
-            self._overflow = False
-            await call.write(self._register_message())
+            with self._lock:  # the register's snapshot, then every change after it
+                self._link = link
+                self._coalesced.clear()
+                link.send(self._register_message())
             tasks = [
-                loop.create_task(self._read(call)),
-                loop.create_task(self._write(call)),
+                loop.create_task(link.run()),
                 loop.create_task(self._report()),
                 loop.create_task(self._watch_lease()),
             ]
@@ -311,7 +374,10 @@ class Agent:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
-                call.cancel()
+        finally:
+            with self._lock:
+                self._link = None
+            await link.close()
 
     def _register_message(self) -> apb.AgentMessage:
         with self._hints_lock:
@@ -322,56 +388,53 @@ class Agent:
             hints=[hint_to_proto(h) for h in hints],
         ))  # fmt: skip
 
-    async def _read(self, call) -> None:
-        loop = asyncio.get_running_loop()
-        async for msg in call:
-            self._last_heard = loop.time()
-            kind = msg.WhichOneof("body")
-            if kind == "operation":
-                self._apply(msg.operation)
-            elif kind == "operations":
+    def _on_message(self, msg: apb.DaemonMessage) -> bool:
+        """A message from the daemon (on the loop); False ends the stream."""
+        self._last_heard = self._loop.time()
+        kind = msg.WhichOneof("body")
+        if kind == "operations":
+            self._applying = True
+            try:
                 for op in msg.operations.ops:
                     self._apply(op)
-            elif kind == "registered":
-                self.lease_s = msg.registered.lease_s or self.config.lease_s
-                self.registrations += 1
-                self.connected.set()
-                log.info("registered with xschedd (policy %s)", msg.registered.policy)
-            elif kind == "shutdown":
-                log.info("xschedd is going away (%s); resuming every XQueue", msg.shutdown.reason)
-                return
-
-    async def _write(self, call) -> None:
-        outbox = self._outbox
-        assert outbox is not None
-        while True:
-            msg = await outbox.get()
-            await call.write(msg)
+            finally:
+                self._applying = False
+        elif kind == "operation":
+            self._apply(msg.operation)
+        elif kind == "registered":
+            self.lease_s = msg.registered.lease_s or self.config.lease_s
+            self.registrations += 1
+            self.connected.set()
+            log.info("registered with xschedd (policy %s)", msg.registered.policy)
+        elif kind == "shutdown":
+            log.info("xschedd is going away (%s); resuming every XQueue", msg.shutdown.reason)
+            return False
+        return True
 
     async def _report(self) -> None:
         while True:
             await asyncio.sleep(self.config.report_interval_s)
             batches = []
-            for xq_id, lat in self._latencies.items():
-                if lat.busy or lat.task:
-                    batches.append(apb.LatencyBatch(xqueue_id=xq_id, busy_s=list(lat.busy), task_s=list(lat.task)))
-                    lat.busy.clear()
-                    lat.task.clear()
+            with self._lock:
+                for xq_id, lat in self._latencies.items():
+                    if lat.busy or lat.task:
+                        batches.append(apb.LatencyBatch(xqueue_id=xq_id, busy_s=list(lat.busy), task_s=list(lat.task)))
+                        lat.busy.clear()
+                        lat.task.clear()
             with self._gauges_lock:
                 gauges = dict(self._gauges)
-            self._enqueue(apb.AgentMessage(report=apb.Report(latencies=batches, gauges=gauges, nice=_nice())))
+            self._send(apb.AgentMessage(report=apb.Report(latencies=batches, gauges=gauges, nice=_nice())))
 
     async def _watch_lease(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(min(self.lease_s / 4, 0.25))
-            if self._overflow:
-                raise _Overflow("the daemon does not keep up with our events")
             if loop.time() - self._last_heard > self.lease_s:
                 raise _LeaseExpired(f"no word from xschedd for {self.lease_s} s")
 
     def _apply(self, op: apb.Operation) -> None:
-        xq = self._xqueues.get(op.xqueue_id)
+        with self._lock:
+            xq = self._xqueues.get(op.xqueue_id)
         error = ""
         kind = op.WhichOneof("kind")
         if xq is None:
@@ -398,20 +461,28 @@ class Agent:
                     error = "empty operation"
             except (PreemptError, ValueError) as exc:
                 error = str(exc)
-            except Exception as exc:  # the hardware may refuse (e.g. an unsupported level)
+            except Exception as exc:  # noqa: BLE001 (the hardware may refuse, e.g. an unsupported level)
                 error = f"{type(exc).__name__}: {exc}"
-        if xq is not None and kind == "configure" and self._outbox is not None:
-            # The listener's events arrive a loop turn later: say the new state before the result.
+        if xq is not None and kind == "configure":
+            # The new state goes before the result, so the daemon's answer shows it.
             info = info_to_proto(xq.info())
-            self._enqueue(apb.AgentMessage(event=apb.XQueueEvent(kind=pb.EVENT_KIND_CONFIGURED, info=info)))
+            self._send(apb.AgentMessage(event=apb.XQueueEvent(kind=pb.EVENT_KIND_CONFIGURED, info=info)))
         if op.op_id:
-            self._enqueue(apb.AgentMessage(result=apb.OperationResult(op_id=op.op_id, ok=not error, error=error)))
+            self._send(apb.AgentMessage(result=apb.OperationResult(op_id=op.op_id, ok=not error, error=error)))
 
     def _fail_open(self) -> None:
         """Resume every XQueue: without the daemon, nothing may stay suspended."""
-        for xq in list(self._xqueues.values()):
+        with self._lock:
+            xqueues = list(self._xqueues.values())
+        for xq in xqueues:
             with contextlib.suppress(Exception):
                 xq.resume()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return f"{exc.code()} {exc.details()}"
+    return str(exc) or type(exc).__name__
 
 
 def process_name() -> str:

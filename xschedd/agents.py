@@ -1,7 +1,10 @@
 """The daemon's side of agent streams: one AgentSession per connected process.
 
-Owned by the daemon's event loop. A session's outbox feeds the gRPC response stream;
-operations that want an answer (ConfigXQueue) wait for the agent's OperationResult.
+Owned by the daemon's event loop. A session carries the daemon's messages to its agent:
+`AgentSession` through an outbox that feeds the gRPC response stream (TCP agents),
+`SocketSession` straight into the native stream's transport (local agents, see
+xschedd/framing.py). Operations that want an answer (ConfigXQueue) wait for the agent's
+OperationResult.
 """
 
 from __future__ import annotations
@@ -15,12 +18,16 @@ import grpc
 from protos.xsched.v1 import agent_pb2 as apb
 from xschedd.auth import Peer
 from xschedd.errors import AgentUnavailable, OperationRefused
+from xschedd.framing import frame
 
 OUTBOX_LIMIT = 10_000
+OUTBOX_LIMIT_BYTES = 16 * 1024 * 1024  # native stream: unsent bytes before the agent is dropped
 _CLOSE = object()
 
 
 class AgentSession:
+    """One agent stream over gRPC: `messages()` is its response stream."""
+
     def __init__(self, peer: Peer) -> None:
         self.peer = peer
         self.pid: int | None = None
@@ -31,12 +38,8 @@ class AgentSession:
         self._op_ids = itertools.count(1)
 
     def send(self, msg: apb.DaemonMessage) -> None:
-        if self.closed:
-            return
-        if self._outbox.qsize() >= OUTBOX_LIMIT:  # the agent stopped reading: drop it
-            self.close(grpc.StatusCode.RESOURCE_EXHAUSTED, "the agent does not read its operations")
-            return
-        self._outbox.put_nowait(msg)
+        if not self.closed:
+            self._deliver(msg)
 
     async def request(self, op: apb.Operation, timeout_s: float) -> None:
         """Send `op` and wait for the agent to apply it; raise OperationRefused/AgentUnavailable."""
@@ -67,7 +70,7 @@ class AgentSession:
         for future in self._results.values():
             if not future.done():
                 future.set_exception(AgentUnavailable(f"process {self.pid} went away"))
-        self._outbox.put_nowait(_CLOSE)
+        self._finish()
 
     async def messages(self) -> AsyncIterator[apb.DaemonMessage]:
         while True:
@@ -75,3 +78,36 @@ class AgentSession:
             if msg is _CLOSE:
                 return
             yield msg
+
+    # -- how messages leave (the native session overrides both) ----------------------
+    def _deliver(self, msg: apb.DaemonMessage) -> None:
+        if self._outbox.qsize() >= OUTBOX_LIMIT:  # the agent stopped reading: drop it
+            self.close(grpc.StatusCode.RESOURCE_EXHAUSTED, "the agent does not read its operations")
+            return
+        self._outbox.put_nowait(msg)
+
+    def _finish(self) -> None:
+        self._outbox.put_nowait(_CLOSE)
+
+
+class SocketSession(AgentSession):
+    """One agent stream on the native transport: messages are written as they are sent."""
+
+    def __init__(self, peer: Peer, transport: asyncio.WriteTransport) -> None:
+        super().__init__(peer)
+        self.transport = transport
+
+    def _deliver(self, msg: apb.DaemonMessage) -> None:
+        if self.transport.is_closing():  # the connection is gone: its end detaches us
+            return
+        if self.transport.get_write_buffer_size() > OUTBOX_LIMIT_BYTES:
+            self.close(grpc.StatusCode.RESOURCE_EXHAUSTED, "the agent does not read its operations")
+            return
+        self.transport.write(frame(msg))
+
+    def _finish(self) -> None:
+        if self.error is not None and not self.transport.is_closing():
+            code, details = self.error
+            error = apb.StreamError(code=code.value[0], details=details)
+            self.transport.write(frame(apb.DaemonMessage(error=error)))
+        self.transport.close()  # what is buffered still goes out first

@@ -1,13 +1,11 @@
 """Who is calling, and what they may do.
 
-gRPC Python does not expose a Unix socket's peer credentials (SO_PEERCRED) to servicers
-(grpc/grpc#15511: the auth context of a UDS call is empty). So the daemon owns the public
-socket itself: `PeerCredProxy` accepts each connection, reads SO_PEERCRED from the
-accepted socket, and relays the bytes to the gRPC server's private socket (in a 0700
-directory) over a connection bound to a fresh abstract address. gRPC reports that
-address as the call's peer (`unix-abstract:<name>`), and `PeerTable` maps it back to the
-uid/gid/pid the kernel gave. Loopback TCP peers are identified through /proc/net/tcp
-(the uid that owns the client's socket); other TCP peers need --allow-remote and the token.
+Local callers are known by the kernel's SO_PEERCRED of their connection to the public
+socket (xschedd/relay.py reads it on accept): native agent streams carry their
+credentials with them; relayed gRPC calls are found through `PeerTable`, which maps the
+call's peer address back to them. Loopback TCP peers are identified through
+/proc/net/tcp (the uid that owns the client's socket); other TCP peers need
+--allow-remote and the token.
 
 Rules: anyone who can connect may read (list, watch, get policy). A user may hint,
 configure, suspend and resume only the XQueues of its own processes. Root, the daemon's
@@ -17,16 +15,13 @@ touch every XQueue. Token holders count as admins.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import grp
 import hmac
 import ipaddress
-import itertools
 import logging
 import os
 import pwd
-import secrets
 import socket
 import struct
 from dataclasses import dataclass
@@ -86,160 +81,6 @@ class PeerTable:
 
     def __len__(self) -> int:
         return len(self._peers)
-
-
-# -- the relay -------------------------------------------------------------------------------
-class _Half(asyncio.Protocol):
-    """One side of a relayed connection; writes what it reads into the other side."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.other: _Half | None = None
-        self.early: list[bytes] = []
-        self.closed = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        if self.other is not None and self.other.transport is not None:
-            self.other.transport.write(data)
-        else:
-            self.early.append(data)
-
-    def eof_received(self) -> bool:
-        self.close()
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.close()
-
-    def pause_writing(self) -> None:  # the other side reads faster than we can write
-        if self.other is not None and self.other.transport is not None:
-            self.other.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.other is not None and self.other.transport is not None:
-            self.other.transport.resume_reading()
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        if self.transport is not None:
-            self.transport.close()
-        if self.other is not None:
-            self.other.close()
-
-
-class _Client(_Half):
-    def __init__(self, proxy: PeerCredProxy) -> None:
-        super().__init__()
-        self.proxy = proxy
-        self.grpc_peer = ""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        transport.pause_reading()  # type: ignore[attr-defined]
-        self.proxy._accepted(self)
-
-    def close(self) -> None:
-        if not self.closed:
-            self.proxy._closed(self)
-        super().close()
-
-
-class PeerCredProxy:
-    """Serves the public Unix socket, relaying each connection to gRPC's private socket.
-
-    Runs on the daemon's event loop. At most `max_connections` at once; more are closed.
-    """
-
-    def __init__(
-        self, public: Path, upstream: Path, peers: PeerTable, *, max_connections: int = 1024
-    ) -> None:
-        self.public = public
-        self.upstream = upstream
-        self.peers = peers
-        self.max_connections = max_connections
-        self._server: asyncio.AbstractServer | None = None
-        self._clients: set[_Client] = set()
-        self._names = itertools.count(1)
-        self._tag = f"xschedd-{os.getpid()}-{secrets.token_hex(4)}"
-
-    async def start(self, mode: int = 0o660, group: int | None = None) -> None:
-        loop = asyncio.get_running_loop()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old = os.umask(0o177)  # no window in which the socket is open to others
-        try:
-            sock.bind(str(self.public))
-        finally:
-            os.umask(old)
-        if group is not None:
-            os.chown(self.public, -1, group)
-        os.chmod(self.public, mode)
-        sock.listen(512)
-        sock.setblocking(False)
-        self._server = await loop.create_unix_server(lambda: _Client(self), sock=sock)
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for client in list(self._clients):
-                client.close()
-            await self._server.wait_closed()
-            self._server = None
-
-    @property
-    def connections(self) -> int:
-        return len(self._clients)
-
-    def _accepted(self, client: _Client) -> None:
-        if len(self._clients) >= self.max_connections:
-            log.warning("refusing a connection: %d connections already open", len(self._clients))
-            client.close()
-            return
-        self._clients.add(client)
-        asyncio.get_running_loop().create_task(self._relay(client))
-
-    def _closed(self, client: _Client) -> None:
-        self._clients.discard(client)
-        if client.grpc_peer:
-            self.peers.remove(client.grpc_peer)
-
-    async def _relay(self, client: _Client) -> None:
-        loop = asyncio.get_running_loop()
-        assert client.transport is not None
-        try:
-            creds = peer_credentials(client.transport.get_extra_info("socket"))
-            name = f"{self._tag}-{next(self._names)}"
-            up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                up.bind("\0" + name)
-                up.setblocking(False)
-                await loop.sock_connect(up, str(self.upstream))
-            except BaseException:
-                up.close()
-                raise
-            if client.closed:
-                up.close()
-                return
-            client.grpc_peer = f"unix-abstract:{name}"
-            self.peers.add(client.grpc_peer, creds)
-            upstream = _Half()
-            await loop.create_unix_connection(lambda: upstream, sock=up)
-        except (OSError, asyncio.CancelledError) as exc:
-            log.warning("cannot relay a connection to %s: %s", self.upstream, exc)
-            client.close()
-            return
-        client.other, upstream.other = upstream, client
-        if client.closed:
-            upstream.close()
-            return
-        for chunk in client.early:
-            upstream.transport.write(chunk)  # type: ignore[union-attr]
-        client.early.clear()
-        client.transport.resume_reading()  # type: ignore[union-attr]
 
 
 # -- identification and rules -------------------------------------------------------------
@@ -311,12 +152,16 @@ class Authorizer:
         self.owner_uid = os.geteuid()
         self._admin_cache: dict[tuple[int, int], bool] = {}
 
+    def local_peer(self, creds: Credentials, address: str = "native stream") -> Peer:
+        """A caller on the public Unix socket, as the kernel reported it."""
+        return Peer("unix", address, creds.uid, creds.gid, creds.pid, self._is_admin(creds.uid, creds.gid))
+
     def identify(self, grpc_peer: str, metadata: tuple = ()) -> Peer:
         if grpc_peer.startswith("unix"):
             creds = self.peers.get(grpc_peer)
             if creds is None:
                 raise PermissionDenied(f"unknown local peer {grpc_peer!r}: connect through the public socket")
-            return Peer("unix", grpc_peer, creds.uid, creds.gid, creds.pid, self._is_admin(creds.uid, creds.gid))
+            return self.local_peer(creds, grpc_peer)
         tcp = parse_tcp_peer(grpc_peer)
         if tcp is None:
             raise PermissionDenied(f"unsupported peer {grpc_peer!r}")

@@ -13,7 +13,13 @@ from xschedd.auth import group_id
 from xschedd.daemon import DEFAULT_LEASE_S
 from xschedd.errors import DaemonError
 from xschedd.policy import policy_names
-from xschedd.server import DEFAULT_MAX_MESSAGE_BYTES, DaemonConfig, default_socket, default_state_dir, serve
+from xschedd.server import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DaemonConfig,
+    default_socket,
+    default_state_dir,
+    serve,
+)
 
 TOKEN_ENV = "XSCHEDD_TOKEN"
 

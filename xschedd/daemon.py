@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
 import grpc
 
-from xschedd.policy.wire import hint_from_proto
-from protos.xsched.v1 import agent_pb2 as apb, types_pb2 as pb
+from protos.xsched.v1 import agent_pb2 as apb
+from protos.xsched.v1 import types_pb2 as pb
 from xschedd.agents import AgentSession
 from xschedd.auth import Authorizer, Peer
 from xschedd.errors import AgentUnavailable, InvalidArgument, NotFound, PermissionDenied
@@ -22,6 +22,7 @@ from xschedd.metrics import Metrics
 from xschedd.policy import PolicyError
 from xschedd.policy import hints as H
 from xschedd.policy.hintbook import hint_pid, hint_xqueue
+from xschedd.policy.wire import hint_from_proto
 from xschedd.scheduler import HINT_GC_INTERVAL_S, GlobalScheduler
 from xschedd.state import SavedState, StateStore
 from xschedd.status import XQueueRecord
@@ -56,7 +57,6 @@ class Daemon:
         self.sessions: dict[int, AgentSession] = {}
         self.bus = StatusBus()
         self._persist_handle: asyncio.TimerHandle | None = None
-        self._outgoing: dict[int, list[apb.Operation]] = {}
         self.scheduler = GlobalScheduler(
             saved.policy or policy,
             gang=saved.gang if saved.policy else gang,
@@ -74,16 +74,32 @@ class Daemon:
 
     # -- agents ---------------------------------------------------------------------------
     async def run_agent(self, session: AgentSession, requests: AsyncIterator[apb.AgentMessage]) -> None:
-        """Serve one agent stream until it ends; errors close the session with a status."""
+        """Serve one gRPC agent stream until it ends; errors close the session with a status."""
         try:
-            first = await anext(requests, None)
-            if first is None:
-                return
-            if first.WhichOneof("body") != "register":
-                raise InvalidArgument("the first message on an agent stream must be register")
-            self._register(session, first.register)
             async for msg in requests:
-                self._agent_message(session, msg)
+                if not self.agent_messages(session, (msg,)):
+                    return
+        finally:
+            self.agent_ended(session)
+
+    def agent_messages(self, session: AgentSession, msgs: Iterable[apb.AgentMessage]) -> bool:
+        """Take what an agent sent (in order, deciding once for all of them); the first
+        must be its register. A message that breaks the protocol or the rules closes the
+        session with its status and returns False; the daemon itself never fails here."""
+        events = 0
+        try:
+            with self.scheduler.batch():
+                for msg in msgs:
+                    if session.closed:
+                        return False
+                    events += msg.HasField("event")
+                    if session.pid is None:
+                        if msg.WhichOneof("body") != "register":
+                            raise InvalidArgument("the first message on an agent stream must be register")
+                        self._register(session, msg.register)
+                    else:
+                        self._agent_message(session, msg)
+            return not session.closed
         except (InvalidArgument, PolicyError) as exc:
             log.warning("agent %s: %s", session.peer.describe(), exc)
             session.close(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
@@ -93,9 +109,18 @@ class Daemon:
             session.close(grpc.StatusCode.PERMISSION_DENIED, str(exc))
         except NotFound as exc:
             session.close(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except Exception as exc:  # a bug must cost this stream, not the daemon
+            log.exception("agent %s: internal error", session.peer.describe())
+            session.close(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
         finally:
-            self._detach(session)
-            session.close()
+            if events:
+                self.metrics.events(events)
+        return False
+
+    def agent_ended(self, session: AgentSession) -> None:
+        """The stream is over (either side ended it): forget its process."""
+        self._detach(session)
+        session.close()
 
     def _register(self, session: AgentSession, reg: apb.Register) -> None:
         peer = session.peer
@@ -137,18 +162,17 @@ class Daemon:
             del self.sessions[pid]
             self.scheduler.unregister(pid)
 
-    def _dispatch(self, pid: int, op: apb.Operation) -> None:
-        # One message per process per decision: a policy run can touch many XQueues.
-        if not self._outgoing:
-            self.loop.call_soon(self._flush_operations)
-        self._outgoing.setdefault(pid, []).append(op)
-
-    def _flush_operations(self) -> None:
-        outgoing, self._outgoing = self._outgoing, {}
-        for pid, ops in outgoing.items():
-            session = self.sessions.get(pid)
-            if session is not None:
-                session.send(apb.DaemonMessage(operations=apb.Operations(ops=ops)))
+    def _dispatch(self, pid: int, changes: list[tuple[int, bool]]) -> None:
+        """The operations of one decision for one process, in one message, sent at once."""
+        session = self.sessions.get(pid)
+        if session is None:
+            return
+        msg = apb.DaemonMessage()
+        ops = msg.operations.ops
+        for xqueue_id, suspend in changes:
+            op = ops.add(xqueue_id=xqueue_id)
+            (op.suspend if suspend else op.resume).SetInParent()
+        session.send(msg)
 
     async def _ping_loop(self) -> None:
         ping = apb.DaemonMessage(ping=apb.Ping())

@@ -43,6 +43,9 @@ class Metrics:
         self._operations = Counter(
             "xsched_operations_total", "Operations sent to agents", ["kind"], registry=r
         )
+        self._events = Counter(
+            "xsched_agent_events_total", "XQueue status events received from agents", registry=r
+        )
         self._refusals = Counter(
             "xsched_refusals_total", "Requests refused (PERMISSION_DENIED)", ["method"], registry=r
         )
@@ -84,8 +87,11 @@ class Metrics:
     def decision(self, policy: str) -> None:
         self._decisions.labels(policy).inc()
 
-    def operation(self, kind: str) -> None:
-        self._operations.labels(kind).inc()
+    def operation(self, kind: str, count: int = 1) -> None:
+        self._operations.labels(kind).inc(count)
+
+    def events(self, count: int) -> None:
+        self._events.inc(count)
 
     def refusal(self, method: str) -> None:
         self._refusals.labels(method).inc()

@@ -4,18 +4,26 @@ policy over all of them, and the operations it dispatches to the agents.
 Owned by the daemon's event loop: every method runs there, one change at a time. It does
 no I/O itself: operations leave through `dispatch`, timers through `call_later`, state
 through `persist`, changes through the StatusBus.
+
+Cost per decision: the policy's own pass over the status, plus one message per process
+whose XQueues change (`dispatch` is called once per such process). The status handed to the policy is kept up to date as events
+arrive (not rebuilt from the records on each decision), metrics are counted once per
+decision, and the XQueue-state gauges are refreshed at most every STATE_METRICS_DELAY_S.
+Events that arrive together (one read from an agent) are decided on once: `batch()`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 import psutil
 
-from protos.xsched.v1 import agent_pb2, types_pb2 as pb
+from protos.xsched.v1 import agent_pb2
+from protos.xsched.v1 import types_pb2 as pb
 from xschedd.errors import InvalidArgument, NotFound
 from xschedd.metrics import Metrics
 from xschedd.policy import (
@@ -39,13 +47,15 @@ log = logging.getLogger(__name__)
 # Events that change what a policy decides.
 _RESCHEDULE_ON = {pb.EVENT_KIND_READY, pb.EVENT_KIND_IDLE, pb.EVENT_KIND_CLOSED}
 HINT_GC_INTERVAL_S = 5.0
+STATE_METRICS_DELAY_S = 0.1
 
 
 class Cancellable(Protocol):
     def cancel(self) -> None: ...
 
 
-Dispatch = Callable[[int, agent_pb2.Operation], None]  # (pid, operation)
+# (pid, [(xqueue_id, suspend), ...]): one call per process per decision, in order
+Dispatch = Callable[[int, list[tuple[int, bool]]], None]
 CallLater = Callable[[float, Callable[[], None]], Cancellable]
 
 
@@ -80,6 +90,12 @@ class GlobalScheduler:
         self._pid_alive = pid_alive
         self._timer: Cancellable | None = None
         self._policy: Policy = make_policy(policy)
+        # What the policy sees, kept in step with the records (see the module docstring).
+        self._xqueue_status: dict[int, XQueueStatus] = {}
+        self._process_status: dict[int, ProcessStatus] = {}
+        self._batch_depth = 0
+        self._decision_due = False
+        self._state_metrics_due = False
         self.hints.replay(self._policy)
 
     @property
@@ -109,6 +125,7 @@ class GlobalScheduler:
             self._drop_process(pid)
         proc = ProcessRecord(pid, uid, name, nice, self.clock())
         self.processes[pid] = proc
+        self._process_status[pid] = ProcessStatus(pid, nice, name)
         for info in infos:
             self._add_xqueue(proc, info)
         self._adopt_hints(hints)
@@ -159,6 +176,7 @@ class GlobalScheduler:
                 rec.ready_since = self.clock()
             elif not rec.ready:
                 rec.ready_since = None
+            self._xqueue_status[rec.xqueue_id] = _status_of(rec)
         if latency_s is not None:
             (rec.task if kind == pb.EVENT_KIND_TASK else rec.busy).extend([latency_s])
         self.bus.xqueue_changed(info.xqueue_id)
@@ -185,6 +203,8 @@ class GlobalScheduler:
             self.metrics.gauges(proc)
         changed = nice != proc.nice
         proc.nice = nice
+        if changed:
+            self._process_status[pid] = ProcessStatus(pid, nice, proc.name)
         self.bus.process_changed(pid)
         if changed:
             self.reschedule()
@@ -247,36 +267,62 @@ class GlobalScheduler:
             self._persist(False)
 
     # -- the scheduling step -------------------------------------------------------------
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Decide once, on the latest state, for everything that happens inside (nestable).
+
+        A change inside that would decide marks a decision due; it is made on leaving the
+        outermost batch, also when the batch ends with an exception.
+        """
+        self._batch_depth += 1
+        try:
+            yield
+        finally:
+            self._batch_depth -= 1
+            if self._batch_depth == 0 and self._decision_due:
+                self.reschedule()
+
     def reschedule(self) -> None:
+        if self._batch_depth:
+            self._decision_due = True
+            return
+        self._decision_due = False
         now = self.clock()
-        status = Status(
-            now=now,
-            xqueues={
-                r.xqueue_id: XQueueStatus(
-                    xqueue_id=r.xqueue_id,
-                    pid=r.pid,
-                    device=r.info.device,
-                    ready=r.ready,
-                    suspended=r.info.suspended,
-                    ready_since=r.ready_since,
-                )
-                for r in self.xqueues.values()
-            },
-            processes={p.pid: ProcessStatus(p.pid, p.nice, p.name) for p in self.processes.values()},
-        )
+        status = Status(now=now, xqueues=dict(self._xqueue_status), processes=dict(self._process_status))
         ops = self._policy.schedule(status)
         if self.gang:
             ops = gang_ops(status, ops)
         self.decisions += 1
         self.metrics.decision(self._policy.name)
+        sent = {True: 0, False: 0}  # suspend -> operations sent
+        by_pid: dict[int, list[tuple[int, bool]]] = {}
+        xqueues = self.xqueues
         for op in ops:
-            if isinstance(op, SetTimer):
-                self._set_timer(op.at - now)
-            elif isinstance(op, (Suspend, Resume)):
-                rec = self.xqueues.get(op.xqueue_id)
-                if rec is not None:
-                    self._send(rec, isinstance(op, Suspend) or rec.held)
-        self.metrics.xqueue_states(self.xqueues.values())
+            if isinstance(op, Suspend):
+                suspend = True
+            elif isinstance(op, Resume):
+                suspend = False
+            else:
+                if isinstance(op, SetTimer):
+                    self._set_timer(op.at - now)
+                continue
+            rec = xqueues.get(op.xqueue_id)
+            if rec is None:
+                continue
+            suspend = suspend or rec.held
+            if rec.sent_suspend is not suspend:  # only changes are sent
+                rec.sent_suspend = suspend
+                pid = status.xqueues[op.xqueue_id].pid
+                by_pid.setdefault(pid, []).append((op.xqueue_id, suspend))
+                sent[suspend] += 1
+        for suspend, count in sent.items():
+            if count:
+                self.metrics.operation("suspend" if suspend else "resume", count)
+        for pid, changes in by_pid.items():
+            self._dispatch(pid, changes)
+        if not self._state_metrics_due:
+            self._state_metrics_due = True
+            self._call_later(STATE_METRICS_DELAY_S, self._update_state_metrics)
 
     def shutdown(self) -> None:
         if self._timer is not None:
@@ -284,17 +330,9 @@ class GlobalScheduler:
             self._timer = None
 
     # -- internals ------------------------------------------------------------------------
-    def _send(self, rec: XQueueRecord, suspend: bool) -> None:
-        if rec.sent_suspend is suspend:
-            return
-        rec.sent_suspend = suspend
-        op = agent_pb2.Operation(xqueue_id=rec.xqueue_id)
-        if suspend:
-            op.suspend.SetInParent()
-        else:
-            op.resume.SetInParent()
-        self.metrics.operation("suspend" if suspend else "resume")
-        self._dispatch(rec.pid, op)
+    def _update_state_metrics(self) -> None:
+        self._state_metrics_due = False
+        self.metrics.xqueue_states(self.xqueues.values())
 
     def _set_timer(self, delay: float) -> None:
         if self._timer is not None:
@@ -324,12 +362,14 @@ class GlobalScheduler:
             rec.ready_since = self.clock()
         proc.xqueues[info.xqueue_id] = rec
         self.xqueues[info.xqueue_id] = rec
+        self._xqueue_status[info.xqueue_id] = _status_of(rec)
         self.bus.xqueue_changed(info.xqueue_id)
         self.bus.process_changed(proc.pid)
         return rec
 
     def _remove_xqueue(self, rec: XQueueRecord) -> None:
         self.xqueues.pop(rec.xqueue_id, None)
+        self._xqueue_status.pop(rec.xqueue_id, None)
         proc = self.processes.get(rec.pid)
         if proc is not None:
             proc.xqueues.pop(rec.xqueue_id, None)
@@ -339,6 +379,7 @@ class GlobalScheduler:
 
     def _drop_process(self, pid: int) -> None:
         proc = self.processes.pop(pid)
+        self._process_status.pop(pid, None)
         for rec in list(proc.xqueues.values()):
             self._remove_xqueue(rec)
         self.metrics.forget_process(proc)
@@ -356,3 +397,14 @@ class GlobalScheduler:
             self._persist(False)
         # Hints kept from before (a daemon restart, or an agent reconnecting) already
         # live in the policy: nothing to replay.
+
+
+def _status_of(rec: XQueueRecord) -> XQueueStatus:
+    return XQueueStatus(
+        xqueue_id=rec.xqueue_id,
+        pid=rec.pid,
+        device=rec.info.device,
+        ready=rec.ready,
+        suspended=rec.info.suspended,
+        ready_since=rec.ready_since,
+    )

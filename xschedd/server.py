@@ -1,8 +1,8 @@
 """Start-up and shutdown of xschedd: one `serve()` coroutine owns both.
 
-Layout on disk: the public socket (0660) is served by the peer-credential relay; the
-gRPC server itself listens on `<socket>.d/grpc.sock`, in a 0700 directory only the
-daemon's user can enter. `<socket>.lock` is held (flock) while the daemon lives, which is
+Layout on disk: the public socket (0660) is served by xschedd/relay.py, which serves
+local agents' native streams itself and relays gRPC to the gRPC server, listening on
+`<socket>.d/grpc.sock` in a 0700 directory only the daemon's user can enter. `<socket>.lock` is held (flock) while the daemon lives, which is
 how a second daemon knows the socket is taken, and how a stale socket is told apart.
 """
 
@@ -25,10 +25,12 @@ from grpc_reflection.v1alpha import reflection
 
 from hal.paths import DAEMON_SOCKET_NAME, daemon_socket
 from protos.xsched.v1 import agent_pb2, agent_pb2_grpc, control_pb2, control_pb2_grpc
-from xschedd.auth import Authorizer, PeerCredProxy, PeerTable
+from xschedd.agent_socket import AgentConnection
+from xschedd.auth import Authorizer, PeerTable
 from xschedd.daemon import DEFAULT_LEASE_S, Daemon
 from xschedd.errors import AlreadyRunning, DaemonError
 from xschedd.metrics import Metrics
+from xschedd.relay import PeerCredProxy
 from xschedd.servicers import AgentServicer, ControlServicer, MalformedRequestInterceptor
 from xschedd.state import StateStore
 
@@ -177,7 +179,13 @@ async def serve(config: DaemonConfig, ready: asyncio.Event | None = None) -> int
         await server.start()
         for name in ("", *SERVICES):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-        proxy = PeerCredProxy(sock_path, upstream, peers, max_connections=config.max_connections)
+        proxy = PeerCredProxy(
+            sock_path,
+            upstream,
+            peers,
+            native=lambda creds, release: AgentConnection(daemon, creds, release, config.max_message_bytes),
+            max_connections=config.max_connections,
+        )
         await proxy.start(group=config.socket_group)
         daemon.save()
         stop = asyncio.Event()

@@ -7,8 +7,6 @@ short temporary directory: Unix socket paths are limited to 107 bytes).
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,12 +20,14 @@ from pathlib import Path
 import grpc
 import pytest
 
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # `pytest` as well as `python -m pytest`: the tests import tests.daemon
+    sys.path.insert(0, str(ROOT))
+
 from hal.sim.client import stop_server
 from protos.xsched.v1 import control_pb2 as cpb
 from protos.xsched.v1 import control_pb2_grpc
-
-ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT_S = 15.0
+from xschedd.launch import DaemonExited, DaemonProcess, child_env
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.02):
@@ -43,41 +43,11 @@ def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env.pop("XSCHED_POLICY", None)
-    env.update(extra)
-    return env
+    return child_env(extra)
 
 
-@dataclass
-class Daemon:
-    socket: Path
-    state_dir: Path
-    log: Path
-    args: tuple[str, ...] = ()
-    proc: subprocess.Popen | None = None
-
-    def start(self, wait: bool = True) -> Daemon:
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "xschedd.cli", "--socket", str(self.socket),
-                 "--state-dir", str(self.state_dir), "--log-level", "INFO", *self.args],
-                stdout=log, stderr=log, env=_env(), cwd=ROOT,
-            )  # fmt: skip
-        if wait:
-            wait_for(self.serving, START_TIMEOUT_S)
-        return self
-
-    def serving(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"xschedd exited with {self.proc.returncode}:\n{self.log.read_text()}")
-        try:
-            self.stub().GetPolicy(cpb.GetPolicyRequest(), timeout=1)
-            return True
-        except grpc.RpcError:
-            return False
+class Daemon(DaemonProcess):
+    """xschedd as the tests drive it: a DaemonProcess plus control-API helpers."""
 
     def stub(self) -> control_pb2_grpc.ControlServiceStub:
         channel = grpc.insecure_channel(f"unix:{self.socket}")
@@ -86,15 +56,11 @@ class Daemon:
     def xqueues(self, pid: int = 0) -> list[cpb.XQueueView]:
         return list(self.stub().ListXQueues(cpb.ListXQueuesRequest(pid=pid), timeout=5).xqueues)
 
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+    def serving(self) -> bool:
         try:
-            return self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+            return super().serving()
+        except DaemonExited as exc:
+            raise AssertionError(str(exc)) from None
 
 
 @dataclass
@@ -177,7 +143,7 @@ class Env:
             f"sys.exit(ctl.main({argv!r}))\n"
         )
         return subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=_env(), timeout=30
+            [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=_env(), timeout=30, check=False
         )
 
 
@@ -201,7 +167,7 @@ def make_env(short_dir: Path) -> Iterator[Callable[..., Env]]:
     envs: list[Env] = []
 
     def make(*daemon_args: str, start: bool = True) -> Env:
-        d = Daemon(short_dir / "d.sock", short_dir / "state", short_dir / "xschedd.log", daemon_args)
+        d = Daemon(short_dir / "d.sock", short_dir / "state", short_dir / "xschedd.log", list(daemon_args))
         env = Env(short_dir, d)
         envs.append(env)
         if start:

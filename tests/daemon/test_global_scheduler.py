@@ -24,8 +24,8 @@ class Recorder:
     def __init__(self) -> None:
         self.ops: list[tuple[int, int, str]] = []
 
-    def __call__(self, pid, op) -> None:
-        self.ops.append((pid, op.xqueue_id, op.WhichOneof("kind")))
+    def __call__(self, pid, changes) -> None:
+        self.ops += [(pid, xq, "suspend" if suspend else "resume") for xq, suspend in changes]
 
     def last(self) -> dict[int, str]:
         return {xq: kind for _, xq, kind in self.ops}
@@ -115,3 +115,92 @@ def test_state_round_trips_and_survives_a_damaged_file(tmp_path: Path) -> None:
     assert (saved.policy, saved.gang, list(saved.hints)) == ("CFS", True, hints)
     store.path.write_text("{not json")
     assert store.load().policy is None
+
+
+def test_events_in_a_batch_make_one_decision_on_the_latest_state() -> None:
+    s, rec = _sched()
+    fg, bg = 10 << 32 | 1, 20 << 32 | 1
+    s.register(10, 0, "fg", 0, [_info(10, 1, ready=False)], [H.PriorityHint(fg, 5)])
+    s.register(20, 0, "bg", 0, [_info(20, 1)], [])
+    decisions, n = s.decisions, len(rec.ops)
+    with s.batch():
+        s.xqueue_event(10, pb.EVENT_KIND_READY, _info(10, 1))
+        s.xqueue_event(10, pb.EVENT_KIND_IDLE, _info(10, 1, ready=False))
+        s.xqueue_event(10, pb.EVENT_KIND_READY, _info(10, 1))
+        assert s.decisions == decisions  # nothing decided inside the batch
+    assert s.decisions == decisions + 1
+    assert rec.ops[n:] == [(20, bg, "suspend")]  # one operation, not three
+
+
+def test_a_batch_without_changes_decides_nothing_and_nested_batches_decide_once() -> None:
+    s, _ = _sched()
+    s.register(10, 0, "a", 0, [_info(10, 1)], [])
+    decisions = s.decisions
+    with s.batch():
+        s.xqueue_event(10, pb.EVENT_KIND_SUSPENDED, _info(10, 1))  # not a reason to decide
+    assert s.decisions == decisions
+    with s.batch():
+        with s.batch():
+            s.xqueue_event(10, pb.EVENT_KIND_IDLE, _info(10, 1, ready=False))
+        assert s.decisions == decisions
+    assert s.decisions == decisions + 1
+
+
+def test_a_failing_event_in_a_batch_still_decides_on_the_others() -> None:
+    s, rec = _sched()
+    fg, bg = 10 << 32 | 1, 20 << 32 | 1
+    s.register(10, 0, "fg", 0, [_info(10, 1, ready=False)], [H.PriorityHint(fg, 5)])
+    s.register(20, 0, "bg", 0, [_info(20, 1)], [])
+    with pytest.raises(InvalidArgument), s.batch():
+        s.xqueue_event(10, pb.EVENT_KIND_READY, _info(10, 1))
+        s.xqueue_event(10, pb.EVENT_KIND_READY, _info(11, 1))  # not its queue
+    assert rec.last()[bg] == "suspend"
+
+
+def test_the_policy_sees_every_change_of_the_mirror() -> None:
+    seen = []
+    s, _ = _sched()
+    real = s._policy.schedule
+    s._policy.schedule = lambda status: seen.append(status) or real(status)  # type: ignore[method-assign]
+    a, b = 10 << 32 | 1, 10 << 32 | 2
+    s.register(10, 0, "p", 3, [_info(10, 1), _info(10, 2, ready=False)], [])
+    assert {q: (st.ready, st.suspended) for q, st in seen[-1].xqueues.items()} == {a: (True, False), b: (False, False)}
+    assert seen[-1].processes[10].nice == 3
+    suspended = pb.XQueueInfo(xqueue_id=a, pid=10, device="sim", state=pb.XQUEUE_STATE_READY, suspended=True)
+    s.xqueue_event(10, pb.EVENT_KIND_SUSPENDED, suspended)
+    s.xqueue_event(10, pb.EVENT_KIND_READY, _info(10, 2))
+    st = seen[-1].xqueues
+    assert (st[a].suspended, st[b].ready, st[b].ready_since is not None) == (True, True, True)
+    s.report(10, [], {}, nice=7)
+    assert seen[-1].processes[10].nice == 7
+    s.xqueue_event(10, pb.EVENT_KIND_CLOSED, _info(10, 2))
+    assert set(seen[-1].xqueues) == {a}
+    s.unregister(10)
+    assert not seen[-1].xqueues and not seen[-1].processes
+
+
+def test_operation_metrics_count_every_operation_sent() -> None:
+    from xschedd.metrics import Metrics
+
+    metrics = Metrics(None)
+    s, rec = _sched(metrics=metrics)
+    s.register(10, 0, "fg", 0, [_info(10, n) for n in (1, 2, 3)], [H.PriorityHint(10 << 32 | n, 5) for n in (1, 2, 3)])
+    s.register(20, 0, "bg", 0, [_info(20, n) for n in (1, 2)], [])
+    count = lambda kind: metrics.registry.get_sample_value("xsched_operations_total", {"kind": kind})
+    kinds = [k for _, _, k in rec.ops]
+    assert (count("suspend"), count("resume")) == (kinds.count("suspend"), kinds.count("resume")) == (2, 3)
+
+
+def test_a_decision_sends_one_dispatch_per_process_in_xqueue_order() -> None:
+    calls = []
+    s = GlobalScheduler("HPF", dispatch=lambda pid, ch: calls.append((pid, ch)), call_later=lambda d, f: None)
+    s.register(20, 0, "bg", 0, [_info(20, n) for n in (1, 2, 3)], [])
+    s.register(30, 0, "bg2", 0, [_info(30, 1)], [])
+    calls.clear()
+    fg = 10 << 32 | 1
+    s.register(10, 0, "fg", 0, [_info(10, 1)], [H.PriorityHint(fg, 5)])
+    assert calls == [
+        (10, [(fg, False)]),
+        (20, [(20 << 32 | 1, True), (20 << 32 | 2, True), (20 << 32 | 3, True)]),
+        (30, [(30 << 32 | 1, True)]),
+    ]

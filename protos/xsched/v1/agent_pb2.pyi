@@ -83,18 +83,28 @@ class OperationResult(_message.Message):
     def __init__(self, op_id: _Optional[int] = ..., ok: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
 
 class DaemonMessage(_message.Message):
-    __slots__ = ("registered", "operation", "ping", "shutdown", "operations")
+    __slots__ = ("registered", "operation", "ping", "shutdown", "operations", "error")
     REGISTERED_FIELD_NUMBER: _ClassVar[int]
     OPERATION_FIELD_NUMBER: _ClassVar[int]
     PING_FIELD_NUMBER: _ClassVar[int]
     SHUTDOWN_FIELD_NUMBER: _ClassVar[int]
     OPERATIONS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     registered: Registered
     operation: Operation
     ping: Ping
     shutdown: Shutdown
     operations: Operations
-    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., operation: _Optional[_Union[Operation, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ..., operations: _Optional[_Union[Operations, _Mapping]] = ...) -> None: ...
+    error: StreamError
+    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., operation: _Optional[_Union[Operation, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ..., operations: _Optional[_Union[Operations, _Mapping]] = ..., error: _Optional[_Union[StreamError, _Mapping]] = ...) -> None: ...
+
+class StreamError(_message.Message):
+    __slots__ = ("code", "details")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    details: str
+    def __init__(self, code: _Optional[int] = ..., details: _Optional[str] = ...) -> None: ...
 
 class Operations(_message.Message):
     __slots__ = ("ops",)

@@ -1,0 +1,99 @@
+"""What an agent sends, and when: status events at once, the echoes of the daemon's own
+operations a little later, and one event per XQueue while the daemon lags behind."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from hal import HwCommand
+from hal.sim import SimDevice
+from preempt import agent as agent_mod
+from preempt.agent import Agent, AgentConfig
+from preempt.xqueue import XQueue
+from protos.xsched.v1 import agent_pb2 as apb
+from protos.xsched.v1 import types_pb2 as pb
+from tests.daemon.conftest import wait_for
+
+
+class FakeLink:
+    def __init__(self) -> None:
+        self.backlogged = False
+        self.writes: list[list[apb.AgentMessage]] = []
+
+    def send(self, *msgs: apb.AgentMessage) -> None:
+        self.writes.append(list(msgs))
+
+    def events(self) -> list[tuple[int, int, bool]]:
+        """(xqueue id, kind, suspended) of every event sent, in order."""
+        return [(m.event.info.xqueue_id, m.event.kind, m.event.info.suspended)
+                for w in self.writes for m in w if m.HasField("event")]  # fmt: skip
+
+
+@pytest.fixture
+def agent(monkeypatch):
+    async def offline(self) -> None:  # no daemon: the test plays the link
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(Agent, "_connect_forever", offline)
+    a = Agent(AgentConfig(target="unix:/nonexistent"))
+    link = FakeLink()
+    a._link = link
+    yield a, link
+    a._link = None
+    a.close()
+
+
+def _on_loop(a: Agent, fn) -> None:
+    """Run `fn` on the agent's thread, as the link's callbacks are, and wait for it."""
+
+    async def call() -> None:
+        fn()
+
+    asyncio.run_coroutine_threadsafe(call(), a._loop).result(5)
+
+
+def _ops(*pairs: tuple[int, str]) -> apb.DaemonMessage:
+    msg = apb.DaemonMessage()
+    for xq_id, kind in pairs:
+        getattr(msg.operations.ops.add(xqueue_id=xq_id), kind).SetInParent()
+    return msg
+
+
+def test_status_changes_go_at_once_and_operation_echoes_together_a_little_later(agent) -> None:
+    a, link = agent
+    device = SimDevice.local()
+    qs = [XQueue(device.create_queue(), threshold=1) for _ in range(3)]
+    for q in qs:
+        a.add(q)
+    link.writes.clear()
+    qs[0].submit(HwCommand(5e6))  # READY: sent from this thread, straight away
+    assert link.events() == [(qs[0].id, pb.EVENT_KIND_READY, False)]
+    _on_loop(a, lambda: a._on_message(_ops(*[(q.id, "suspend") for q in qs])))
+    assert all(q.suspended for q in qs)
+    assert len(link.events()) == 1  # the echoes wait ...
+    wait_for(lambda: len(link.writes) == 2, 2)  # ... then go in one write
+    assert link.events()[1:] == [(q.id, pb.EVENT_KIND_SUSPENDED, True) for q in qs]
+    assert agent_mod.ECHO_DELAY_S < 0.1
+
+
+def test_while_the_link_is_backlogged_each_xqueue_sends_its_latest_status_once(agent) -> None:
+    a, link = agent
+    device = SimDevice.local()
+    busy, closing = XQueue(device.create_queue()), XQueue(device.create_queue())
+    a.add(busy)
+    a.add(closing)
+    link.writes.clear()
+    link.backlogged = True
+    for _ in range(5):
+        busy.wait(busy.submit(HwCommand(100.0)))  # READY, IDLE, READY, ...
+    closing.submit(HwCommand(100.0))
+    a.remove(closing)  # CLOSED is never held back, and what was held for it is dropped
+    assert link.events() == [(closing.id, pb.EVENT_KIND_CLOSED, False)]
+    link.backlogged = False
+    _on_loop(a, a._send_coalesced)  # the link drained
+    assert link.events()[1:] == [(busy.id, pb.EVENT_KIND_IDLE, False)]  # its latest status
+    time.sleep(0.05)
+    assert len(link.events()) == 2

@@ -1,0 +1,48 @@
+"""The native agent stream's framing: messages split and joined at any byte boundary."""
+
+from __future__ import annotations
+
+import pytest
+
+from protos.xsched.v1 import agent_pb2 as apb
+from protos.xsched.v1 import types_pb2 as pb
+from xschedd.framing import MAGIC, FrameReader, FrameTooLarge, MalformedFrame, frame
+
+
+def _event(n: int) -> apb.AgentMessage:
+    info = pb.XQueueInfo(xqueue_id=7 << 32 | n, pid=7, name=f"q{n}")
+    return apb.AgentMessage(event=apb.XQueueEvent(kind=pb.EVENT_KIND_READY, info=info))
+
+
+def test_messages_come_out_whole_whatever_the_chunks() -> None:
+    msgs = [_event(n) for n in range(1, 6)] + [apb.AgentMessage(report=apb.Report())]
+    data = b"".join(frame(m) for m in msgs)
+    for chunk in (1, 3, 7, len(data)):
+        reader = FrameReader(apb.AgentMessage.FromString)
+        out = []
+        for i in range(0, len(data), chunk):
+            out += reader.feed(data[i : i + chunk])
+        assert out == msgs
+        assert reader.buffered == 0
+
+
+def test_an_empty_message_is_a_frame_too() -> None:
+    reader = FrameReader(apb.AgentMessage.FromString)
+    assert reader.feed(frame(apb.AgentMessage())) == [apb.AgentMessage()]
+
+
+def test_a_frame_over_the_limit_is_refused_from_its_header() -> None:
+    reader = FrameReader(apb.AgentMessage.FromString, max_bytes=64)
+    with pytest.raises(FrameTooLarge, match="over the limit of 64"):
+        reader.feed((1 << 30).to_bytes(4, "big"))  # nothing that big is waited for
+
+
+def test_bytes_that_do_not_parse_are_malformed() -> None:
+    garbage = b"\xff\xff\xff\x0f garbage"
+    with pytest.raises(MalformedFrame):
+        FrameReader(apb.AgentMessage.FromString).feed(len(garbage).to_bytes(4, "big") + garbage)
+
+
+def test_the_magic_cannot_be_taken_for_http2() -> None:
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    assert not preface.startswith(MAGIC[:1]) and MAGIC.endswith(b"\n")
