@@ -88,13 +88,15 @@ async def status_updates(
     sched: GlobalScheduler, watcher: Watcher, interval_s: float, heartbeat_ms: int
 ) -> AsyncIterator[cpb.StatusUpdate]:
     """One WatchStatus stream: a snapshot; then a delta per burst of changes (at most every
-    `interval_s`), with the XQueues whose share drifted every SHARE_REFRESH_S; and, when
+    `interval_s`), with the XQueues whose share drifted (and the policy, if its decision
+count moved) every SHARE_REFRESH_S; and, when
     `heartbeat_ms` is set, a heartbeat after that long without a message."""
     loop = asyncio.get_running_loop()
     heartbeat = heartbeat_ms / 1e3 if heartbeat_ms else float("inf")
     shares = ShareTracker()
     snap = snapshot(sched, heartbeat_ms)
     shares.sent((v.info.xqueue_id, v.share) for v in snap.xqueues)
+    decisions_sent = snap.policy.decisions
     yield cpb.StatusUpdate(snapshot=snap)
     last_sent = loop.time()
     next_shares = last_sent + SHARE_REFRESH_S
@@ -107,10 +109,13 @@ async def status_updates(
         if now >= next_shares:
             next_shares = now + SHARE_REFRESH_S
             changes.xqueues |= shares.drifted(sched.xqueues) - changes.removed_xqueues
+            changes.policy |= sched.decisions != decisions_sent  # the decision count moves on
         if changes:
             msg = delta(sched, changes)
             shares.sent(((v.info.xqueue_id, v.share) for v in msg.changed_xqueues),
                         msg.removed_xqueues)
+            if msg.HasField("policy"):
+                decisions_sent = msg.policy.decisions
             yield cpb.StatusUpdate(delta=msg)
             last_sent = now
         elif now - last_sent >= heartbeat:

@@ -96,6 +96,16 @@ async def test_a_held_xqueues_share_fades_to_zero_without_events(live_stack: Sta
 
 
 @pytest.mark.asyncio
+async def test_the_headers_decision_count_keeps_moving(live_stack: Stack):
+    app = fake_console_at(f"unix:{live_stack.socket}")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.table.row_count == 2, 15, "fg and bg")
+        first = app.store.policy.decisions
+        await wait_for(pilot, lambda: app.store.policy.decisions > first, 10,
+                       "the decision count to move on without a policy change")
+
+
+@pytest.mark.asyncio
 async def test_the_link_turns_silent_while_the_daemon_is_stopped_and_recovers(live_stack: Stack):
     app = fake_console_at(f"unix:{live_stack.socket}", heartbeat_ms=100)
     daemon = live_stack.daemon
