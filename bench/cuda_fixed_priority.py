@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import threading
 
 from cuda_common import open_cuda, pct, runtime, table, write
 

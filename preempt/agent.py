@@ -43,7 +43,7 @@ import grpc
 
 from hal.paths import daemon_socket
 from preempt import config as env_names
-from preempt.agent_links import GrpcLink, LinkOverflow, LinkRefused, UnixLink
+from preempt.agent_links import GrpcLink, LinkOverflow, LinkRefused, UnixLink, first_to_end
 from preempt.errors import ConfigError, PreemptError
 from preempt.xqueue import EventKind, XQueue, XQueueEvent, XQueueInfo, XQueueState, check_params
 from protos.xsched.v1 import agent_pb2 as apb
@@ -361,19 +361,7 @@ class Agent:
                 self._link = link
                 self._coalesced.clear()
                 link.send(self._register_message())
-            tasks = [
-                loop.create_task(link.run()),
-                loop.create_task(self._report()),
-                loop.create_task(self._watch_lease()),
-            ]
-            try:
-                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    task.result()
-            finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+            await first_to_end(link.run(), self._report(), self._watch_lease())
         finally:
             with self._lock:
                 self._link = None

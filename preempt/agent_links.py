@@ -34,6 +34,20 @@ SEND_BUFFER_BYTES = 64 * 1024  # native: the kernel's share (what the daemon has
 READ_BYTES = 256 * 1024
 
 
+
+async def first_to_end(*coros) -> None:
+    """Run `coros` as tasks until the first ends (re-raising its error); cancel the rest."""
+    loop = asyncio.get_running_loop()
+    tasks = [loop.create_task(c) for c in coros]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
 class LinkOverflow(Exception):
     """The daemon does not keep up with our events."""
 
@@ -236,16 +250,7 @@ class GrpcLink:
         self._call = agent_pb2_grpc.AgentServiceStub(self._channel).Connect(metadata=metadata)
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        tasks = [loop.create_task(self._read()), loop.create_task(self._write())]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await first_to_end(self._read(), self._write())
 
     async def close(self) -> None:
         if self._call is not None:
