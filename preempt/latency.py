@@ -12,7 +12,11 @@ def percentile(samples: list[float], p: float) -> float:
     """The p-th percentile (0..100) by linear interpolation; NaN for no samples."""
     if not samples:
         return math.nan
-    ordered = sorted(samples)
+    return percentile_sorted(sorted(samples), p)
+
+
+def percentile_sorted(ordered: list[float], p: float) -> float:
+    """`percentile` of samples already in ascending order (at least one)."""
     rank = (len(ordered) - 1) * p / 100.0
     low = math.floor(rank)
     high = min(low + 1, len(ordered) - 1)
@@ -48,6 +52,8 @@ class LatencyStats:
             return list(self._recent)
 
     def summary(self) -> LatencySummary:
-        samples = self.samples()
-        mean = sum(samples) / len(samples) if samples else math.nan
-        return LatencySummary(self.count, percentile(samples, 50), percentile(samples, 99), mean)
+        ordered = sorted(self.samples())
+        if not ordered:
+            return LatencySummary(self.count, math.nan, math.nan, math.nan)
+        mean = sum(ordered) / len(ordered)
+        return LatencySummary(self.count, percentile_sorted(ordered, 50), percentile_sorted(ordered, 99), mean)

@@ -24,6 +24,14 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: str | Path) -> Path:
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def plot_ttft(results: Seq[SimResult], path: str | Path, clock: str = "virtual time") -> Path:
     """TTFT (s) of every finished request over its index in the workload, one series per
     policy; rejected requests are marked on the x axis."""
@@ -56,11 +64,7 @@ def plot_ttft(results: Seq[SimResult], path: str | Path, clock: str = "virtual t
     ax.set_title("Time to first token per request")
     ax.grid(True, alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)
 
 
 def plot_kv(results: Seq[SimResult], path: str | Path, clock: str = "virtual") -> Path:
@@ -83,8 +87,4 @@ def plot_kv(results: Seq[SimResult], path: str | Path, clock: str = "virtual") -
     for ax in (top, bottom):
         ax.grid(True, alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)
