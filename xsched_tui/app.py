@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
-from functools import partial
+from functools import partial, wraps
 from pathlib import Path
 
 from textual import work
@@ -43,6 +43,23 @@ from xsched_tui.widgets.xqueue_table import XQueueTable
 DEVICE_SAMPLE_S = 1.0
 RESORT_S = 1.0
 PANEL_S = 0.5
+
+
+def while_mounted(handler):
+    """Skip a timer tick or message that lands while the app shuts down.
+
+    Textual removes the screen's widgets before it stops the app's timers and message
+    queue, so a late tick would find no table (NoMatches); there is nothing left to show."""
+
+    @wraps(handler)
+    def guarded(self, *args):
+        try:
+            return handler(self, *args)
+        except NoMatches:
+            return None
+
+    return guarded
+
 
 BINDINGS: list[Binding] = [
     Binding("p", "pick_policy", "policy", tooltip="pick the scheduling policy"),
@@ -163,14 +180,12 @@ class XSchedConsole(App[None]):
         else:
             self._pending = self._pending.merge(change)
 
+    @while_mounted
     def on_status_changed(self, _: StatusChanged) -> None:
         change, self._pending = self._pending, None
         if change is None:
             return
-        try:
-            table = self.table
-        except NoMatches:
-            return  # the app is shutting down: its widgets are gone
+        table = self.table
         store = self.store
         table.show(store.xqueues, change)
         for xid, prio in list(self._priority_sent.items()):
@@ -190,19 +205,18 @@ class XSchedConsole(App[None]):
             self.query_one(DevicePanel).show_xpus(store.devices())
         self._update_empty()
 
+    @while_mounted
     def _refresh_panels(self) -> None:
         """The side panels follow at PANEL_S: history needs no 10 Hz repaint, the table does."""
-        try:
-            if self._panels_stale:
-                self._panels_stale = False
-                self._show_latency()
-                self.query_one(DevicePanel).show_xpus(self.store.devices())
-            if self._kv_stale:
-                self._kv_stale = False
-                self.query_one(KvPanel).show(self.store.kv_processes())
-        except NoMatches:
-            pass  # the app is shutting down (or a modal screen is on top): next tick
+        if self._panels_stale:
+            self._panels_stale = False
+            self._show_latency()
+            self.query_one(DevicePanel).show_xpus(self.store.devices())
+        if self._kv_stale:
+            self._kv_stale = False
+            self.query_one(KvPanel).show(self.store.kv_processes())
 
+    @while_mounted
     def on_link_changed(self, message: LinkChanged) -> None:
         self.connection = message.connection
         self.query_one(StatusHeader).connection = message.connection
@@ -222,6 +236,7 @@ class XSchedConsole(App[None]):
             )
         empty.display = conn.state is LinkState.DOWN or not self.table.row_count
 
+    @while_mounted
     def _periodic_resort(self) -> None:
         if self._touched_since_sort:
             self._touched_since_sort = False
@@ -232,6 +247,7 @@ class XSchedConsole(App[None]):
     def sample_devices(self) -> None:
         self.post_message(DevicesSampled(self._devices.sample()))
 
+    @while_mounted
     def on_devices_sampled(self, message: DevicesSampled) -> None:
         self.query_one(DevicePanel).show_gpus(message.view)
 

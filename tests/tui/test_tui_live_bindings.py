@@ -199,3 +199,26 @@ async def test_filter_sort_help_palette_and_quit(daemon_stack):
         await pilot.press("q")
         await pilot.pause()
     assert app.return_code == 0
+
+
+
+async def test_the_table_keeps_following_the_daemon_while_a_dialog_is_open(daemon_stack):
+    """Stream updates and timers reach the console's screen, not the dialog on top of it:
+    a workload that comes and goes under an open dialog shows, then leaves the table."""
+    from xsched_tui.app import RESORT_S
+
+    s, _ = daemon_stack
+    app = console(s)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await select(pilot, app, "bg")
+        await pilot.press("h")
+        assert isinstance(app.screen, HintDialog)
+        extra = s.start_workload("name=extra,priority=5,commands=4,command_us=300", duration_s=3)
+        await wait_for(pilot, lambda: app.table.row_count == 3, 15, "the new XQueue in the table")
+        extra.wait(timeout=30)
+        await wait_for(pilot, lambda: app.table.row_count == 2, 15 + RESORT_S,
+                       "the ended XQueue gone from the table")
+        assert isinstance(app.screen, HintDialog)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HintDialog)

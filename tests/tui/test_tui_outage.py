@@ -30,3 +30,21 @@ async def test_console_starts_without_a_daemon_shows_the_outage_and_recovers(sta
         await wait_for(pilot, lambda: app.connection.state is LinkState.CONNECTED, 10, "reconnect")
         await wait_for(pilot, lambda: app.table.row_count == 2, 15, "queues back")
         assert not app.query_one("#empty").display
+
+
+async def test_ticks_and_messages_that_land_after_the_widgets_are_gone_are_dropped(stack: Stack):
+    """On exit Textual removes the widgets before it stops the timers: a late resort tick,
+    panel refresh, link change or status change must not raise (CI once saw NoMatches)."""
+    from xsched_tui.app import RESORT_S
+    from xsched_tui.messages import StatusChanged
+    from xsched_tui.records import StatusChange
+    from xsched_tui.widgets.xqueue_table import XQueueTable
+
+    app = XSchedConsole(stack.target, devices=NoGpu())
+    async with app.run_test(size=(170, 40)) as pilot:
+        await wait_for(pilot, lambda: app.connection.state is LinkState.DOWN, 5, "daemon down")
+        await app.query_one(XQueueTable).remove()
+        app._touched_since_sort = app._panels_stale = True
+        app._queue_change(StatusChange(reset=True))
+        app.post_message(StatusChanged())
+        await pilot.pause(2 * RESORT_S)  # resort and panel timers tick; reconnects fail
