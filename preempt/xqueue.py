@@ -183,12 +183,19 @@ class XQueue:
             xcmd = XCommand(cmd, next(self._seq))
             self._pending.append(xcmd)
             self._submitted += 1
-            if became_ready:
-                self._ready_since = self.clock.now()
-                event = self._event_locked(EventKind.READY)
-            self._pump_locked()
-        if became_ready:
+            if not became_ready:
+                self._pump_locked()
+                return xcmd
+            self._ready_since = self.clock.now()
+            event = self._event_locked(EventKind.READY)
+        # Schedulers hear of READY before the first launch: news of urgent work leaves
+        # without waiting for the driver call, and a queue suspended on READY never put
+        # its first command on the device.
+        try:
             self._emit(event)
+        finally:
+            with self._cond:
+                self._pump_locked()
         return xcmd
 
     def wait(self, xcmd: XCommand, timeout: float | None = None) -> Any:

@@ -296,8 +296,8 @@ class GlobalScheduler:
         self.metrics.decision(self._policy.name)
         sent = {True: 0, False: 0}  # suspend -> operations sent
         by_pid: dict[int, list[tuple[int, bool]]] = {}
-        xqueues = self.xqueues
-        for op in ops:
+        get = self.xqueues.get
+        for op in ops:  # one pass, no call per XQueue but its lookup: it runs on every decision
             if isinstance(op, Suspend):
                 suspend = True
             elif isinstance(op, Resume):
@@ -306,14 +306,18 @@ class GlobalScheduler:
                 if isinstance(op, SetTimer):
                     self._set_timer(op.at - now)
                 continue
-            rec = xqueues.get(op.xqueue_id)
+            rec = get(op.xqueue_id)
             if rec is None:
                 continue
-            suspend = suspend or rec.held
+            if not suspend and rec.held:
+                suspend = True
             if rec.sent_suspend is not suspend:  # only changes are sent
                 rec.sent_suspend = suspend
                 pid = status.xqueues[op.xqueue_id].pid
-                by_pid.setdefault(pid, []).append((op.xqueue_id, suspend))
+                if pid in by_pid:
+                    by_pid[pid].append((op.xqueue_id, suspend))
+                else:
+                    by_pid[pid] = [(op.xqueue_id, suspend)]
                 sent[suspend] += 1
         for suspend, count in sent.items():
             if count:

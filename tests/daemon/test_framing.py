@@ -46,3 +46,14 @@ def test_bytes_that_do_not_parse_are_malformed() -> None:
 def test_the_magic_cannot_be_taken_for_http2() -> None:
     preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
     assert not preface.startswith(MAGIC[:1]) and MAGIC.endswith(b"\n")
+
+
+def test_encoded_operations_concatenate_into_one_operations_message() -> None:
+    from xschedd.daemon import operation_bytes
+
+    changes = [((7 << 32) | 1, True), ((7 << 32) | 2, False), ((7 << 32) | 3, True)]
+    msg = apb.DaemonMessage()
+    msg.operations.MergeFromString(b"".join(operation_bytes(x, s) for x, s in changes))
+    assert [(op.xqueue_id, op.WhichOneof("kind")) for op in msg.operations.ops] == [
+        ((7 << 32) | 1, "suspend"), ((7 << 32) | 2, "resume"), ((7 << 32) | 3, "suspend"),
+    ]  # fmt: skip

@@ -165,6 +165,26 @@ def test_state_events_and_ready_to_idle_latency(device):
     assert clock.now() == pytest.approx(300e-6)
 
 
+def test_a_queue_suspended_when_it_becomes_ready_launches_nothing(device):
+    """READY reaches listeners before the first launch: a scheduler that suspends the
+    queue then keeps even its first command off the device."""
+    xq = XQueue(device.create_queue())
+    seen = []
+
+    def on_event(event):
+        if event.kind is EventKind.READY:
+            seen.append((xq.info().pending, xq.info().in_flight))
+            xq.suspend()
+
+    xq.add_listener(on_event)
+    first = xq.submit(HwCommand(100))
+    assert seen == [(1, 0)]
+    assert (xq.info().pending, xq.info().in_flight) == (1, 0)
+    xq.resume()
+    xq.wait(first)
+    assert first.done
+
+
 def test_explicit_task_span_waits_for_its_commands_and_records_latency(device):
     xq = XQueue(device.create_queue())
     events = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from xschedd.policy.base import Operation, Policy, Status, XQueueStatus, run_only
-from xschedd.policy.priority import top_priority
+from xschedd.policy.priority import by_device, top_priority
 
 
 class CpuHighestPriorityFirst(Policy):
@@ -21,4 +21,4 @@ class CpuHighestPriorityFirst(Policy):
             process = status.processes.get(q.pid)
             return -(process.nice if process is not None else 0)
 
-        return run_only(status, top_priority(status, priority, lambda q: q.device))
+        return run_only(status, top_priority(status, priority, by_device))

@@ -17,4 +17,4 @@ class HeterogeneousHighestPriorityFirst(HighestPriorityFirst):
     name = "HHPF"
 
     def schedule(self, status: Status) -> list[Operation]:
-        return run_only(status, top_priority(status, lambda q: self.priority(q.xqueue_id)))
+        return run_only(status, top_priority(status, self.priority_of))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from xschedd.policy.base import Operation, Policy, Status, run_only
+from xschedd.policy.base import Operation, Policy, Status, XQueueStatus, run_only
 from xschedd.policy.hints import PRIORITY_DEFAULT, Hint, PriorityHint
-from xschedd.policy.priority import top_priority
+from xschedd.policy.priority import by_device, top_priority
 
 
 class HighestPriorityFirst(Policy):
@@ -28,7 +28,7 @@ class HighestPriorityFirst(Policy):
             self._priorities[hint.xqueue_id] = hint.priority
 
     def schedule(self, status: Status) -> list[Operation]:
-        return run_only(
-            status,
-            top_priority(status, lambda q: self.priority(q.xqueue_id), lambda q: q.device),
-        )
+        return run_only(status, top_priority(status, self.priority_of, by_device))
+
+    def priority_of(self, q: XQueueStatus) -> int:
+        return self._priorities.get(q.xqueue_id, PRIORITY_DEFAULT)
