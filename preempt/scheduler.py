@@ -45,6 +45,7 @@ class LocalScheduler:
         self._xqueues: dict[int, XQueue] = {}
         self._hints = HintBook()
         self._timer: Timer | None = None
+        self._due = False  # a decision is queued on the clock and has not started yet
         self.decisions = 0
 
     @property
@@ -58,7 +59,7 @@ class LocalScheduler:
         xq.add_listener(self._on_event)
         for hint in hints:
             self.hint(hint)
-        self.clock.call_soon(self._reschedule)
+        self._request()
 
     def remove(self, xq: XQueue) -> None:
         """Stop scheduling `xq`; it is resumed so that it is never left suspended."""
@@ -66,7 +67,7 @@ class LocalScheduler:
         with self._lock:
             self._xqueues.pop(xq.id, None)
         xq.resume()
-        self.clock.call_soon(self._reschedule)
+        self._request()
 
     def hint(self, hint: Hint) -> None:
         with self._lock:
@@ -91,14 +92,26 @@ class LocalScheduler:
             if xq is not None:
                 xq.hwq.set_priority(hint.priority)
         self._policy.on_hint(hint)
-        self._reschedule()
+        self._request()
 
     def _on_event(self, event: XQueueEvent) -> None:
         if event.kind is EventKind.CLOSED:
             with self._lock:
                 self._xqueues.pop(event.info.xqueue_id, None)
         if event.kind in _RESCHEDULE_ON:
-            self.clock.call_soon(self._reschedule)
+            self._request()
+
+    def _request(self) -> None:
+        """Queue one decision; changes that come before it starts share it.
+
+        Without this, N XQueues created at start-up queued N decisions over up to N
+        queues each, and urgent work waited behind all of them (seconds at N = 1000).
+        """
+        with self._lock:
+            if self._due:
+                return
+            self._due = True
+        self.clock.call_soon(self._reschedule)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -106,6 +119,7 @@ class LocalScheduler:
 
     def _reschedule(self) -> None:
         with self._lock:
+            self._due = False  # from here on, a change needs a decision of its own
             xqueues = dict(self._xqueues)
         # Fresh snapshots, not the events': events of one queue can arrive out of order.
         status = Status(

@@ -173,3 +173,20 @@ def test_priority_hints_reach_the_hardware_queue_for_its_own_priorities(clock, d
 
 def test_a_device_without_queue_priorities_ignores_them(device):
     device.create_queue().set_priority(255)  # the HwQueue default: nothing to do
+
+
+def test_changes_queued_together_share_one_decision():
+    """200 XQueues created at once (each with a priority hint) cost a few decisions, not
+    one per queue and hint: urgent work must not wait behind a start-up backlog."""
+    clock = VirtualClock()
+    device = SimDevice.local(clock)
+    rt = runtime("HPF", clock)
+    for i in range(200):
+        rt.create_xqueue(device.create_queue(), name=f"q{i}", priority=i % 3)
+    clock.run_for(0.001)
+    assert rt.scheduler.decisions <= 3
+    fg = rt.create_xqueue(device.create_queue(), name="fg", priority=10)
+    before = rt.scheduler.decisions
+    fg.submit(HwCommand(T_US))
+    clock.run_for(0.001)
+    assert rt.scheduler.decisions - before <= 3
