@@ -293,7 +293,6 @@ class GlobalScheduler:
         if self.gang:
             ops = gang_ops(status, ops)
         self.decisions += 1
-        self.metrics.decision(self._policy.name)
         sent = {True: 0, False: 0}  # suspend -> operations sent
         by_pid: dict[int, list[tuple[int, bool]]] = {}
         get = self.xqueues.get
@@ -319,11 +318,12 @@ class GlobalScheduler:
                 else:
                     by_pid[pid] = [(op.xqueue_id, suspend)]
                 sent[suspend] += 1
+        for pid, changes in by_pid.items():  # the operations first, the bookkeeping after
+            self._dispatch(pid, changes)
+        self.metrics.decision(self._policy.name)
         for suspend, count in sent.items():
             if count:
                 self.metrics.operation("suspend" if suspend else "resume", count)
-        for pid, changes in by_pid.items():
-            self._dispatch(pid, changes)
         if not self._state_metrics_due:
             self._state_metrics_due = True
             self._call_later(STATE_METRICS_DELAY_S, self._update_state_metrics)
