@@ -27,9 +27,11 @@ from protos.xsched.v1 import types_pb2 as pb
 from xschedd.errors import InvalidArgument, NotFound
 from xschedd.metrics import Metrics
 from xschedd.policy import (
+    Operation,
     Policy,
     ProcessStatus,
     Resume,
+    RunOnly,
     SetTimer,
     Status,
     Suspend,
@@ -93,6 +95,11 @@ class GlobalScheduler:
         # What the policy sees, kept in step with the records (see the module docstring).
         self._xqueue_status: dict[int, XQueueStatus] = {}
         self._process_status: dict[int, ProcessStatus] = {}
+        # The last operation sent for each XQueue (in neither: nothing since it registered),
+        # and the XQueues an operator holds suspended.
+        self._sent_suspend: set[int] = set()
+        self._sent_resume: set[int] = set()
+        self._held: set[int] = set()
         self._batch_depth = 0
         self._decision_due = False
         self._state_metrics_due = False
@@ -242,6 +249,7 @@ class GlobalScheduler:
     def hold(self, xqueue_id: int, held: bool) -> XQueueRecord:
         rec = self.xqueue(xqueue_id)
         rec.held = held
+        (self._held.add if held else self._held.discard)(xqueue_id)
         self.bus.xqueue_changed(xqueue_id)
         self.reschedule()
         return rec
@@ -293,31 +301,29 @@ class GlobalScheduler:
         if self.gang:
             ops = gang_ops(status, ops)
         self.decisions += 1
-        sent = {True: 0, False: 0}  # suspend -> operations sent
+        if isinstance(ops, RunOnly):
+            suspend, resume = self._wanted_from_sets(ops)
+            for op in ops.timers:
+                self._set_timer(op.at - now)
+        else:
+            suspend, resume = self._wanted_from_ops(ops, now)
+        # Only changes are sent: what differs from the last operation sent for each XQueue.
+        suspend -= self._sent_suspend
+        resume -= self._sent_resume
+        self._sent_suspend -= resume
+        self._sent_suspend |= suspend
+        self._sent_resume -= suspend
+        self._sent_resume |= resume
+        sent = {True: len(suspend), False: len(resume)}  # suspend -> operations sent
         by_pid: dict[int, list[tuple[int, bool]]] = {}
-        get = self.xqueues.get
-        for op in ops:  # one pass, no call per XQueue but its lookup: it runs on every decision
-            if isinstance(op, Suspend):
-                suspend = True
-            elif isinstance(op, Resume):
-                suspend = False
+        xqueues = status.xqueues
+        for xqueue_id in sorted(suspend | resume):
+            pid = xqueues[xqueue_id].pid
+            change = (xqueue_id, xqueue_id in suspend)
+            if pid in by_pid:
+                by_pid[pid].append(change)
             else:
-                if isinstance(op, SetTimer):
-                    self._set_timer(op.at - now)
-                continue
-            rec = get(op.xqueue_id)
-            if rec is None:
-                continue
-            if not suspend and rec.held:
-                suspend = True
-            if rec.sent_suspend is not suspend:  # only changes are sent
-                rec.sent_suspend = suspend
-                pid = status.xqueues[op.xqueue_id].pid
-                if pid in by_pid:
-                    by_pid[pid].append((op.xqueue_id, suspend))
-                else:
-                    by_pid[pid] = [(op.xqueue_id, suspend)]
-                sent[suspend] += 1
+                by_pid[pid] = [change]
         for pid, changes in by_pid.items():  # the operations first, the bookkeeping after
             self._dispatch(pid, changes)
         self.metrics.decision(self._policy.name)
@@ -327,6 +333,35 @@ class GlobalScheduler:
         if not self._state_metrics_due:
             self._state_metrics_due = True
             self._call_later(STATE_METRICS_DELAY_S, self._update_state_metrics)
+
+    def _wanted_from_sets(self, ops: RunOnly) -> tuple[set[int], set[int]]:
+        """The XQueues to be suspended and resumed, by set arithmetic (in C): the fast
+        path for every policy that answers with `run_only`."""
+        ids = ops.ids & self.xqueues.keys()
+        suspend = ids - ops.runnable
+        if self._held:
+            suspend |= self._held & ids
+        return suspend, ids - suspend
+
+    def _wanted_from_ops(self, ops: Iterable[Operation], now: float) -> tuple[set[int], set[int]]:
+        """The same from any list of operations (one pass; an operator's hold wins)."""
+        suspend: set[int] = set()
+        resume: set[int] = set()
+        known = self.xqueues
+        held = self._held
+        for op in ops:
+            if isinstance(op, (Suspend, Resume)):
+                if op.xqueue_id not in known:
+                    continue
+                if isinstance(op, Suspend) or op.xqueue_id in held:
+                    suspend.add(op.xqueue_id)
+                    resume.discard(op.xqueue_id)
+                else:
+                    resume.add(op.xqueue_id)
+                    suspend.discard(op.xqueue_id)
+            elif isinstance(op, SetTimer):
+                self._set_timer(op.at - now)
+        return suspend, resume
 
     def shutdown(self) -> None:
         if self._timer is not None:
@@ -373,6 +408,8 @@ class GlobalScheduler:
 
     def _remove_xqueue(self, rec: XQueueRecord) -> None:
         self.xqueues.pop(rec.xqueue_id, None)
+        for ids in (self._sent_suspend, self._sent_resume, self._held):
+            ids.discard(rec.xqueue_id)
         self._xqueue_status.pop(rec.xqueue_id, None)
         proc = self.processes.get(rec.pid)
         if proc is not None:

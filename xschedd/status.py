@@ -114,7 +114,6 @@ class XQueueRecord:
         self._clock = clock
         self.ready_since: float | None = None  # daemon clock
         self.held = False  # an operator's manual suspend
-        self.sent_suspend: bool | None = None  # the last operation sent (None: nothing since register)
         self.busy = LatencyWindow()
         self.task = LatencyWindow()
         self.active = ActiveWindow(clock())

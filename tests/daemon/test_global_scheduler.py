@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protos.xsched.v1 import types_pb2 as pb
 from xschedd.errors import InvalidArgument, NotFound
@@ -204,3 +206,54 @@ def test_a_decision_sends_one_dispatch_per_process_in_xqueue_order() -> None:
         (20, [(20 << 32 | 1, True), (20 << 32 | 2, True), (20 << 32 | 3, True)]),
         (30, [(30 << 32 | 1, True)]),
     ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    policy=st.sampled_from(["HPF", "HHPF", "LAX", "KEDF", "MLFQ"]),
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["ready", "idle", "prio", "hold", "release", "close", "gang"]),
+            st.integers(0, 2), st.integers(1, 3), st.integers(-3, 3),
+        ),
+        max_size=30,
+    ),
+)
+def test_the_set_fast_path_sends_what_the_list_of_operations_says(policy, steps) -> None:
+    """Policies answering with run_only are diffed as sets; the same operations handed over
+    as a plain list take the general path. Both must send the same, in the same order."""
+    from xschedd.policy import make_policy
+
+    def as_list(name: str):
+        inner = make_policy(name)
+
+        class Listed(type(inner)):  # the same policy, answering with a plain list
+            def schedule(self, status):
+                return list(super().schedule(status))
+
+        return Listed()
+
+    fast, fast_rec = _sched(policy)
+    slow, slow_rec = _sched(policy)
+    slow._policy = as_list(policy)
+    for s in (fast, slow):
+        for pid in (10, 20, 30):
+            s.register(pid, 0, f"p{pid}", 0, [_info(pid, n, ready=n == 1) for n in (1, 2, 3)], [])
+    for action, p, n, value in steps:
+        pid, xq = (10, 20, 30)[p], (10, 20, 30)[p] << 32 | n
+        for s in (fast, slow):
+            if xq not in s.xqueues and action != "gang":
+                continue
+            if action in ("ready", "idle"):
+                kind = pb.EVENT_KIND_READY if action == "ready" else pb.EVENT_KIND_IDLE
+                s.xqueue_event(pid, kind, _info(pid, n, ready=action == "ready"))
+            elif action == "prio":
+                s.hint(H.PriorityHint(xq, value))
+            elif action in ("hold", "release"):
+                s.hold(xq, action == "hold")
+            elif action == "close":
+                s.xqueue_event(pid, pb.EVENT_KIND_CLOSED, _info(pid, n))
+            else:
+                s.set_policy(None, gang=not s.gang)
+        assert fast_rec.ops == slow_rec.ops
+    assert fast_rec.ops == slow_rec.ops

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from xschedd.policy.base import Operation, Policy, Status, run_only
 from xschedd.policy.hints import Hint, WindowActiveHint
 from xschedd.policy.priority import top_priority
@@ -28,5 +30,5 @@ class ActiveWindowFirst(Policy):
             else:
                 self._active.discard(hint.pid)
 
-    def schedule(self, status: Status) -> list[Operation]:
+    def schedule(self, status: Status) -> Sequence[Operation]:
         return run_only(status, top_priority(status, lambda q: int(q.pid in self._active)))

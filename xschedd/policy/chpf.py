@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from xschedd.policy.base import Operation, Policy, Status, XQueueStatus, run_only
 from xschedd.policy.priority import by_device, top_priority
 
@@ -16,7 +18,7 @@ class CpuHighestPriorityFirst(Policy):
 
     name = "CHPF"
 
-    def schedule(self, status: Status) -> list[Operation]:
+    def schedule(self, status: Status) -> Sequence[Operation]:
         def priority(q: XQueueStatus) -> int:
             process = status.processes.get(q.pid)
             return -(process.nice if process is not None else 0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from xschedd.policy.base import Operation, Status, run_only
 from xschedd.policy.hpf import HighestPriorityFirst
 from xschedd.policy.priority import top_priority
@@ -16,5 +18,5 @@ class HeterogeneousHighestPriorityFirst(HighestPriorityFirst):
 
     name = "HHPF"
 
-    def schedule(self, status: Status) -> list[Operation]:
+    def schedule(self, status: Status) -> Sequence[Operation]:
         return run_only(status, top_priority(status, self.priority_of))

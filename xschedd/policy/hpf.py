@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from xschedd.policy.base import Operation, Policy, Status, XQueueStatus, run_only
 from xschedd.policy.hints import PRIORITY_DEFAULT, Hint, PriorityHint
 from xschedd.policy.priority import by_device, top_priority
@@ -27,7 +29,7 @@ class HighestPriorityFirst(Policy):
         if isinstance(hint, PriorityHint):
             self._priorities[hint.xqueue_id] = hint.priority
 
-    def schedule(self, status: Status) -> list[Operation]:
+    def schedule(self, status: Status) -> Sequence[Operation]:
         return run_only(status, top_priority(status, self.priority_of, by_device))
 
     def priority_of(self, q: XQueueStatus) -> int:

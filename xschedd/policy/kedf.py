@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from xschedd.policy.base import Operation, Policy, Status, XQueueStatus, run_only
 from xschedd.policy.hints import DeadlineHint, Hint, KDeadlineHint
@@ -42,7 +43,7 @@ class KEarliestDeadlineFirst(Policy):
         since = q.ready_since if q.ready_since is not None else now
         return math.inf if relative is None else since + relative
 
-    def schedule(self, status: Status) -> list[Operation]:
+    def schedule(self, status: Status) -> Sequence[Operation]:
         now = status.now
         ready = [q for q in status.xqueues.values() if q.ready]
         ready.sort(

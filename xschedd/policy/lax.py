@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from xschedd.policy.base import Operation, Policy, SetTimer, Status, XQueueStatus, run_only
 from xschedd.policy.hints import PRIORITY_DEFAULT, Hint, LaxityHint
 from xschedd.policy.priority import top_priority
@@ -33,7 +35,7 @@ class Laxity(Policy):
         since = q.ready_since if q.ready_since is not None else now
         return since + hint.laxity_us / 1e6
 
-    def schedule(self, status: Status) -> list[Operation]:
+    def schedule(self, status: Status) -> Sequence[Operation]:
         now = status.now
 
         def priority(q: XQueueStatus) -> int:

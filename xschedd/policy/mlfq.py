@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from xschedd.policy.base import Operation, Policy, SetTimer, Status, run_only
 from xschedd.policy.hints import TIMESLICE_DEFAULT_US, Hint, TimesliceHint
 
@@ -55,7 +57,7 @@ class MultiLevelFeedbackQueue(Policy):
         self._arrivals += 1
         self._order[xqueue_id] = self._arrivals
 
-    def schedule(self, status: Status) -> list[Operation]:
+    def schedule(self, status: Status) -> Sequence[Operation]:
         now = status.now
         elapsed = 0.0 if self._since is None else max(0.0, now - self._since)
         for xq in self._running & set(self._used_s):

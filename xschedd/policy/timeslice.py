@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from xschedd.policy.base import Operation, Policy, SetTimer, Status, XQueueStatus, run_only
@@ -50,7 +51,7 @@ class TimeSharing(Policy):
         elif isinstance(hint, TimesliceHint):
             self._timeslice_s = hint.timeslice_us / 1e6
 
-    def schedule(self, status: Status) -> list[Operation]:
+    def schedule(self, status: Status) -> Sequence[Operation]:
         now = status.now
         for turn in self._turns.values():
             self._charge(turn.entity, max(0.0, now - self._since))
