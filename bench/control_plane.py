@@ -33,8 +33,8 @@ from common import ROOT, stop_sim, write_results
 
 from hal import HwCommand
 from hal.sim import SimDevice
+from hal.stats import percentile
 from preempt import EventKind
-from preempt.latency import percentile
 from preempt.runtime import Runtime
 from protos.xsched.v1 import control_pb2 as cpb
 from protos.xsched.v1 import control_pb2_grpc

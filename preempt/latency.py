@@ -1,34 +1,12 @@
-"""Task-latency records and their percentiles."""
+"""Task-latency records (their statistics: hal/stats.py, shared with the daemon)."""
 
 from __future__ import annotations
 
 import math
 import threading
 from collections import deque
-from dataclasses import dataclass
 
-
-def percentile(samples: list[float], p: float) -> float:
-    """The p-th percentile (0..100) by linear interpolation; NaN for no samples."""
-    if not samples:
-        return math.nan
-    return percentile_sorted(sorted(samples), p)
-
-
-def percentile_sorted(ordered: list[float], p: float) -> float:
-    """`percentile` of samples already in ascending order (at least one)."""
-    rank = (len(ordered) - 1) * p / 100.0
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-@dataclass(frozen=True)
-class LatencySummary:
-    count: int
-    p50_s: float
-    p99_s: float
-    mean_s: float
+from hal.stats import LatencySummary, summarize
 
 
 class LatencyStats:
@@ -52,8 +30,4 @@ class LatencyStats:
             return list(self._recent)
 
     def summary(self) -> LatencySummary:
-        ordered = sorted(self.samples())
-        if not ordered:
-            return LatencySummary(self.count, math.nan, math.nan, math.nan)
-        mean = sum(ordered) / len(ordered)
-        return LatencySummary(self.count, percentile_sorted(ordered, 50), percentile_sorted(ordered, 99), mean)
+        return summarize(self.count, self.samples(), math.nan)

@@ -7,8 +7,8 @@ import threading
 import time
 from typing import TextIO
 
+from hal.stats import percentile
 from preempt import EventKind, XQueue, XQueueEvent
-from preempt.latency import percentile
 from xsched_workload.runner import QueueLoad
 
 

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hal import HwCommand, HwQueue
+from hal.stats import percentile
 from preempt import XQueue
-from preempt.latency import LatencyStats, percentile
+from preempt.latency import LatencyStats
 from xsched_workload.spec import QueueSpec
 
 

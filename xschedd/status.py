@@ -12,26 +12,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from hal.stats import LatencySummary, summarize
 from protos.xsched.v1 import types_pb2 as pb
 
 LATENCY_KEEP = 2048
 SHARE_WINDOW_S = 5.0
 SHARE_BUCKETS = 20  # the window's resolution: 0.25 s
-
-
-@dataclass(frozen=True)
-class LatencySummary:
-    count: int
-    p50_s: float
-    p99_s: float
-    mean_s: float
-
-
-def _percentile(ordered: list[float], p: float) -> float:
-    rank = (len(ordered) - 1) * p / 100.0
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 class LatencyWindow:
@@ -47,11 +33,7 @@ class LatencyWindow:
         self.count += len(good)
 
     def summary(self) -> LatencySummary:
-        if not self._recent:
-            return LatencySummary(self.count, 0.0, 0.0, 0.0)
-        ordered = sorted(self._recent)
-        mean = sum(ordered) / len(ordered)
-        return LatencySummary(self.count, _percentile(ordered, 50), _percentile(ordered, 99), mean)
+        return summarize(self.count, list(self._recent), 0.0)
 
 
 class ActiveWindow:

@@ -6,9 +6,9 @@ import pytest
 
 from hal import HwCommand, VirtualClock
 from hal.sim import SimDevice
+from hal.stats import percentile
 from preempt.config import load_config
 from preempt.runtime import Runtime
-from preempt.latency import percentile
 from xschedd.policy import make_policy
 from xschedd.policy.hints import PriorityHint, UtilizationHint
 
