@@ -13,26 +13,14 @@ from collections.abc import Iterable
 
 from hal import Clock
 from hal.clock import Timer
-from preempt.xqueue import EventKind, XQueue, XQueueEvent, XQueueInfo, XQueueState
+from preempt.xqueue import EventKind, XQueue, XQueueEvent
 from xschedd.policy import Policy, Resume, SetTimer, Status, Suspend, XQueueStatus
 from xschedd.policy.hintbook import HintBook
 from xschedd.policy.hints import Hint, PriorityHint
 
 _RESCHEDULE_ON = {EventKind.READY, EventKind.IDLE, EventKind.CLOSED}
 
-__all__ = ["LocalScheduler", "xqueue_status"]
-
-
-def xqueue_status(info: XQueueInfo) -> XQueueStatus:
-    """The policy's view of one XQueue."""
-    return XQueueStatus(
-        xqueue_id=info.xqueue_id,
-        pid=info.pid,
-        device=info.device,
-        ready=info.state is XQueueState.READY,
-        suspended=info.suspended,
-        ready_since=info.ready_since,
-    )
+__all__ = ["LocalScheduler"]
 
 
 class LocalScheduler:
@@ -121,18 +109,24 @@ class LocalScheduler:
         with self._lock:
             self._due = False  # from here on, a change needs a decision of its own
             xqueues = dict(self._xqueues)
-        # Fresh snapshots, not the events': events of one queue can arrive out of order.
-        status = Status(
-            now=self.clock.now(),
-            xqueues={xq_id: xqueue_status(xq.info()) for xq_id, xq in xqueues.items()},
-        )
+        # Fresh reads, not the events': events of one queue can arrive out of order.
+        status = Status(now=self.clock.now(), xqueues={xq_id: _status(xq) for xq_id, xq in xqueues.items()})
         self.decisions += 1
         for op in self._policy.schedule(status):
-            if isinstance(op, Suspend) and op.xqueue_id in xqueues:
-                xqueues[op.xqueue_id].suspend()
-            elif isinstance(op, Resume) and op.xqueue_id in xqueues:
-                xqueues[op.xqueue_id].resume()
-            elif isinstance(op, SetTimer):
+            if isinstance(op, SetTimer):
                 if self._timer is not None:
                     self._timer.cancel()
                 self._timer = self.clock.call_at(op.at, self._on_timer)
+                continue
+            xq = xqueues.get(op.xqueue_id)
+            if xq is None or xq.suspended is isinstance(op, Suspend):
+                continue  # gone, or already as wanted (suspend/resume re-check under the lock)
+            if isinstance(op, Suspend):
+                xq.suspend()
+            elif isinstance(op, Resume):
+                xq.resume()
+
+
+def _status(xq: XQueue) -> XQueueStatus:
+    ready, suspended, ready_since = xq.readiness()
+    return XQueueStatus(xq.id, xq.pid, xq.hwq.device_name, ready, suspended, ready_since)

@@ -354,6 +354,12 @@ class XQueue:
         with self._cond:
             return self._info_locked()
 
+    def readiness(self) -> tuple[bool, bool, float | None]:
+        """(ready, suspended, ready_since) in one consistent read: what a scheduler's
+        decision needs, without building the full `info()` snapshot."""
+        with self._cond:
+            return bool(self._pending or self._in_flight), self._suspended, self._ready_since
+
     # -- internals ---------------------------------------------------------------------
     def _state_locked(self) -> XQueueState:
         return XQueueState.READY if self._pending or self._in_flight else XQueueState.IDLE

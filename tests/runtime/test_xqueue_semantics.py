@@ -185,6 +185,22 @@ def test_a_queue_suspended_when_it_becomes_ready_launches_nothing(device):
     assert first.done
 
 
+def test_readiness_is_what_info_says(device):
+    xq = XQueue(device.create_queue())
+
+    def both():
+        info = xq.info()
+        return xq.readiness() == (info.state is XQueueState.READY, info.suspended, info.ready_since)
+
+    assert both() and xq.readiness()[:2] == (False, False)
+    xq.submit(HwCommand(100))
+    xq.suspend()
+    assert both() and xq.readiness()[:2] == (True, True)
+    xq.resume()
+    xq.synchronize()
+    assert both()
+
+
 def test_explicit_task_span_waits_for_its_commands_and_records_latency(device):
     xq = XQueue(device.create_queue())
     events = []
