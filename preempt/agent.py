@@ -4,7 +4,10 @@ It registers the process and its XQueues on one stream to the daemon, forwards t
 status changes, reports task latencies and gauges every REPORT_INTERVAL_S (which doubles
 as its heartbeat), and applies the operations the daemon sends back. On the daemon's
 Unix socket the stream is the native one (xschedd/framing.py); over TCP it is gRPC
-(AgentService.Connect); preempt/agent_links.py has both.
+(AgentService.Connect); preempt/agent_links.py has both. A daemon that closes the native
+stream before registering us (xschedd from before the native stream relays it to gRPC,
+which drops it) gets the next try over gRPC on the same socket; after a gRPC session,
+the next try is native again.
 
 Fail-open: when the daemon is gone, refuses us, or is silent for longer than the lease,
 the agent resumes every XQueue and the application keeps working unscheduled; it retries
@@ -48,6 +51,7 @@ from preempt.errors import ConfigError, PreemptError
 from preempt.xqueue import EventKind, XQueue, XQueueEvent, XQueueInfo, XQueueState, check_params
 from protos.xsched.v1 import agent_pb2 as apb
 from protos.xsched.v1 import types_pb2 as pb
+from xschedd.framing import FrameError
 from xschedd.policy.hintbook import HintBook, hint_pid, hint_xqueue
 from xschedd.policy.hints import Hint
 from xschedd.policy.wire import hint_to_proto
@@ -166,6 +170,9 @@ class Agent:
         self._applying = False  # the agent thread is applying the daemon's operations
         self._echo_timer: asyncio.TimerHandle | None = None
         self._last_heard = 0.0
+        # A daemon on the Unix socket that closed the native stream before registering us
+        # speaks only gRPC (xschedd before the native stream): the next tries use gRPC there.
+        self._grpc_on_unix = False
         self._closing = False
         self._loop = asyncio.new_event_loop()
         self._main: asyncio.Task | None = None
@@ -323,10 +330,17 @@ class Agent:
         backoff = BACKOFF_MIN_S
         while not self._closing:
             registered_before = self.registrations
+            native = self.config.target.startswith("unix:") and not self._grpc_on_unix
             try:
                 await self._session()
             except asyncio.CancelledError:
                 raise
+            except (ConnectionResetError, FrameError) as exc:
+                if native and self.registrations == registered_before:
+                    log.warning("xschedd did not take the native agent stream (%s): trying gRPC on its socket", _describe(exc))
+                    self._grpc_on_unix = True
+                else:
+                    log.debug("xschedd stream ended: %s", _describe(exc))
             except (grpc.aio.AioRpcError, OSError) as exc:
                 log.debug("xschedd stream ended: %s", _describe(exc))
             except (_LeaseExpired, LinkOverflow, LinkRefused) as exc:
@@ -342,6 +356,8 @@ class Agent:
                         self._echo_timer = None
                 self.connected.clear()
                 self._fail_open()
+            if not native:
+                self._grpc_on_unix = False  # whatever ended it, the next try is native first
             if self.registrations > registered_before:
                 backoff = BACKOFF_MIN_S
             await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
@@ -349,7 +365,7 @@ class Agent:
 
     async def _session(self) -> None:
         target = self.config.target
-        if target.startswith("unix:"):
+        if target.startswith("unix:") and not self._grpc_on_unix:
             link: UnixLink | GrpcLink = UnixLink(target.removeprefix("unix:"), self._on_message, self._send_coalesced)
         else:
             link = GrpcLink(target, self.config.token, self._on_message, self._send_coalesced)

@@ -37,7 +37,7 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 @dataclass
 class DaemonProcess:
-    """`python -m xschedd.cli --socket SOCKET --state-dir STATE_DIR ARGS...`, logging to `log`."""
+    """`python -m MODULE --socket SOCKET --state-dir STATE_DIR ARGS...` (MODULE: xschedd.cli), logging to `log`."""
 
     socket: Path
     state_dir: Path
@@ -45,10 +45,11 @@ class DaemonProcess:
     args: Sequence[str] = ()
     env: Mapping[str, str] | None = None
     log_level: str = "INFO"
+    module: str = "xschedd.cli"  # what `python -m` runs (tests run stand-ins for older daemons)
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     def start(self, wait: bool = True, timeout_s: float = START_TIMEOUT_S) -> DaemonProcess:
-        cmd = [sys.executable, "-m", "xschedd.cli", "--socket", str(self.socket),
+        cmd = [sys.executable, "-m", self.module, "--socket", str(self.socket),
                "--state-dir", str(self.state_dir), "--log-level", self.log_level, *self.args]  # fmt: skip
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(

@@ -147,3 +147,17 @@ def test_an_agent_coalesces_while_the_daemon_stalls_and_keeps_its_session(env: E
     for w in (fg, bg):
         assert log.count(f"process {w.pid} ") == 2, log  # registered once, left once
     assert "resuming every XQueue" not in fg.stderr + bg.stderr
+
+
+def test_an_agent_falls_back_to_grpc_on_a_daemon_without_the_native_stream(make_env) -> None:
+    """xschedd from before the native stream drops it (its relay hands every connection to
+    gRPC): the agent registers over gRPC on the same socket, and HPF then works as usual."""
+    env = make_env(start=False)
+    env.daemon.module = "tests.daemon.grpc_only_daemon"
+    env.daemon.start()
+    fg = env.workload("name=fg,priority=10,commands=1,command_us=50", duration_s=4)
+    bg = env.workload("name=bg,priority=0,commands=4,command_us=500", duration_s=4)
+    wait_for(lambda: len(env.daemon.xqueues()) == 2, 10)
+    wait_for(lambda: any(v.info.name == "bg" and v.info.suspended for v in env.daemon.xqueues()), 5)
+    assert fg.wait(20) == 0 and bg.wait(20) == 0, fg.stderr + bg.stderr
+    assert "trying gRPC on its socket" in fg.stderr + bg.stderr
