@@ -6,6 +6,7 @@ Pure functions and values, no I/O: the lowest layer both can import.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 
 
@@ -32,7 +33,7 @@ class LatencySummary:
     mean_s: float
 
 
-def summarize(count: int, samples: list[float], empty: float) -> LatencySummary:
+def summarize(count: int, samples: Collection[float], empty: float) -> LatencySummary:
     """P50, P99 and mean of `samples` (`empty` for each when there are none); `count` is
     how many were ever recorded, kept or not."""
     if not samples:

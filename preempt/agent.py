@@ -171,7 +171,7 @@ class Agent:
         self._echo_timer: asyncio.TimerHandle | None = None
         self._last_heard = 0.0
         # A daemon on the Unix socket that closed the native stream before registering us
-        # speaks only gRPC (xschedd before the native stream): the next tries use gRPC there.
+        # speaks only gRPC (xschedd before the native stream): the next try uses gRPC there.
         self._grpc_on_unix = False
         self._closing = False
         self._loop = asyncio.new_event_loop()
@@ -332,7 +332,7 @@ class Agent:
             registered_before = self.registrations
             native = self.config.target.startswith("unix:") and not self._grpc_on_unix
             try:
-                await self._session()
+                await self._session(native)
             except asyncio.CancelledError:
                 raise
             except (ConnectionResetError, FrameError) as exc:
@@ -363,9 +363,9 @@ class Agent:
             await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
             backoff = min(backoff * 2, BACKOFF_MAX_S)
 
-    async def _session(self) -> None:
+    async def _session(self, native: bool) -> None:
         target = self.config.target
-        if target.startswith("unix:") and not self._grpc_on_unix:
+        if native:
             link: UnixLink | GrpcLink = UnixLink(target.removeprefix("unix:"), self._on_message, self._send_coalesced)
         else:
             link = GrpcLink(target, self.config.token, self._on_message, self._send_coalesced)

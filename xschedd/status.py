@@ -33,7 +33,7 @@ class LatencyWindow:
         self.count += len(good)
 
     def summary(self) -> LatencySummary:
-        return summarize(self.count, list(self._recent), 0.0)
+        return summarize(self.count, self._recent, 0.0)
 
 
 class ActiveWindow:

@@ -6,6 +6,7 @@ import pytest
 
 from protos.xsched.v1 import agent_pb2 as apb
 from protos.xsched.v1 import types_pb2 as pb
+from xschedd.daemon import operation_bytes
 from xschedd.framing import MAGIC, FrameReader, FrameTooLarge, MalformedFrame, frame
 
 
@@ -49,8 +50,6 @@ def test_the_magic_cannot_be_taken_for_http2() -> None:
 
 
 def test_encoded_operations_concatenate_into_one_operations_message() -> None:
-    from xschedd.daemon import operation_bytes
-
     changes = [((7 << 32) | 1, True), ((7 << 32) | 2, False), ((7 << 32) | 3, True)]
     msg = apb.DaemonMessage()
     msg.operations.MergeFromString(b"".join(operation_bytes(x, s) for x, s in changes))

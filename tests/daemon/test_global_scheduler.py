@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from protos.xsched.v1 import types_pb2 as pb
 from xschedd.errors import InvalidArgument, NotFound
-from xschedd.policy import Resume, Status, Suspend, XQueueStatus
+from xschedd.policy import Resume, Status, Suspend, XQueueStatus, make_policy
 from xschedd.policy import hints as H
 from xschedd.policy.gang import gang
 from xschedd.scheduler import GlobalScheduler
@@ -222,8 +222,6 @@ def test_a_decision_sends_one_dispatch_per_process_in_xqueue_order() -> None:
 def test_the_set_fast_path_sends_what_the_list_of_operations_says(policy, steps) -> None:
     """Policies answering with run_only are diffed as sets; the same operations handed over
     as a plain list take the general path. Both must send the same, in the same order."""
-    from xschedd.policy import make_policy
-
     def as_list(name: str):
         inner = make_policy(name)
 

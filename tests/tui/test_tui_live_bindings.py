@@ -7,13 +7,13 @@ from conftest import BG, FG, Stack
 from textual.command import CommandPalette
 from tui_fakes import DaemonProbe, NoGpu, wait_for
 
-from xsched_tui.app import BINDINGS, XSchedConsole
+from xsched_tui.app import BINDINGS, RESORT_S, XSchedConsole
 from xsched_tui.records import LinkState, QueueState
-from xsched_tui.widgets.columns import COLUMN_KEYS
 from xsched_tui.screens.config import ConfigDialog
 from xsched_tui.screens.help import HelpScreen
 from xsched_tui.screens.hint import HintDialog
 from xsched_tui.screens.policy import PolicyPicker
+from xsched_tui.widgets.columns import COLUMN_KEYS
 
 pytestmark = pytest.mark.asyncio
 
@@ -52,6 +52,13 @@ def row_named(app: XSchedConsole, name: str):
 async def select(pilot, app: XSchedConsole, name: str) -> None:
     app.table.select_id(row_named(app, name).xqueue_id)
     await pilot.pause()
+
+
+async def open_hint_dialog(pilot, app: XSchedConsole, name: str) -> None:
+    await ready(pilot, app)
+    await select(pilot, app, name)
+    await pilot.press("h")
+    assert isinstance(app.screen, HintDialog)
 
 
 async def test_queues_of_a_real_workload_appear_with_priorities_and_live_counters(daemon_stack):
@@ -104,10 +111,7 @@ async def test_hint_dialog_refuses_bad_input_then_sends_a_utilization_hint(daemo
     s, probe = daemon_stack
     app = console(s)
     async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot, app)
-        await select(pilot, app, "bg")
-        await pilot.press("h")
-        assert isinstance(app.screen, HintDialog)
+        await open_hint_dialog(pilot, app, "bg")
         app.screen.query_one("#hint-value").value = "500"
         await pilot.press("enter")
         assert isinstance(app.screen, HintDialog), "a bad value must keep the dialog open"
@@ -201,19 +205,13 @@ async def test_filter_sort_help_palette_and_quit(daemon_stack):
     assert app.return_code == 0
 
 
-
 async def test_the_table_keeps_following_the_daemon_while_a_dialog_is_open(daemon_stack):
     """Stream updates and timers reach the console's screen, not the dialog on top of it:
     a workload that comes and goes under an open dialog shows, then leaves the table."""
-    from xsched_tui.app import RESORT_S
-
     s, _ = daemon_stack
     app = console(s)
     async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot, app)
-        await select(pilot, app, "bg")
-        await pilot.press("h")
-        assert isinstance(app.screen, HintDialog)
+        await open_hint_dialog(pilot, app, "bg")
         extra = s.start_workload("name=extra,priority=5,commands=4,command_us=300", duration_s=3)
         await wait_for(pilot, lambda: app.table.row_count == 3, 15, "the new XQueue in the table")
         extra.wait(timeout=30)

@@ -6,8 +6,10 @@ import pytest
 from conftest import BG, FG, Stack
 from tui_fakes import NoGpu, wait_for
 
-from xsched_tui.app import XSchedConsole
-from xsched_tui.records import LinkState
+from xsched_tui.app import RESORT_S, XSchedConsole
+from xsched_tui.messages import StatusChanged
+from xsched_tui.records import LinkState, StatusChange
+from xsched_tui.widgets.xqueue_table import XQueueTable
 
 pytestmark = pytest.mark.asyncio
 
@@ -35,11 +37,6 @@ async def test_console_starts_without_a_daemon_shows_the_outage_and_recovers(sta
 async def test_ticks_and_messages_that_land_after_the_widgets_are_gone_are_dropped(stack: Stack):
     """On exit Textual removes the widgets before it stops the timers: a late resort tick,
     panel refresh, link change or status change must not raise (CI once saw NoMatches)."""
-    from xsched_tui.app import RESORT_S
-    from xsched_tui.messages import StatusChanged
-    from xsched_tui.records import StatusChange
-    from xsched_tui.widgets.xqueue_table import XQueueTable
-
     app = XSchedConsole(stack.target, devices=NoGpu())
     async with app.run_test(size=(170, 40)) as pilot:
         await wait_for(pilot, lambda: app.connection.state is LinkState.DOWN, 5, "daemon down")

@@ -22,9 +22,6 @@ class HighestPriorityFirst(Policy):
     def __init__(self) -> None:
         self._priorities: dict[int, int] = {}
 
-    def priority(self, xqueue_id: int) -> int:
-        return self._priorities.get(xqueue_id, PRIORITY_DEFAULT)
-
     def on_hint(self, hint: Hint) -> None:
         if isinstance(hint, PriorityHint):
             self._priorities[hint.xqueue_id] = hint.priority
