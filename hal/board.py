@@ -1,0 +1,269 @@
+"""The priority board: which priority levels have work in flight on one device, shared by
+every process of a user through one page of shared memory.
+
+It lets a GPU preempt across processes without a round trip through xschedd. A queue
+*activates* its level while it has commands in flight; `word` then holds
+`LEVELS - top`, where `top` is one more than the highest active level (0 when none).
+A queue of level `p` may run while `word >= LEVELS - 1 - p`: a guarded kernel's block
+reads the word (pinned, mapped host memory) and flushes when a higher level is active,
+and a stream waits on it with `cuStreamWaitValue` (greater-or-equal) without running
+anything on the GPU (hal.cuda.gate). That is HPF at the granularity of thread blocks.
+
+Layout (uint32 words): 0 the word above (also a futex), 1 the union of registered
+levels (is anyone above me?), 2 the slot high-water mark, then one slot of
+(pid, active mask, registered mask, 0) per process. Writers hold an flock on the file;
+readers read without it. Levels are priorities clamped to 0..31.
+
+Fail-safe: a process that dies with levels active leaves its slot set; `reap()` (every
+`REAP_S` from each process's watcher, and whenever a slot is needed) clears the slots of
+dead processes, so a parked queue resumes within that time.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import fcntl
+import mmap
+import os
+import platform
+import threading
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from hal.errors import DeviceError
+from hal.paths import runtime_dir
+
+ENV = "XSCHED_CUDA_BOARD"  # 1/on: CUDA queues use the board (default off)
+LEVELS = 32
+HEADER = 16
+SLOTS = (1024 - HEADER) // 4
+REAP_S = 0.05
+
+_FUTEX = {"x86_64": 202, "aarch64": 98}.get(platform.machine())
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+def enabled(env: dict[str, str] | None = None) -> bool:
+    """Whether $XSCHED_CUDA_BOARD turns the board on; a bad value raises DeviceError."""
+    raw = (os.environ if env is None else env).get(ENV, "")
+    value = raw.strip().lower()
+    if value in ("", "0", "off", "false", "no"):
+        return False
+    if value in ("1", "on", "true", "yes"):
+        return True
+    raise DeviceError(f"{ENV}={raw!r}: expected 1 (on) or 0 (off)")
+
+
+def level_of(priority: int) -> int:
+    """The board level of an XSched priority (bigger is more urgent)."""
+    return min(max(int(priority), 0), LEVELS - 1)
+
+
+def may_run(word: int, level: int) -> bool:
+    """Whether a queue of `level` may run under board word `word` (no higher level active)."""
+    return word + level >= LEVELS - 1
+
+
+class PriorityBoard:
+    """One process's handle on a device's board (see the module docstring).
+
+    Threads: every method may be called from any thread.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        if os.fstat(self._fd).st_size < 4096:
+            os.ftruncate(self._fd, 4096)
+        self._map = mmap.mmap(self._fd, 4096)
+        self.words = np.frombuffer(self._map, dtype=np.uint32)
+        self.address = self.words.ctypes.data
+        self.size = 4096
+        self._slots = self.words[HEADER:].reshape(SLOTS, 4)
+        self._lock = threading.Lock()
+        self._active = [0] * LEVELS
+        self._registered = [0] * LEVELS
+        self._slot: int | None = None
+        self._watchers: list[Callable[[int], None]] = []
+        self._watcher: threading.Thread | None = None
+        self._closed = False
+        with self._locked():
+            if int(self.words[2]) == 0 and int(self.words[0]) == 0:
+                self.words[0] = LEVELS  # a new board: nothing active
+        atexit.register(self.close)
+
+    # -- what a queue reports ----------------------------------------------------------------
+    def activate(self, level: int) -> None:
+        self._count(self._active, level, +1)
+
+    def deactivate(self, level: int) -> None:
+        self._count(self._active, level, -1)
+
+    def register(self, level: int) -> None:
+        self._count(self._registered, level, +1)
+
+    def unregister(self, level: int) -> None:
+        self._count(self._registered, level, -1)
+
+    # -- what a queue reads --------------------------------------------------------------------
+    @property
+    def word(self) -> int:
+        return int(self.words[0])
+
+    def outranked(self, level: int) -> bool:
+        """Whether any queue of a higher level exists on this device (so guard my kernels)."""
+        return int(self.words[1]) >> (level + 1) != 0
+
+    def watch(self, callback: Callable[[int], None]) -> None:
+        """Call `callback(word)` on a watcher thread whenever a level goes idle (and every
+        REAP_S): where a parked queue may run again, it reopens its gate."""
+        with self._lock:
+            self._watchers.append(callback)
+            if self._watcher is None:
+                self._watcher = threading.Thread(target=self._watch, name="xsched-board", daemon=True)
+                self._watcher.start()
+
+    def unwatch(self, callback: Callable[[int], None]) -> None:
+        with self._lock:
+            if callback in self._watchers:
+                self._watchers.remove(callback)
+
+    def reap(self) -> None:
+        """Clear the slots of processes that are gone, and recompute the word."""
+        with self._locked():
+            self._publish_locked(reap=True)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._active = [0] * LEVELS
+            self._registered = [0] * LEVELS
+        with self._locked():
+            if self._slot is not None:
+                self._slots[self._slot] = 0
+            self._publish_locked()
+
+    # -- internals ------------------------------------------------------------------------------
+    def _count(self, counts: list[int], level: int, delta: int) -> None:
+        if not 0 <= level < LEVELS:
+            raise ValueError(f"board level {level} is out of range [0, {LEVELS - 1}]")
+        with self._lock:
+            if self._closed:
+                return
+            before = counts[level] > 0
+            counts[level] = max(0, counts[level] + delta)
+            if (counts[level] > 0) == before:
+                return
+            with self._locked():
+                self._publish_locked()
+
+    @contextmanager
+    def _locked(self):
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    @staticmethod
+    def _mask(counts: list[int]) -> int:
+        return sum(1 << i for i, n in enumerate(counts) if n > 0)
+
+    def _publish_locked(self, reap: bool = False) -> None:
+        hw = int(self.words[2])
+        if self._slot is None or int(self._slots[self._slot, 0]) != os.getpid():
+            self._slot = self._claim(hw)
+            hw = max(hw, self._slot + 1)
+            self.words[2] = hw
+        self._slots[self._slot] = (os.getpid(), self._mask(self._active), self._mask(self._registered), 0)
+        active = registered = 0
+        for j in range(hw):
+            pid, a, r, _ = (int(x) for x in self._slots[j])
+            if pid == 0:
+                continue
+            if reap and j != self._slot and not _alive(pid):
+                self._slots[j] = 0
+                continue
+            active |= a
+            registered |= r
+        old = int(self.words[0])
+        self.words[1] = registered
+        self.words[0] = new = LEVELS - active.bit_length()
+        if new > old:
+            _futex_wake(self.address)
+
+    def _claim(self, hw: int) -> int:
+        for j in range(hw):
+            pid = int(self._slots[j, 0])
+            if pid == os.getpid() or pid == 0 or not _alive(pid):
+                return j
+        if hw >= SLOTS:
+            raise RuntimeError(f"priority board {self.path} is full ({SLOTS} processes)")
+        return hw
+
+    def _watch(self) -> None:
+        last_reap = time.monotonic()
+        while not self._closed:
+            word = self.word
+            for cb in list(self._watchers):
+                cb(word)
+            _futex_wait(self.address, word, REAP_S)
+            if time.monotonic() - last_reap >= REAP_S:
+                self.reap()
+                last_reap = time.monotonic()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _futex_wait(address: int, expected: int, timeout_s: float) -> None:
+    if _FUTEX is None:
+        time.sleep(min(timeout_s, 0.001))
+        return
+    ts = _Timespec(int(timeout_s), int((timeout_s % 1) * 1e9))
+    _libc.syscall(_FUTEX, ctypes.c_void_p(address), 0, ctypes.c_uint32(expected), ctypes.byref(ts), None, 0)
+
+
+def _futex_wake(address: int) -> None:
+    if _FUTEX is not None:
+        _libc.syscall(_FUTEX, ctypes.c_void_p(address), 1, 0x7FFFFFFF, None, None, 0)
+
+
+_opened: dict[str, PriorityBoard] = {}
+_opened_lock = threading.Lock()
+
+
+def board_for(device_key: str) -> PriorityBoard:
+    """This process's handle on the board of the device named `device_key` (e.g. a PCI bus
+    id): one file per user and device (board_dir)."""
+    safe = "".join(c if c.isalnum() else "-" for c in device_key)
+    with _opened_lock:
+        board = _opened.get(safe)
+        if board is None:
+            board = _opened[safe] = PriorityBoard(board_dir() / f"xsched-{os.getuid()}-board-{safe}")
+        return board
+
+
+def board_dir() -> Path:
+    """/dev/shm where it exists (CUDA can page-lock tmpfs pages; it refused a file on the
+    overlay /tmp of a container), else the runtime directory (hal.paths)."""
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() and os.access(shm, os.W_OK) else runtime_dir()
