@@ -5,7 +5,9 @@ the background runs tasks of long spin kernels back to back. We report the foreg
 P50/P99 for: native (bare streams, FCFS), native with CUDA stream priorities, and ours
 under HPF at level 1 (threshold 1, 4, 16) and level 2. Both queues live in one process
 (one CUDA context, local scheduler); ours maps the XQueue priority onto CUDA stream
-priorities (HwQueue.set_priority), and the `_no_hw_prio` rows turn that off to show what
+priorities (HwQueue.set_priority), the `_board` rows add the priority board (hal.board:
+the background's kernels flush on the GPU as soon as the foreground launches, without
+the scheduler's round trip), and the `_no_hw_prio` rows turn that off to show what
 scheduling alone gives; the `_poller_wait` rows make XQueue.wait wait for the completion
 poller instead of blocking in the driver. bench/cuda_fixed_priority_2proc.py runs two processes through
 xschedd. Usage: python bench/cuda_fixed_priority.py
@@ -51,9 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     alone = run([(fg_spec, dev.create_queue(guard=False))], a.duration_s)["fg"]
     alone_p99 = pct(alone.latency.samples(), 99)
 
-    def ours(level, threshold, hw_priority=True, direct_wait=True):
+    def ours(level, threshold, hw_priority=True, direct_wait=True, board=False):
         rt = runtime("HPF")
-        fh, bh = dev.create_queue(guard=level >= 2), dev.create_queue(guard=level >= 2)
+        fh, bh = (dev.create_queue(guard=level >= 2, board=board) for _ in range(2))
         if not hw_priority:
             fh.set_priority = bh.set_priority = lambda priority: None
         fh.direct_wait = bh.direct_wait = direct_wait
@@ -70,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         "ours_lv1_thr16": lambda: ours(1, 16),
         "ours_lv2_thr8": lambda: ours(2, 8),
         "ours_lv2_thr16": lambda: ours(2, 16),
+        "ours_lv1_thr4_board": lambda: ours(1, 4, board=True),
+        "ours_lv2_thr8_board": lambda: ours(2, 8, board=True),
         "ours_lv1_thr4_no_hw_prio": lambda: ours(1, 4, hw_priority=False),
         "ours_lv2_thr8_no_hw_prio": lambda: ours(2, 8, hw_priority=False),
         "ours_lv1_thr4_poller_wait": lambda: ours(1, 4, direct_wait=False),

@@ -4,12 +4,17 @@ Each side is its own `xsched-workload --device cuda:0` process. The foreground r
 periodic tasks (4 x 250 us spin commands) at 20% of its standalone peak rate, the
 background tasks of 10 x 1 ms back to back. Configurations: native (two bare streams),
 native with CUDA stream priorities (fg priority 10 -> the most urgent stream), and ours:
-both processes' XQueues scheduled by xschedd (HPF) at level 1, threshold 1 / 4 / 16.
+both processes' XQueues scheduled by xschedd (HPF) at level 1, threshold 1 / 4 / 16, and
+at level 2, threshold 4 / 8; then the same with the priority board on in both processes
+($XSCHED_CUDA_BOARD=1, hal.board): the background's kernels flush on the GPU as soon as
+the foreground launches, instead of a round trip through xschedd later; and the board
+alone (XSCHED_SCHEDULER=APP: XQueues, no scheduler). `ours_xschedd_fg_alone` is the
+foreground through xschedd with no background: the runtime's own cost.
 
 Two processes means two CUDA contexts, which the GPU time-slices (no MPS): stream
-priorities, which order blocks within one context, do not reach across them, and a
-level-2 gate kernel would keep the background's context busy; so only level 1 runs
-here (bench/cuda_fixed_priority.py has level 2 with both queues in one process).
+priorities, which order blocks within one context, do not reach across them. At level 2
+a suspended background flushes its kernel and parks its stream at a ticket gate
+(hal.cuda.gate), which leaves the GPU to the foreground's context.
 Usage: python bench/cuda_fixed_priority_2proc.py [--duration-s 4]
 """
 
@@ -25,6 +30,8 @@ import time
 from pathlib import Path
 
 from cuda_common import ROOT, pct, table, write
+
+from hal.board import ENV as BOARD_ENV
 
 FG = "name=fg,commands=4,command_us=250"
 BG = "name=bg,commands=10,command_us=1000,priority=0"
@@ -58,6 +65,12 @@ def run_pair(fg_queue: str, duration_s: float, env: dict, native: bool, bg_queue
     return {"fg": latencies(out, "fg"), "bg_tasks": bg_tasks}
 
 
+def run_alone(fg_queue: str, duration_s: float, env: dict) -> dict:
+    """The foreground alone through our runtime: what XQueues and the agent cost by themselves."""
+    out, err = workload(fg_queue, duration_s, env, native=False).communicate(timeout=duration_s + 120)
+    return {"fg": latencies(out, "fg"), "bg_tasks": 0}
+
+
 def start_daemon(tmp: Path, env: dict) -> subprocess.Popen:
     sock = tmp / "xschedd.sock"
     d = subprocess.Popen([sys.executable, "-m", "xschedd.cli", "--socket", str(sock), "--policy", "HPF",
@@ -89,12 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     alone = workload(fg, a.duration_s, native_env, native=True)
     alone_lat = latencies(alone.communicate(timeout=a.duration_s + 120)[0], "fg")
     a99 = pct(alone_lat, 99)
-    results = {"standalone": {"fg_p50_ms": pct(alone_lat, 50), "fg_p99_ms": a99, "fg_tasks": len(alone_lat)}}
+    results = {"standalone": {"fg_p50_ms": pct(alone_lat, 50), "fg_p90_ms": pct(alone_lat, 90), "fg_p99_ms": a99,
+                              "fg_max_ms": max(alone_lat), "fg_tasks": len(alone_lat)}}
     rows = [["standalone", results["standalone"]["fg_p50_ms"], a99, 1.0, "-"]]
 
     def record(name: str, r: dict) -> None:
         s = r["fg"]
-        results[name] = {"fg_p50_ms": pct(s, 50), "fg_p99_ms": pct(s, 99), "p99_vs_standalone": pct(s, 99) / a99,
+        results[name] = {"fg_p50_ms": pct(s, 50), "fg_p90_ms": pct(s, 90), "fg_p99_ms": pct(s, 99), "fg_max_ms": max(s),
+                         "p99_vs_standalone": pct(s, 99) / a99,
                          "fg_tasks": len(s), "bg_tasks": r["bg_tasks"]}  # fmt: skip
         rows.append([name, pct(s, 50), pct(s, 99), pct(s, 99) / a99, r["bg_tasks"]])
         print(name, results[name], flush=True)
@@ -109,9 +124,24 @@ def main(argv: list[str] | None = None) -> int:
                 q = f"level=1,threshold={thr}"
                 record(f"ours_xschedd_lv1_thr{thr}", run_pair(f"{fg},priority=10,{q}", a.duration_s, glb,
                                                              native=False, bg_queue=f"{BG},{q}"))  # fmt: skip
+            for thr in (4, 8):
+                q = f"level=2,threshold={thr}"
+                record(f"ours_xschedd_lv2_thr{thr}", run_pair(f"{fg},priority=10,{q}", a.duration_s, glb,
+                                                             native=False, bg_queue=f"{BG},{q}"))  # fmt: skip
+            record("ours_xschedd_fg_alone", run_alone(f"{fg},priority=10,level=2,threshold=8", a.duration_s, glb))
+            board = {**glb, BOARD_ENV: "1"}
+            for lv, thr in ((1, 4), (2, 8)):
+                q = f"level={lv},threshold={thr}"
+                record(f"ours_xschedd_board_lv{lv}_thr{thr}", run_pair(f"{fg},priority=10,{q}", a.duration_s,
+                                                                      board, native=False, bg_queue=f"{BG},{q}"))  # fmt: skip
         finally:
             daemon.terminate()
             daemon.wait(30)
+    board_only = {**base, "XSCHED_SCHEDULER": "APP", BOARD_ENV: "1"}  # XQueues, no scheduler: the board alone
+    for lv, thr in ((1, 4), (2, 8)):
+        q = f"level={lv},threshold={thr}"
+        record(f"ours_board_only_lv{lv}_thr{thr}", run_pair(f"{fg},priority=10,{q}", a.duration_s, board_only,
+                                                          native=False, bg_queue=f"{BG},{q}"))  # fmt: skip
     params = {**vars(a), "fg": fg, "bg": BG, "fg_period_ms": period_ms, "processes": 2}
     dev = _device_info()
     path = write("cuda_fixed_priority_2proc", dev, params, results, setup="two processes; ours through xschedd (HPF)")

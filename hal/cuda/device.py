@@ -8,6 +8,8 @@ from functools import cached_property
 
 import cupy
 
+from hal.board import PriorityBoard, board_for
+from hal.board import enabled as board_enabled
 from hal.clock import Clock, default_clock
 from hal.cuda.errors import CudaUnavailableError
 from hal.cuda.poller import EventPool, Poller
@@ -67,8 +69,11 @@ class CudaDevice:
     _opened: dict[int, CudaDevice] = {}
     _lock = threading.Lock()
 
-    def __init__(self, index: int, clock: Clock | None = None) -> None:
+    def __init__(self, index: int, clock: Clock | None = None, board: bool | None = None) -> None:
         self.info = describe(index)
+        # the priority board (hal.board): HPF across processes on the GPU itself, opt-in
+        use_board = board_enabled() if board is None else board
+        self.board: PriorityBoard | None = board_for(self.info.pci_bus_id) if use_board else None
         self.index = index
         self.name = f"cuda:{index}"
         self.clock = clock or default_clock()
@@ -94,10 +99,13 @@ class CudaDevice:
         return SpinKernel(self)
 
     def create_queue(self, stream: cupy.cuda.Stream | None = None, *, priority: int = 0,
-                     guard: bool | None = None):  # fmt: skip
+                     guard: bool | None = None, board: bool | None = None):  # fmt: skip
+        """`priority`: the CUDA stream priority to start with; `board`: join this GPU's
+        priority board (None: as the device was opened, see $XSCHED_CUDA_BOARD)."""
         from hal.cuda.hwqueue import CudaHwQueue
 
-        return CudaHwQueue(self, stream, priority=priority, guard=guard)
+        use = self.board if board is None else (board_for(self.info.pci_bus_id) if board else None)
+        return CudaHwQueue(self, stream, priority=priority, guard=guard, board=use)
 
     def close(self) -> None:
         pass

@@ -4,20 +4,33 @@ The flag lives in device memory: every guarded block reads it once, and reads of
 host memory serialise over PCIe at about 1 us each across the whole GPU (measured: 20 M
 blocks took 22 s), while device reads hit L2. The host sets it without blocking through
 a high-priority control stream (`cuStreamWriteValue32`, else a 4-byte async copy).
-The gate is a one-block kernel that naps while the flag is set: being a kernel, it starts
-only after the flushed kernel before it has finished. (`cuStreamWaitValue32` was tried
-first and is NOT usable here: on the H100 the wait was satisfied while the kernel before
-it still ran, before the flag was set, so the relaunch ran at once.)
+The gate holds a stream behind a flushed kernel until `reactivate`. Two kinds:
+
+- `TicketGate` (used when the driver has 64-bit stream memory operations): a one-thread
+  *ticket* kernel, which starts only once the kernel before it has finished, writes its
+  number `i` to a word in pinned host memory if the queue is not deactivated; then
+  `cuStreamWaitValue64(word >= i)` holds the stream until it does, or until `open()`
+  writes the number of the last gate issued. A blocked stream runs nothing on the GPU:
+  measured on the H100, a foreground process beside a context blocked so runs as fast as
+  alone (P50 1.095 vs 1.05-1.09 ms), against +12% beside a context whose gate is a
+  napping kernel (bench/scratch history, docs/architecture.md "CUDA across processes").
+  A bare `cuStreamWaitValue` is not enough: the stream's front end evaluates it while
+  the kernel before it still runs, before the flag is set, and the relaunch would run at
+  once; the ticket's condition can only come true after that kernel.
+- `StreamGate` (the fallback): a one-block kernel that naps while the device flag is set.
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
+import threading
 from functools import cache
 
 import cupy
 import numpy as np
+
+from hal.board import LEVELS
 
 log = logging.getLogger(__name__)
 
@@ -86,16 +99,126 @@ class DeviceFlag:
         self._src = cupy.cuda.alloc_pinned_memory(8)
         np.frombuffer(self._src, dtype=np.uint32, count=2)[:] = (0, 1)
 
-    def set(self, value: int) -> None:
+    def set(self, value: int, word: int = 0) -> None:
+        """Set word 0 (the deactivation flag) or word 1 (the board latch) to 0 or 1."""
         if value not in (0, 1):
             raise ValueError(f"flag value {value} must be 0 or 1")
-        self.value = value
+        if word == 0:
+            self.value = value
+        ptr = self.ptr + 4 * word
         if self._write is not None:
-            if self._write(self._ctl.ptr, self.ptr, value, 0) == 0:
+            if self._write(self._ctl.ptr, ptr, value, 0) == 0:
                 return
             log.warning("cuStreamWriteValue32 failed: setting flags with async copies")
             self._write = None
-        cupy.cuda.runtime.memcpyAsync(self.ptr, self._src.ptr + 4 * value, 4, 1, self._ctl.ptr)
+        cupy.cuda.runtime.memcpyAsync(ptr, self._src.ptr + 4 * value, 4, 1, self._ctl.ptr)
+
+
+_TICKET_SRC = r"""
+extern "C" __global__ void xs_ticket(const volatile unsigned int* off, volatile unsigned long long* word,
+                                     unsigned long long i, const volatile unsigned int* board,
+                                     unsigned int level) {
+  if (*off == 0u && (board == 0 || *board + level >= TOPu)) { *word = i; __threadfence_system(); }
+}
+""".replace("TOP", str(LEVELS - 1))
+
+CU_STREAM_WAIT_VALUE_GEQ = 0
+
+
+@cache
+def _wait_value64():
+    """cuStreamWaitValue64, or None where the driver or device cannot run it.
+
+    Tried once on a scratch stream with a wait that is already satisfied: the device
+    attribute that used to say so (CAN_USE_64_BIT_STREAM_MEM_OPS) is deprecated and reads
+    0 on the H100 with CUDA 13, where the v2 call works.
+    """
+    try:
+        lib = ctypes.CDLL("libcuda.so.1")
+        fn = getattr(lib, "cuStreamWaitValue64_v2", None) or lib.cuStreamWaitValue64
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    word = cupy.cuda.alloc_pinned_memory(8)
+    np.frombuffer(word, dtype=np.uint64, count=1)[0] = 1
+    stream = cupy.cuda.Stream(non_blocking=True)
+    if fn(stream.ptr, word.ptr, 1, CU_STREAM_WAIT_VALUE_GEQ) != 0:
+        log.info("cuStreamWaitValue64 refused: level-2 gates are kernels")
+        return None
+    stream.synchronize()
+    return fn
+
+
+@cache
+def _ticket_kernel() -> cupy.RawKernel:
+    return cupy.RawKernel(_TICKET_SRC, "xs_ticket")
+
+
+class TicketGate:
+    """Holds a stream at `wait()` points while closed, with nothing running on the GPU.
+
+    `close()` / `open()` are the queue's deactivate / reactivate; `wait(stream)` enqueues
+    the ticket kernel and the stream-memory wait (see the module docstring). Race-free
+    because `off` and the ticket word are host memory written in order by the host:
+    `open` clears `off` before it writes the last ticket issued, so any ticket issued
+    after it finds `off` clear and lets its own wait pass; a ticket that still saw `off`
+    set was issued before, and the written number covers it.
+    Threads: `wait` under the queue's launch lock; `open`/`close` from any thread.
+    """
+
+    kind = "ticket"
+
+    def __init__(self, wait_value64) -> None:
+        self._wait = wait_value64
+        self._mem = cupy.cuda.alloc_pinned_memory(16)
+        words = np.frombuffer(self._mem, dtype=np.uint64, count=2)
+        words[:] = 0
+        self._word = words[0:1]  # the ticket word: the stream may pass gates numbered <= it
+        self._off = np.frombuffer(self._mem, dtype=np.uint32, count=4)[2:3]  # 1 while closed
+        self._word_ptr = self._mem.ptr  # UVA: the same address on the device
+        self._off_ptr = self._mem.ptr + 8
+        self._issued = 0
+        self._lock = threading.Lock()
+
+    def wait(self, stream: cupy.cuda.Stream, board: int = 0, level: int = 0) -> None:
+        """`board`: the address of a priority board's word (hal.board), or 0: with it the
+        ticket also holds the stream while a level above `level` is active there."""
+        with self._lock:
+            self._issued += 1
+            i = self._issued
+        _ticket_kernel()((1,), (1,), (np.uint64(self._off_ptr), np.uint64(self._word_ptr), np.uint64(i),
+                                      np.uint64(board), np.uint32(level)))  # fmt: skip
+        rc = self._wait(stream.ptr, self._word_ptr, i, CU_STREAM_WAIT_VALUE_GEQ)
+        if rc != 0:
+            raise RuntimeError(f"cuStreamWaitValue64 failed with CUDA error {rc}")
+
+    def close(self) -> None:
+        self._off[0] = 1
+
+    def open(self) -> None:
+        with self._lock:
+            self._off[0] = 0
+            self._word[0] = self._issued
+
+    def release(self) -> bool:
+        """Let the stream past every gate issued so far unless the queue is deactivated
+        (what a board watcher does once no higher level is active); True if it did."""
+        with self._lock:
+            if self._off[0] or int(self._word[0]) >= self._issued:
+                return False
+            self._word[0] = self._issued
+            return True
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._off[0])
+
+
+def make_gate(flag: DeviceFlag) -> TicketGate | StreamGate:
+    """The best gate this driver supports for a queue whose device flag is `flag`."""
+    fn = _wait_value64()
+    return TicketGate(fn) if fn is not None else StreamGate(flag.ptr)
 
 
 @cache
@@ -104,12 +227,22 @@ def _gate_kernel() -> cupy.RawKernel:
 
 
 class StreamGate:
-    """Enqueues 'wait until *flag == 0' on the current stream."""
+    """Enqueues 'wait until *flag == 0' on the current stream: a kernel that naps on the GPU
+    while the flag is set, so a suspended context stays busy (the fallback gate)."""
 
     kind = "kernel"
 
     def __init__(self, flag_dev_ptr: int) -> None:
         self.flag_dev_ptr = flag_dev_ptr
 
-    def wait(self, stream: cupy.cuda.Stream) -> None:
+    def wait(self, stream: cupy.cuda.Stream, board: int = 0, level: int = 0) -> None:
         _gate_kernel()((1,), (32,), (np.uint64(self.flag_dev_ptr),))
+
+    def release(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        """The device flag closes this gate: nothing more to do."""
+
+    def open(self) -> None:
+        """The device flag opens this gate: nothing more to do."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import logging
 import threading
 import time
 import weakref
@@ -10,12 +11,14 @@ import weakref
 import cupy
 import numpy as np
 
+from hal.board import PriorityBoard, level_of, may_run
 from hal.command import HwCommand, Level
 from hal.cuda.commands import GuardedLaunch
-from hal.cuda.gate import DeviceFlag, StreamGate, stream_priority_for
+from hal.cuda.gate import DeviceFlag, make_gate, stream_priority_for
 from hal.errors import HalError
 from hal.hwqueue import CompletionCallback, HwQueue
 
+log = logging.getLogger(__name__)
 _bound = threading.local()
 _live: weakref.WeakSet[CudaHwQueue] = weakref.WeakSet()
 
@@ -24,7 +27,29 @@ _live: weakref.WeakSet[CudaHwQueue] = weakref.WeakSet()
 def _reactivate_all() -> None:
     """A stream left deactivated would never drain, and CuPy's exit would wait on it."""
     for q in list(_live):
-        q._flag.set(0)
+        q._open()
+
+
+_mapped: set[int] = set()
+_mapped_lock = threading.Lock()
+
+
+def _map_for_device(board: PriorityBoard) -> bool:
+    """Page-lock the board's shared page and map it into every CUDA context, once per process:
+    kernels read its word and streams wait on it. False (logged) where CUDA refuses."""
+    with _mapped_lock:
+        if board.address in _mapped:
+            return True
+        try:
+            cupy.cuda.runtime.hostRegister(board.address, board.size, _HOST_REGISTER_PORTABLE | _HOST_REGISTER_MAPPED)
+        except cupy.cuda.runtime.CUDARuntimeError as exc:
+            log.warning("priority board %s: CUDA cannot map it (%s); queues run without it", board.path, exc)
+            return False
+        _mapped.add(board.address)
+        return True
+
+
+_HOST_REGISTER_PORTABLE, _HOST_REGISTER_MAPPED = 1, 2
 
 
 def _bind_thread(index: int) -> None:
@@ -42,15 +67,17 @@ class CudaHwQueue(HwQueue):
     in launch order. Level 2 (`deactivate`) sets this queue's flag (device memory, see hal.cuda.gate):
     guarded kernels in flight flush their not-yet-started blocks and the stream stops at
     the gate after the flushed kernel; `reactivate` clears the flag, the gate opens, and
-    the relaunch runs exactly the flushed blocks. Other commands (closures, cuBLAS, graphs,
+    the relaunch runs exactly the flushed blocks. With the ticket gate (hal.cuda.gate) a
+    stopped stream runs nothing on the GPU, so another process's context gets the whole
+    GPU, not time slices shared with a waiting kernel. Other commands (closures, cuBLAS, graphs,
     copies) are level 1: they run to completion, and a gate before each keeps them in order.
 
     `guard`: True launches guarded kernels instrumented, False plain (pure level 1, no
     overhead); None (default) starts plain and turns guarding on at the first deactivate.
-    Caveat (measured on the H100): while a queue is deactivated its gate kernel keeps the
-    device busy, and loading a CUDA module (CuPy compiling/loading a kernel on first use)
-    waits for the device to go idle: do first uses (warm-up) before scheduling, or such a
-    load blocks until the queue is reactivated.
+    Caveat (measured on the H100): while a queue is deactivated its stream is not idle, and
+    loading a CUDA module (CuPy compiling/loading a kernel on first use) may wait for the
+    device to go idle: do first uses (warm-up) before scheduling, or such a load can
+    block until the queue is reactivated.
     Threads: launch, deactivate and reactivate may be called from any thread and never
     block on the GPU; launches are serialised by a lock.
     """
@@ -59,7 +86,7 @@ class CudaHwQueue(HwQueue):
     direct_wait = True
 
     def __init__(self, device, stream: cupy.cuda.Stream | None = None, *, priority: int = 0,
-                 guard: bool | None = None) -> None:  # fmt: skip
+                 guard: bool | None = None, board: PriorityBoard | None = None) -> None:  # fmt: skip
         self.device = device
         self.clock = device.clock
         self.device_name = device.name
@@ -78,8 +105,15 @@ class CudaHwQueue(HwQueue):
             self._flushed = cupy.zeros(1, dtype=cupy.uint32)
             self._state = cupy.zeros(4096, dtype=cupy.uint32)
             cupy.cuda.Device(device.index).synchronize()
-        self._gate = StreamGate(self._flag_dev)
+            self._gate = make_gate(self._flag)
         self._fix_grids: dict[tuple, int] = {}
+        self._board = board if board is not None and _map_for_device(board) else None
+        self._level = 0  # the board level (hal.board.level_of the XSched priority)
+        self._inflight = 0  # launches with a completion callback not yet completed
+        self._inflight_lock = threading.Lock()
+        if self._board is not None:
+            self._board.register(self._level)
+            self._board.watch(self._on_board)
         _live.add(self)
 
     # -- HwQueue ---------------------------------------------------------------------------
@@ -89,6 +123,8 @@ class CudaHwQueue(HwQueue):
             if self._closed:
                 raise HalError(f"launch of {cmd.name or cmd.id!r} on a closed CUDA queue")
             with self.stream:
+                if on_complete is not None and self._board is not None:
+                    on_complete = self._track(on_complete)
                 self._enqueue(cmd)
                 if on_complete is None:
                     return
@@ -114,11 +150,12 @@ class CudaHwQueue(HwQueue):
         if self._guard is None:
             self._guard = True
         _bind_thread(self.device.index)
+        self._gate.close()
         self._flag.set(1)
 
     def reactivate(self) -> None:
         _bind_thread(self.device.index)
-        self._flag.set(0)
+        self._open()
 
     def set_priority(self, priority: int) -> None:
         """Launch from now on into a stream of the matching CUDA priority (hal.cuda.gate.
@@ -126,6 +163,8 @@ class CudaHwQueue(HwQueue):
         lower-priority streams, e.g. a suspended queue's commands still in flight. Order is
         kept: the new stream waits for everything launched on the old one. A queue over an
         application's stream keeps that stream's priority."""
+        if self._board is not None:
+            self._set_level(level_of(priority))
         if not self.owns_stream:
             return
         target = stream_priority_for(priority)
@@ -153,13 +192,62 @@ class CudaHwQueue(HwQueue):
             if self._closed:
                 return
             self._closed = True
-        self._flag.set(0)  # a deactivated stream would never drain
+        self._open()  # a deactivated stream would never drain
         self.stream.synchronize()
+        if self._board is not None:
+            self._board.unwatch(self._on_board)
+            with self._inflight_lock:
+                if self._inflight:
+                    self._board.deactivate(self._level)
+                self._inflight = 0
+            self._board.unregister(self._level)
 
     # -- observation -------------------------------------------------------------------------
     @property
     def guarding(self) -> bool:
         return bool(self._guard)
+
+    # -- the priority board ------------------------------------------------------------------------
+    def _track(self, on_complete: CompletionCallback) -> CompletionCallback:
+        """Count a launch in flight (activating this queue's level on the board first) and
+        wrap its callback to count it out (deactivating the level when none is left)."""
+        with self._inflight_lock:
+            self._inflight += 1
+            if self._inflight == 1:
+                self._board.activate(self._level)
+
+        def done(cmd: HwCommand) -> None:
+            with self._inflight_lock:
+                if self._inflight > 0:
+                    self._inflight -= 1
+                    if self._inflight == 0:
+                        self._board.deactivate(self._level)
+            on_complete(cmd)
+
+        return done
+
+    def _set_level(self, level: int) -> None:
+        with self._inflight_lock:
+            if level == self._level:
+                return
+            self._board.register(level)
+            if self._inflight:
+                self._board.activate(level)
+                self._board.deactivate(self._level)
+            self._board.unregister(self._level)
+            self._level = level
+
+    def _on_board(self, word: int) -> None:
+        """Watcher thread: once no higher level is active, let a parked stream go on."""
+        if self._closed or not may_run(word, self._level):
+            return
+        _bind_thread(self.device.index)
+        if self._gate.release():
+            self._flag.set(0, word=1)  # the board latch: the next sentinel would clear it too
+
+    def _open(self) -> None:
+        self._gate.open()
+        self._flag.set(0)
 
     @property
     def deactivated(self) -> bool:
@@ -176,20 +264,23 @@ class CudaHwQueue(HwQueue):
 
     # -- internals (stream current, lock held) -----------------------------------------------------
     def _enqueue(self, cmd: HwCommand) -> None:
+        # a board's sentinels and tickets run only where a higher level exists to yield to
+        board = self._board.address if self._board is not None and self._board.outranked(self._level) else 0
+        guard = bool(self._guard) or board != 0
         if isinstance(cmd, GuardedLaunch):
-            self._launch_guarded(cmd)
+            self._launch_guarded(cmd, guard, board)
         elif cmd.payload is not None:
-            if self._guard:
-                self._gate.wait(self.stream)
+            if guard:
+                self._gate.wait(self.stream, board, self._level)
             cmd.run_payload()
         elif cmd.duration_us > 0:
-            self._launch_guarded(self.device.spin.command(cmd.duration_us))
+            self._launch_guarded(self.device.spin.command(cmd.duration_us), guard, board)
 
-    def _launch_guarded(self, cmd: GuardedLaunch) -> None:
+    def _launch_guarded(self, cmd: GuardedLaunch, guard: bool, board: int) -> None:
         k = cmd.kernel
         if k is None:
             raise HalError(f"guarded launch {cmd.name!r} has no kernel")
-        if not self._guard:
+        if not guard:
             k.plain(cmd.grid, cmd.block, cmd.args, shared_mem=cmd.shared_mem)
             return
         gx, gy, gz = cmd.grid
@@ -198,14 +289,14 @@ class CudaHwQueue(HwQueue):
             self._state = cupy.zeros(1 << (n - 1).bit_length(), dtype=cupy.uint32)
         self._epoch = self._epoch % 0xFFFFFFFE + 1  # never 0, the state's initial value
         epoch = np.uint32(self._epoch)
-        k.main(cmd.grid, cmd.block, (*cmd.args, np.uint64(self._flag_dev), self._state,
-               self._flushed, epoch), shared_mem=cmd.shared_mem)  # fmt: skip
-        self._gate.wait(self.stream)
         threads = cmd.block[0] * cmd.block[1] * cmd.block[2]
         key = (k, n, threads, cmd.shared_mem)
         fix_blocks = self._fix_grids.get(key)
         if fix_blocks is None:
             fix_blocks = k.fix_grid(n, threads, cmd.shared_mem, self.device.sm_count)
             self._fix_grids[key] = fix_blocks
+        k.main(cmd.grid, cmd.block, (*cmd.args, np.uint64(self._flag_dev), self._state, self._flushed, epoch,
+               np.uint64(board), np.uint32(self._level), np.uint32(fix_blocks)), shared_mem=cmd.shared_mem)  # fmt: skip
+        self._gate.wait(self.stream, board, self._level)
         k.fix((fix_blocks, 1, 1), cmd.block, (*cmd.args, self._state, self._flushed, epoch,
               np.uint32(gx), np.uint32(gy), np.uint32(gz)), shared_mem=cmd.shared_mem)  # fmt: skip

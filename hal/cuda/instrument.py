@@ -4,9 +4,13 @@ Pure text work, no CuPy: each named `extern "C" __global__` kernel becomes a dev
 function (its body, with `blockIdx`/`gridDim` read from shared memory) plus two kernels:
 
 - `NAME` (guarded main launch): thread 0 of each block reads the queue's deactivation
-  flag once (device memory) into shared memory; a block that sees it set records
-  the launch as flushed and exits without running the body; others mark themselves done
-  in the per-queue state array (`state[block] = epoch`) and run the body.
+  flag and board latch once (device memory, `flag[0]` and `flag[1]`) into shared memory;
+  a block that sees either set records the launch as flushed and exits without running
+  the body; others mark themselves done in the per-queue state array
+  (`state[block] = epoch`) and run the body. With a priority board (hal.board), every
+  `every`-th block (about one per wave) is a sentinel: it reads the board word (mapped
+  host memory, so reads are kept rare) and sets the latch when a higher level is
+  active, so a kernel flushes within about a wave of another process's urgent launch.
 - `NAME__xs_fix` (the relaunch): a grid of at most one wave that returns at once unless
   the launch was flushed, and otherwise runs exactly the blocks whose state is not
   `epoch`, each with its original block index. Blocks must be independent (no
@@ -18,11 +22,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from hal.board import LEVELS
 from hal.cuda.errors import GuardError
 
 FIX_SUFFIX = "__xs_fix"
 MAIN_EXTRA = ("const volatile unsigned int* __xs_flag, unsigned int* __xs_state, "
-              "unsigned int* __xs_flushed, unsigned int __xs_epoch")  # fmt: skip
+              "unsigned int* __xs_flushed, unsigned int __xs_epoch, "
+              "const volatile unsigned int* __xs_board, unsigned int __xs_level, unsigned int __xs_every")  # fmt: skip
 FIX_EXTRA = ("unsigned int* __xs_state, const unsigned int* __xs_flushed, unsigned int __xs_epoch, "
              "unsigned int __xs_gx, unsigned int __xs_gy, unsigned int __xs_gz")  # fmt: skip
 
@@ -39,7 +45,14 @@ extern "C" __global__ void {bounds}{name}({params}{sep}{extra}) {{
   __shared__ int __xs_skip;
   if (threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0) {{
     unsigned int __xs_b = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
-    int __xs_f = *__xs_flag != 0u;
+    int __xs_f;
+    if (__xs_board != 0 && __xs_b % __xs_every == 0u) {{
+      unsigned int __xs_y = *__xs_board + __xs_level < {top}u;
+      ((volatile unsigned int*)__xs_flag)[1] = __xs_y;
+      __xs_f = __xs_flag[0] != 0u || __xs_y;
+    }} else {{
+      __xs_f = (__xs_flag[0] | __xs_flag[1]) != 0u;
+    }}
     if (__xs_f) *__xs_flushed = __xs_epoch; else __xs_state[__xs_b] = __xs_epoch;
     __xs_skip = __xs_f;
     __xs_bid = blockIdx;
@@ -156,6 +169,7 @@ def instrument(source: str, names: list[str] | tuple[str, ...]) -> Instrumented:
             sep=", " if plist else "",
             args=args,
             suffix=FIX_SUFFIX,
+            top=LEVELS - 1,
         )
         wrappers.append(_MAIN.format(extra=MAIN_EXTRA, **fmt))
         wrappers.append(_FIX.format(extra=FIX_EXTRA, **fmt))
