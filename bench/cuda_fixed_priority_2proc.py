@@ -13,8 +13,9 @@ foreground through xschedd with no background: the runtime's own cost.
 
 Two processes means two CUDA contexts, which the GPU time-slices (no MPS): stream
 priorities, which order blocks within one context, do not reach across them. At level 2
-a suspended background flushes its kernel and parks its stream at a ticket gate
-(hal.cuda.gate), which leaves the GPU to the foreground's context.
+a suspended background flushes its kernel and waits at a gate; without the board that
+gate is a napping kernel, which keeps the background's context in the GPU's time slices,
+and with it a ticket gate (hal.cuda.gate), which leaves the GPU to the foreground.
 Usage: python bench/cuda_fixed_priority_2proc.py [--duration-s 4]
 """
 

@@ -14,7 +14,7 @@ import numpy as np
 from hal.board import PriorityBoard, level_of, may_run
 from hal.command import HwCommand, Level
 from hal.cuda.commands import GuardedLaunch
-from hal.cuda.gate import DeviceFlag, make_gate, stream_priority_for
+from hal.cuda.gate import DeviceFlag, StreamGate, stream_priority_for, ticket_gate
 from hal.errors import HalError
 from hal.hwqueue import CompletionCallback, HwQueue
 
@@ -105,9 +105,17 @@ class CudaHwQueue(HwQueue):
             self._flushed = cupy.zeros(1, dtype=cupy.uint32)
             self._state = cupy.zeros(4096, dtype=cupy.uint32)
             cupy.cuda.Device(device.index).synchronize()
-            self._gate = make_gate(self._flag)
         self._fix_grids: dict[tuple, int] = {}
         self._board = board if board is not None and _map_for_device(board) else None
+        # the gate: a napping kernel, or on a board (processes sharing the GPU) a ticket, which
+        # parks the stream with nothing on the GPU (hal.cuda.gate); see "CUDA gates" in
+        # docs/architecture.md for why not the ticket everywhere
+        with cupy.cuda.Device(device.index):
+            ticket = ticket_gate() if self._board is not None else None
+        if self._board is not None and ticket is None:
+            log.warning("no stream memory waits on this driver: CUDA queues run without the priority board")
+            self._board = None
+        self._gate = ticket or StreamGate(self._flag.ptr)
         self._level = 0  # the board level (hal.board.level_of the XSched priority)
         self._inflight = 0  # launches with a completion callback not yet completed
         self._inflight_lock = threading.Lock()
