@@ -43,6 +43,7 @@ LEVELS = 32
 HEADER = 16
 SLOTS = (1024 - HEADER) // 4
 REAP_S = 0.05
+_ZERO_SLOT = memoryview(bytes(16)).cast("I")
 
 _FUTEX = {"x86_64": 202, "aarch64": 98}.get(platform.machine())
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -89,11 +90,15 @@ class PriorityBoard:
         self.address = self.words.ctypes.data
         self.size = 4096
         self._slots = self.words[HEADER:].reshape(SLOTS, 4)
+        self._w = memoryview(self._map).cast("I")
+        self._pid = os.getpid()
+        self._masks = [0, 0]  # this process's (active, registered) level masks
         self._lock = threading.Lock()
         self._active = [0] * LEVELS
         self._registered = [0] * LEVELS
         self._slot: int | None = None
-        self._watchers: list[Callable[[int], None]] = []
+        self._watchers: list[Callable[[int], bool]] = []
+        self._armed = threading.Event()
         self._watcher: threading.Thread | None = None
         self._closed = False
         with self._locked():
@@ -123,16 +128,23 @@ class PriorityBoard:
         """Whether any queue of a higher level exists on this device (so guard my kernels)."""
         return int(self.words[1]) >> (level + 1) != 0
 
-    def watch(self, callback: Callable[[int], None]) -> None:
+    def watch(self, callback: Callable[[int], bool]) -> None:
         """Call `callback(word)` on a watcher thread whenever a level goes idle (and every
-        REAP_S): where a parked queue may run again, it reopens its gate."""
+        REAP_S) while armed: where a parked queue may run again, it reopens its gate, and
+        it returns whether it may still be parked. Disarmed (nothing parked here), the
+        watcher sleeps, so a process that only runs urgent work pays no wake-ups."""
         with self._lock:
             self._watchers.append(callback)
             if self._watcher is None:
                 self._watcher = threading.Thread(target=self._watch, name="xsched-board", daemon=True)
                 self._watcher.start()
 
-    def unwatch(self, callback: Callable[[int], None]) -> None:
+    def arm(self) -> None:
+        """A queue here may park on the board from now on: watch it (cheap when armed)."""
+        if not self._armed.is_set():
+            self._armed.set()
+
+    def unwatch(self, callback: Callable[[int], bool]) -> None:
         with self._lock:
             if callback in self._watchers:
                 self._watchers.remove(callback)
@@ -147,8 +159,10 @@ class PriorityBoard:
             if self._closed:
                 return
             self._closed = True
+            self._armed.set()  # the watcher sees _closed and ends
             self._active = [0] * LEVELS
             self._registered = [0] * LEVELS
+            self._masks = [0, 0]
         with self._locked():
             if self._slot is not None:
                 self._slots[self._slot] = 0
@@ -165,6 +179,7 @@ class PriorityBoard:
             counts[level] = max(0, counts[level] + delta)
             if (counts[level] > 0) == before:
                 return
+            self._masks[counts is self._registered] ^= 1 << level
             with self._locked():
                 self._publish_locked()
 
@@ -176,37 +191,37 @@ class PriorityBoard:
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
-    @staticmethod
-    def _mask(counts: list[int]) -> int:
-        return sum(1 << i for i, n in enumerate(counts) if n > 0)
-
     def _publish_locked(self, reap: bool = False) -> None:
-        hw = int(self.words[2])
-        if self._slot is None or int(self._slots[self._slot, 0]) != os.getpid():
+        w = self._w  # a memoryview of uint32: faster than numpy for single words
+        hw = w[2]
+        me = HEADER + 4 * self._slot if self._slot is not None else 0
+        if self._slot is None or w[me] != self._pid:
             self._slot = self._claim(hw)
             hw = max(hw, self._slot + 1)
-            self.words[2] = hw
-        self._slots[self._slot] = (os.getpid(), self._mask(self._active), self._mask(self._registered), 0)
+            w[2] = hw
+            me = HEADER + 4 * self._slot
+            w[me] = self._pid
+        w[me + 1], w[me + 2] = self._masks
         active = registered = 0
-        for j in range(hw):
-            pid, a, r, _ = (int(x) for x in self._slots[j])
+        for j in range(HEADER, HEADER + 4 * hw, 4):
+            pid = w[j]
             if pid == 0:
                 continue
-            if reap and j != self._slot and not _alive(pid):
-                self._slots[j] = 0
+            if reap and j != me and not _alive(pid):
+                w[j : j + 4] = _ZERO_SLOT
                 continue
-            active |= a
-            registered |= r
-        old = int(self.words[0])
-        self.words[1] = registered
-        self.words[0] = new = LEVELS - active.bit_length()
+            active |= w[j + 1]
+            registered |= w[j + 2]
+        old = w[0]
+        w[1] = registered
+        w[0] = new = LEVELS - active.bit_length()
         if new > old:
             _futex_wake(self.address)
 
     def _claim(self, hw: int) -> int:
         for j in range(hw):
             pid = int(self._slots[j, 0])
-            if pid == os.getpid() or pid == 0 or not _alive(pid):
+            if pid == self._pid or pid == 0 or not _alive(pid):
                 return j
         if hw >= SLOTS:
             raise RuntimeError(f"priority board {self.path} is full ({SLOTS} processes)")
@@ -215,12 +230,18 @@ class PriorityBoard:
     def _watch(self) -> None:
         last_reap = time.monotonic()
         while not self._closed:
+            self._armed.wait()
+            self._armed.clear()  # before the callbacks: an arm() during them is kept
             word = self.word
+            parked = False
             for cb in list(self._watchers):
-                cb(word)
+                parked = bool(cb(word)) or parked
+            if not parked:
+                continue
+            self._armed.set()
             _futex_wait(self.address, word, REAP_S)
             if time.monotonic() - last_reap >= REAP_S:
-                self.reap()
+                self.reap()  # a process that died with a level active must not park us for good
                 last_reap = time.monotonic()
 
 

@@ -245,13 +245,16 @@ class CudaHwQueue(HwQueue):
             self._board.unregister(self._level)
             self._level = level
 
-    def _on_board(self, word: int) -> None:
-        """Watcher thread: once no higher level is active, let a parked stream go on."""
-        if self._closed or not may_run(word, self._level):
-            return
-        _bind_thread(self.device.index)
-        if self._gate.release():
-            self._flag.set(0, word=1)  # the board latch: the next sentinel would clear it too
+    def _on_board(self, word: int) -> bool:
+        """Watcher thread: once no higher level is active, let a parked stream go on.
+        Returns whether this queue may still be parked (tickets not yet passed)."""
+        if self._closed:
+            return False
+        if may_run(word, self._level):
+            _bind_thread(self.device.index)
+            if self._gate.release():
+                self._flag.set(0, word=1)  # the board latch: the next sentinel would clear it too
+        return self._gate.pending
 
     def _open(self) -> None:
         self._gate.open()
@@ -275,6 +278,8 @@ class CudaHwQueue(HwQueue):
         # a board's sentinels and tickets run only where a higher level exists to yield to
         board = self._board.address if self._board is not None and self._board.outranked(self._level) else 0
         guard = bool(self._guard) or board != 0
+        if board:
+            self._board.arm()  # this queue may park on the board: its watcher must look
         if isinstance(cmd, GuardedLaunch):
             self._launch_guarded(cmd, guard, board)
         elif cmd.payload is not None:
