@@ -71,7 +71,10 @@ def run_pair(fg_queue: str, duration_s: float, env: dict, native: bool, bg_queue
 
 def run_alone(fg_queue: str, duration_s: float, env: dict) -> dict:
     """The foreground alone through our runtime: what XQueues and the agent cost by themselves."""
-    out, err = workload(fg_queue, duration_s, env, native=False).communicate(timeout=duration_s + 120)
+    proc = workload(fg_queue, duration_s, env, native=False)
+    out, err = proc.communicate(timeout=duration_s + 120)
+    if proc.returncode != 0:
+        raise RuntimeError(f"foreground alone failed ({proc.returncode}): {err[-2000:]}")
     return {"fg": latencies(out, "fg"), "bg_tasks": 0}
 
 

@@ -278,8 +278,6 @@ class CudaHwQueue(HwQueue):
         # a board's sentinels and tickets run only where a higher level exists to yield to
         board = self._board.address if self._board is not None and self._board.outranked(self._level) else 0
         guard = bool(self._guard) or board != 0
-        if board:
-            self._board.arm()  # this queue may park on the board: its watcher must look
         if isinstance(cmd, GuardedLaunch):
             self._launch_guarded(cmd, guard, board)
         elif cmd.payload is not None:
@@ -288,6 +286,10 @@ class CudaHwQueue(HwQueue):
             cmd.run_payload()
         elif cmd.duration_us > 0:
             self._launch_guarded(self.device.spin.command(cmd.duration_us), guard, board)
+        if board:
+            # after the ticket is issued: the watcher clears its arm before it reads
+            # `pending`, so it either sees this ticket or is armed again
+            self._board.arm()
 
     def _launch_guarded(self, cmd: GuardedLaunch, guard: bool, board: int) -> None:
         k = cmd.kernel
