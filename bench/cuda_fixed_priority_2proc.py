@@ -16,10 +16,7 @@ priorities, which order blocks within one context, do not reach across them. At 
 a suspended background flushes its kernel and waits at a gate; without the board that
 gate is a napping kernel, which keeps the background's context in the GPU's time slices,
 and with it a ticket gate (hal.cuda.gate), which leaves the GPU to the foreground.
-With --mps the processes are clients of an MPS server (one shared context, so stream
-priorities and in-context block scheduling reach across them; results go to
-cuda_fixed_priority_2proc_mps.json). Usage: python bench/cuda_fixed_priority_2proc.py
-[--duration-s 4] [--mps]
+Usage: python bench/cuda_fixed_priority_2proc.py [--duration-s 4]
 """
 
 from __future__ import annotations
@@ -94,20 +91,10 @@ def start_daemon(tmp: Path, env: dict) -> subprocess.Popen:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--duration-s", type=float, default=4.0)
-    p.add_argument("--mps", action="store_true",
-                   help="run every process as a client of an MPS server this script starts (one shared GPU context)")
     a = p.parse_args(argv)
     base = {k: v for k, v in os.environ.items() if not k.startswith("XSCHED_")}
     base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), base.get("PYTHONPATH", "")]))
-    if not a.mps:
-        return run_all(a, base)
-    with tempfile.TemporaryDirectory(prefix="xs-mps-") as mps_dir:
-        base["CUDA_MPS_PIPE_DIRECTORY"] = base["CUDA_MPS_LOG_DIRECTORY"] = mps_dir
-        subprocess.run(["nvidia-cuda-mps-control", "-d"], env=base, check=True)
-        try:
-            return run_all(a, base)
-        finally:
-            subprocess.run(["nvidia-cuda-mps-control"], input="quit\n", text=True, env=base, check=False)
+    return run_all(a, base)
 
 
 def run_all(a: argparse.Namespace, base: dict) -> int:
@@ -165,10 +152,7 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
                                                           native=False, bg_queue=f"{BG},{q}"))  # fmt: skip
     params = {**vars(a), "fg": fg, "bg": BG, "fg_period_ms": period_ms, "processes": 2}
     dev = _device_info()
-    name, setup = "cuda_fixed_priority_2proc", "two processes; ours through xschedd (HPF)"
-    if a.mps:
-        name, setup = name + "_mps", setup + "; every process an MPS client (one shared GPU context)"
-    path = write(name, dev, params, results, setup=setup)
+    path = write("cuda_fixed_priority_2proc", dev, params, results, setup="two processes; ours through xschedd (HPF)")
     print(table(f"Fixed priority, two processes, on {dev.info.name} (fg P99 / standalone P99) -> {path}",
                 ["config", "fg p50 ms", "fg p99 ms", "p99/standalone", "bg tasks"], rows))  # fmt: skip
     return 0

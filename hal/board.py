@@ -97,8 +97,7 @@ class PriorityBoard:
         self._active = [0] * LEVELS
         self._registered = [0] * LEVELS
         self._slot: int | None = None
-        self._watchers: list[Callable[[int], bool]] = []
-        self._armed = threading.Event()
+        self._watchers: list[Callable[[int], None]] = []
         self._watcher: threading.Thread | None = None
         self._closed = False
         with self._locked():
@@ -128,23 +127,18 @@ class PriorityBoard:
         """Whether any queue of a higher level exists on this device (so guard my kernels)."""
         return int(self.words[1]) >> (level + 1) != 0
 
-    def watch(self, callback: Callable[[int], bool]) -> None:
+    def watch(self, callback: Callable[[int], None]) -> None:
         """Call `callback(word)` on a watcher thread whenever a level goes idle (and every
-        REAP_S) while armed: where a parked queue may run again, it reopens its gate, and
-        it returns whether it may still be parked. Disarmed (nothing parked here), the
-        watcher sleeps, so a process that only runs urgent work pays no wake-ups."""
+        REAP_S): where a parked queue may run again, it reopens its gate.
+        (A watcher that slept while none of its queues seemed parked was tried and lost
+        releases on the H100: the background starved; see docs/architecture.md.)"""
         with self._lock:
             self._watchers.append(callback)
             if self._watcher is None:
                 self._watcher = threading.Thread(target=self._watch, name="xsched-board", daemon=True)
                 self._watcher.start()
 
-    def arm(self) -> None:
-        """A queue here may park on the board from now on: watch it (cheap when armed)."""
-        if not self._armed.is_set():
-            self._armed.set()
-
-    def unwatch(self, callback: Callable[[int], bool]) -> None:
+    def unwatch(self, callback: Callable[[int], None]) -> None:
         with self._lock:
             if callback in self._watchers:
                 self._watchers.remove(callback)
@@ -159,7 +153,6 @@ class PriorityBoard:
             if self._closed:
                 return
             self._closed = True
-            self._armed.set()  # the watcher sees _closed and ends
             self._active = [0] * LEVELS
             self._registered = [0] * LEVELS
             self._masks = [0, 0]
@@ -230,15 +223,9 @@ class PriorityBoard:
     def _watch(self) -> None:
         last_reap = time.monotonic()
         while not self._closed:
-            self._armed.wait()
-            self._armed.clear()  # before the callbacks: an arm() during them is kept
             word = self.word
-            parked = False
             for cb in list(self._watchers):
-                parked = bool(cb(word)) or parked
-            if not parked:
-                continue
-            self._armed.set()
+                cb(word)
             _futex_wait(self.address, word, REAP_S)
             if time.monotonic() - last_reap >= REAP_S:
                 self.reap()  # a process that died with a level active must not park us for good

@@ -218,11 +218,6 @@ class TicketGate:
     def closed(self) -> bool:
         return bool(self._off[0])
 
-    @property
-    def pending(self) -> bool:
-        """Whether a gate issued may still hold the stream (its number not yet let through)."""
-        return int(self._word[0]) < self._issued
-
 
 def ticket_gate() -> TicketGate | None:
     """A new ticket gate, or None where the driver cannot wait on memory (use StreamGate)."""
@@ -249,8 +244,6 @@ class StreamGate:
 
     def release(self) -> bool:
         return False
-
-    pending = False
 
     def close(self) -> None:
         """The device flag closes this gate: nothing more to do."""

@@ -245,16 +245,13 @@ class CudaHwQueue(HwQueue):
             self._board.unregister(self._level)
             self._level = level
 
-    def _on_board(self, word: int) -> bool:
-        """Watcher thread: once no higher level is active, let a parked stream go on.
-        Returns whether this queue may still be parked (tickets not yet passed)."""
-        if self._closed:
-            return False
-        if may_run(word, self._level):
-            _bind_thread(self.device.index)
-            if self._gate.release():
-                self._flag.set(0, word=1)  # the board latch: the next sentinel would clear it too
-        return self._gate.pending
+    def _on_board(self, word: int) -> None:
+        """Watcher thread: once no higher level is active, let a parked stream go on."""
+        if self._closed or not may_run(word, self._level):
+            return
+        _bind_thread(self.device.index)
+        if self._gate.release():
+            self._flag.set(0, word=1)  # the board latch: the next sentinel would clear it too
 
     def _open(self) -> None:
         self._gate.open()
@@ -286,10 +283,6 @@ class CudaHwQueue(HwQueue):
             cmd.run_payload()
         elif cmd.duration_us > 0:
             self._launch_guarded(self.device.spin.command(cmd.duration_us), guard, board)
-        if board:
-            # after the ticket is issued: the watcher clears its arm before it reads
-            # `pending`, so it either sees this ticket or is armed again
-            self._board.arm()
 
     def _launch_guarded(self, cmd: GuardedLaunch, guard: bool, board: int) -> None:
         k = cmd.kernel

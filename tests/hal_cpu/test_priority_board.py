@@ -94,7 +94,6 @@ def test_another_process_level_shows_and_its_idle_wakes_a_watcher(tmp_path):
             return not woke.is_set()  # "still parked" until level 12 goes idle
 
         b.watch(cb)
-        b.arm()
         time.sleep(0.2)
         assert not woke.is_set()
         t0 = time.monotonic()
@@ -136,7 +135,6 @@ def test_a_watcher_reaps_on_its_own(tmp_path):
         return not free.is_set()
 
     b.watch(cb)
-    b.arm()
     os.kill(p.pid, signal.SIGKILL)
     p.wait(10)
     assert free.wait(2), "the watcher did not reap the dead process's level"
@@ -163,23 +161,3 @@ def test_level_out_of_range_is_refused(tmp_path, bad):
         b.activate(bad)
     b.close()
 
-
-def test_a_disarmed_watcher_sleeps(tmp_path):
-    """A process with nothing parked must not be woken by every idle on the board (the
-    urgent process itself pays for those wake-ups with its latency)."""
-    path = tmp_path / "board"
-    b = PriorityBoard(path)
-    calls: list[int] = []
-    b.watch(lambda word: calls.append(word) or False)  # never parked
-    b.arm()
-    time.sleep(0.1)
-    assert len(calls) == 1, "one look on arm, then asleep"
-    for _ in range(20):
-        b.activate(3)
-        b.deactivate(3)
-    time.sleep(0.2)
-    assert len(calls) == 1
-    b.arm()
-    time.sleep(0.1)
-    assert len(calls) == 2
-    b.close()
