@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from hal.board import LEVELS, PriorityBoard, level_of, may_run
+from hal.board import ENV, LEVELS, PriorityBoard, enabled, level_of, may_run
+from hal.errors import DeviceError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -161,3 +162,11 @@ def test_level_out_of_range_is_refused(tmp_path, bad):
         b.activate(bad)
     b.close()
 
+
+
+def test_the_switch_reads_on_and_off_and_refuses_anything_else():
+    assert enabled({}) is False and enabled({ENV: ""}) is False
+    assert all(enabled({ENV: v}) for v in ("1", "on", "TRUE", " yes "))
+    assert not any(enabled({ENV: v}) for v in ("0", "off", "False", "no"))
+    with pytest.raises(DeviceError, match="XSCHED_CUDA_BOARD='maybe': expected 1"):
+        enabled({ENV: "maybe"})
