@@ -103,6 +103,7 @@ class PriorityBoard:
         with self._locked():
             if int(self.words[2]) == 0 and int(self.words[0]) == 0:
                 self.words[0] = LEVELS  # a new board: nothing active
+            self._publish_locked(reap=True)  # levels left by dead processes go at once
         atexit.register(self.close)
 
     # -- what a queue reports ----------------------------------------------------------------

@@ -170,3 +170,11 @@ def test_the_switch_reads_on_and_off_and_refuses_anything_else():
     assert not any(enabled({ENV: v}) for v in ("0", "off", "False", "no"))
     with pytest.raises(DeviceError, match="XSCHED_CUDA_BOARD='maybe': expected 1"):
         enabled({ENV: "maybe"})
+
+
+def test_a_new_handle_reaps_what_dead_processes_left(tmp_path):
+    path = tmp_path / "board"
+    p = other(path, 20)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(10)
+    assert PriorityBoard(path).word == LEVELS
