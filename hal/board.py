@@ -30,7 +30,7 @@ import platform
 import threading
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,10 @@ _ZERO_SLOT = memoryview(bytes(16)).cast("I")
 
 _FUTEX = {"x86_64": 202, "aarch64": 98}.get(platform.machine())
 _libc = ctypes.CDLL(None, use_errno=True)
+
+
+class BoardFull(RuntimeError):
+    """Every slot of the board belongs to a live process."""
 
 
 class _Timespec(ctypes.Structure):
@@ -103,7 +107,8 @@ class PriorityBoard:
         with self._locked():
             if int(self.words[2]) == 0 and int(self.words[0]) == 0:
                 self.words[0] = LEVELS  # a new board: nothing active
-            self._publish_locked(reap=True)  # levels left by dead processes go at once
+            with suppress(BoardFull):  # the first register() says so
+                self._publish_locked(reap=True)  # levels left by dead processes go at once
         atexit.register(self.close)
 
     # -- what a queue reports ----------------------------------------------------------------
@@ -158,9 +163,10 @@ class PriorityBoard:
             self._registered = [0] * LEVELS
             self._masks = [0, 0]
         with self._locked():
-            if self._slot is not None:
+            if self._slot is not None and self._w[HEADER + 4 * self._slot] == self._pid:
                 self._slots[self._slot] = 0
-            self._publish_locked()
+            self._slot = None
+            self._publish_locked(claim=False)
 
     # -- internals ------------------------------------------------------------------------------
     def _count(self, counts: list[int], level: int, delta: int) -> None:
@@ -185,17 +191,20 @@ class PriorityBoard:
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
-    def _publish_locked(self, reap: bool = False) -> None:
+    def _publish_locked(self, reap: bool = False, claim: bool = True) -> None:
+        """Write this process's slot (claiming one first) and recompute the words;
+        claim=False only recomputes (closing)."""
         w = self._w  # a memoryview of uint32: faster than numpy for single words
         hw = w[2]
-        me = HEADER + 4 * self._slot if self._slot is not None else 0
-        if self._slot is None or w[me] != self._pid:
+        me = HEADER + 4 * self._slot if self._slot is not None else -1
+        if claim and (self._slot is None or w[me] != self._pid):
             self._slot = self._claim(hw)
             hw = max(hw, self._slot + 1)
             w[2] = hw
             me = HEADER + 4 * self._slot
             w[me] = self._pid
-        w[me + 1], w[me + 2] = self._masks
+        if me >= 0:
+            w[me + 1], w[me + 2] = self._masks
         active = registered = 0
         for j in range(HEADER, HEADER + 4 * hw, 4):
             pid = w[j]
@@ -218,7 +227,7 @@ class PriorityBoard:
             if pid == self._pid or pid == 0 or not _alive(pid):
                 return j
         if hw >= SLOTS:
-            raise RuntimeError(f"priority board {self.path} is full ({SLOTS} processes)")
+            raise BoardFull(f"priority board {self.path} is full ({SLOTS} processes)")
         return hw
 
     def _watch(self) -> None:

@@ -8,6 +8,7 @@ from functools import cached_property
 
 import cupy
 
+from hal.board import ENV as BOARD_ENV
 from hal.board import PriorityBoard, board_for
 from hal.board import enabled as board_enabled
 from hal.clock import Clock, default_clock
@@ -63,6 +64,13 @@ def list_devices() -> list[DeviceInfo]:
     return [describe(i) for i in range(cupy.cuda.runtime.getDeviceCount())]
 
 
+def _open_board(pci_bus_id: str) -> PriorityBoard:
+    try:
+        return board_for(pci_bus_id)
+    except OSError as exc:
+        raise CudaUnavailableError(f"cannot open the priority board ({BOARD_ENV}=1): {exc}") from exc
+
+
 class CudaDevice:
     """A GPU: `create_queue()` gives CudaHwQueues sharing one completion poller."""
 
@@ -73,7 +81,7 @@ class CudaDevice:
         self.info = describe(index)
         # the priority board (hal.board): HPF across processes on the GPU itself, opt-in
         use_board = board_enabled() if board is None else board
-        self.board: PriorityBoard | None = board_for(self.info.pci_bus_id) if use_board else None
+        self.board: PriorityBoard | None = _open_board(self.info.pci_bus_id) if use_board else None
         self.index = index
         self.name = f"cuda:{index}"
         self.clock = clock or default_clock()
@@ -104,7 +112,7 @@ class CudaDevice:
         priority board (None: as the device was opened, see $XSCHED_CUDA_BOARD)."""
         from hal.cuda.hwqueue import CudaHwQueue
 
-        use = self.board if board is None else (board_for(self.info.pci_bus_id) if board else None)
+        use = self.board if board is None else (_open_board(self.info.pci_bus_id) if board else None)
         return CudaHwQueue(self, stream, priority=priority, guard=guard, board=use)
 
     def close(self) -> None:

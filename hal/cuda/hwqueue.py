@@ -11,7 +11,7 @@ import weakref
 import cupy
 import numpy as np
 
-from hal.board import PriorityBoard, level_of, may_run
+from hal.board import BoardFull, PriorityBoard, level_of, may_run
 from hal.command import HwCommand, Level
 from hal.cuda.commands import GuardedLaunch
 from hal.cuda.gate import DeviceFlag, StreamGate, stream_priority_for, ticket_gate
@@ -120,8 +120,14 @@ class CudaHwQueue(HwQueue):
         self._inflight = 0  # launches with a completion callback not yet completed
         self._inflight_lock = threading.Lock()
         if self._board is not None:
-            self._board.register(self._level)
-            self._board.watch(self._on_board)
+            try:
+                self._board.register(self._level)
+            except BoardFull as exc:  # run without the board rather than fail
+                log.warning("%s; this queue runs without the priority board", exc)
+                self._board = None
+                self._gate = StreamGate(self._flag.ptr)
+            else:
+                self._board.watch(self._on_board)
         _live.add(self)
 
     # -- HwQueue ---------------------------------------------------------------------------

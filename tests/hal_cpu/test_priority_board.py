@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hal.board import ENV, LEVELS, PriorityBoard, enabled, level_of, may_run
+from hal.board import ENV, HEADER, LEVELS, SLOTS, BoardFull, PriorityBoard, enabled, level_of, may_run
 from hal.errors import DeviceError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -178,3 +178,16 @@ def test_a_new_handle_reaps_what_dead_processes_left(tmp_path):
     os.kill(p.pid, signal.SIGKILL)
     p.wait(10)
     assert PriorityBoard(path).word == LEVELS
+
+
+def test_a_full_board_opens_but_refuses_a_level(tmp_path):
+    """Every slot held by a live process: opening works, registering says why."""
+    path = tmp_path / "board"
+    b = PriorityBoard(path)
+    b.words[HEADER::4][:SLOTS] = os.getppid()  # a live process that is not us
+    b.words[2] = SLOTS
+    full = PriorityBoard.__new__(PriorityBoard)
+    full.__init__(path)  # a second handle in this process would share our pid: fake a new one
+    full._pid = os.getpid() + 1_000_000
+    with pytest.raises(BoardFull, match="is full"):
+        full.register(0)
