@@ -15,6 +15,7 @@ import sys
 import threading
 
 from hal import DEVICE_NAMES, DeviceError, HalError, open_device
+from hal.board import enabled as board_enabled
 from preempt import PreemptError
 from preempt.config import SchedulerKind
 from preempt.runtime import Runtime
@@ -64,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     if args.device not in DEVICE_NAMES and not re.fullmatch(r"cuda:\d+", args.device):
         parser.error(f"--device {args.device!r}: choose one of {', '.join(DEVICE_NAMES)}")
+    try:
+        board_enabled()  # XSCHED_CUDA_BOARD: bad input, whatever the device
+    except DeviceError as exc:
+        parser.error(str(exc))
     try:
         device = open_device(args.device)
         loads = []

@@ -96,6 +96,7 @@ def test_two_processes_really_contend_for_one_shared_device(sim_env):
         (["--queue", "name=a,threshold=2,batch_size=4"], {}, r"batch_size 4 is out of range \[1, threshold=2\]"),
         (["--queue", "name=a,priority=300"], {"XSCHED_POLICY": "HPF"}, r"priority 300 is out of range \[-256, 255\]"),
         (["--queue", "name=a"], {"XSCHED_AUTO_XQUEUE_LEVEL": "9"}, "XSCHED_AUTO_XQUEUE_LEVEL='9'"),
+        (["--queue", "name=a"], {"XSCHED_CUDA_BOARD": "maybe"}, "XSCHED_CUDA_BOARD='maybe': expected 1"),
         (["--queue", "name=a", "--json", "--live"], {}, "not allowed with argument"),
     ],
 )
