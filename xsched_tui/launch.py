@@ -6,6 +6,7 @@ workloads the same way (as separate processes, by module, with private sockets).
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -19,6 +20,17 @@ import grpc
 from protos.xsched.v1 import control_pb2 as cpb, control_pb2_grpc
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM it when the launcher dies, however it dies (a
+    closed terminal's SIGHUP, kill -9), so no daemon or workload outlives the demo.
+    Linux only; elsewhere `stop()` in the launcher's `finally` is all there is."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class LaunchError(RuntimeError):
@@ -39,7 +51,7 @@ def start_daemon(
            "--state-dir", str(state_dir), "--policy", policy, *extra]
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 (the child owns it)
     return subprocess.Popen(cmd, env=child_env(), stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_die_with_parent)
 
 
 def wait_for_daemon(socket: Path, timeout_s: float = 15.0, proc: subprocess.Popen | None = None) -> None:
@@ -95,7 +107,7 @@ def start_workload(
         cmd += ["--queue", q]
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
     return subprocess.Popen(cmd, env=workload_env(socket, sim_socket), stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+                            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
 
 
 def start_module(
@@ -103,7 +115,7 @@ def start_module(
 ) -> subprocess.Popen:
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
     return subprocess.Popen([sys.executable, "-m", module, *args], env=dict(env), stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+                            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
 
 
 def stop(proc: subprocess.Popen | None, timeout_s: float = 5.0) -> None:
