@@ -10,9 +10,13 @@ Press `p` to change the policy and watch the batch job's state and SHARE react.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 from hal.paths import daemon_socket
@@ -55,6 +59,26 @@ def main(argv: list[str] | None = None) -> int:
             "xsched_tui.demo_llm", ["--device", args.device, "--duration-s", str(args.duration_s)],
             launch.workload_env(socket, sim_socket), root / "llm.log",
         ))
+        def hang_up(code: int) -> None:  # stop everything, as `q` would, and go
+            for proc in reversed(procs):
+                launch.stop(proc)
+            shutil.rmtree(root, ignore_errors=True)
+            os._exit(code)
+
+        def watch_terminal() -> None:
+            """A closed terminal can leave the console stuck on its dead tty (seen in tmux:
+            neither it nor `make` exits, and SIGHUP never reaches a Python handler), so
+            watch the terminal itself: once it is hung up it can no longer be opened."""
+            while True:
+                time.sleep(0.5)
+                try:
+                    os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+                except OSError:
+                    hang_up(128 + signal.SIGHUP)
+
+        if _has_terminal():
+            threading.Thread(target=watch_terminal, name="demo-terminal-watch", daemon=True).start()
+        signal.signal(signal.SIGTERM, lambda signum, _frame: hang_up(128 + signum))
         XSchedConsole(Target(f"unix:{socket}")).run()
     except launch.LaunchError as exc:
         print(f"xsched-tui demo: {exc} (logs in {root})", file=sys.stderr)
@@ -64,6 +88,14 @@ def main(argv: list[str] | None = None) -> int:
             launch.stop(proc)
     shutil.rmtree(root, ignore_errors=True)
     return 0
+
+
+def _has_terminal() -> bool:
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        return False
+    return True
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from tui_fakes import DaemonProbe
 from xsched_tui.launch import REPO
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 
 
 def tmux(*args: str) -> str:
@@ -60,3 +61,30 @@ def test_tui_in_tmux_shows_queues_and_switches_policy(live_stack: Stack):
     finally:
         probe.close()
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+@needs_make
+def test_closing_the_demo_terminal_stops_everything_it_started(tmp_path):
+    """tmux kill-session hangs up the demo's terminal: the console, xschedd, the simulated
+    XPU and the workloads must all go, and the demo's directory with them (they once
+    stayed, the console stuck on its dead terminal)."""
+    session = f"xdemo-{tmp_path.name}"[:40]
+    marker = f"--duration-s 3599.{abs(hash(session)) % 1000:03d}"  # finds exactly this demo's processes
+    makefile = tmp_path / "Makefile"  # under make, as `make demo` runs it: make outlives a hang-up
+    makefile.write_text(f"demo:\n\tcd {REPO} && PYTHONPATH={REPO} {sys.executable} -m xsched_tui.demo {marker}\n")
+    cmd = f"TERM=xterm-256color make -f {makefile} demo"
+    tmux("new-session", "-d", "-s", session, "-x", "170", "-y", "40", cmd)
+
+    def ours() -> list[str]:
+        out = subprocess.run(["pgrep", "-f", marker.split()[1]], capture_output=True, text=True).stdout
+        return out.split()
+
+    try:
+        wait_screen(session, lambda s: "interactive" in s and "connected" in s, 30, "the demo's queues")
+        assert len(ours()) >= 4  # the demo, two workloads, the LLM demo
+    finally:
+        tmux("kill-session", "-t", session)
+    deadline = time.monotonic() + 15
+    while ours() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not ours(), f"left running after the terminal closed: {ours()}"
