@@ -6,7 +6,6 @@ workloads the same way (as separate processes, by module, with private sockets).
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
@@ -22,15 +21,22 @@ from protos.xsched.v1 import control_pb2 as cpb, control_pb2_grpc
 REPO = Path(__file__).resolve().parent.parent
 
 
-_PR_SET_PDEATHSIG = 1
+# Run first in each child, then exec the real command: SIGTERM it when the launcher dies,
+# however it dies (a closed terminal, kill -9), so no daemon or workload outlives the demo.
+# Not a Popen preexec_fn: Python code between fork and exec in a process with gRPC threads
+# crashed the child (seen in CI: "Other threads are currently calling into gRPC").
+_DIE_WITH_PARENT = (
+    "import ctypes, os, sys; ctypes.CDLL(None).prctl(1, 15); "  # PR_SET_PDEATHSIG, SIGTERM
+    "os.getppid() == int(sys.argv[1]) or sys.exit(0); "  # the launcher died before that
+    "os.execv(sys.argv[2], sys.argv[2:])"
+)
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM it when the launcher dies, however it dies (a
-    closed terminal's SIGHUP, kill -9), so no daemon or workload outlives the demo.
-    Linux only; elsewhere `stop()` in the launcher's `finally` is all there is."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _tied_to_us(cmd: list[str]) -> list[str]:
+    """`cmd` wrapped to die with this process (Linux; elsewhere `stop()` is all there is)."""
+    if not sys.platform.startswith("linux"):
+        return cmd
+    return [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *cmd]
 
 
 class LaunchError(RuntimeError):
@@ -50,8 +56,8 @@ def start_daemon(
     cmd = [sys.executable, "-m", "xschedd.cli", "--socket", str(socket),
            "--state-dir", str(state_dir), "--policy", policy, *extra]
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 (the child owns it)
-    return subprocess.Popen(cmd, env=child_env(), stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True, preexec_fn=_die_with_parent)
+    return subprocess.Popen(_tied_to_us(cmd), env=child_env(), stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True)
 
 
 def wait_for_daemon(socket: Path, timeout_s: float = 15.0, proc: subprocess.Popen | None = None) -> None:
@@ -106,16 +112,16 @@ def start_workload(
     for q in queues:
         cmd += ["--queue", q]
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
-    return subprocess.Popen(cmd, env=workload_env(socket, sim_socket), stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
+    return subprocess.Popen(_tied_to_us(cmd), env=workload_env(socket, sim_socket), stdout=out,
+                            stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def start_module(
     module: str, args: Iterable[str], env: Mapping[str, str], log: Path | None = None
 ) -> subprocess.Popen:
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
-    return subprocess.Popen([sys.executable, "-m", module, *args], env=dict(env), stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
+    return subprocess.Popen(_tied_to_us([sys.executable, "-m", module, *args]), env=dict(env), stdout=out,
+                            stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def stop(proc: subprocess.Popen | None, timeout_s: float = 5.0) -> None:
