@@ -94,10 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     base = {k: v for k, v in os.environ.items() if not k.startswith("XSCHED_")}
     base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), base.get("PYTHONPATH", "")]))
-    return run_all(a, base)
-
-
-def run_all(a: argparse.Namespace, base: dict) -> int:
     native_env = {**base, "XSCHED_SCHEDULER": "APP"}
 
     peak = workload(FG, 2.0, native_env, native=True)

@@ -40,8 +40,9 @@ from hal.paths import runtime_dir
 
 ENV = "XSCHED_CUDA_BOARD"  # 1/on: CUDA queues use the board (default off)
 LEVELS = 32
+PAGE = 4096  # bytes: one page of uint32 words
 HEADER = 16
-SLOTS = (1024 - HEADER) // 4
+SLOTS = (PAGE // 4 - HEADER) // 4
 REAP_S = 0.05
 _ZERO_SLOT = memoryview(bytes(16)).cast("I")
 
@@ -87,14 +88,13 @@ class PriorityBoard:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        if os.fstat(self._fd).st_size < 4096:
-            os.ftruncate(self._fd, 4096)
-        self._map = mmap.mmap(self._fd, 4096)
-        self.words = np.frombuffer(self._map, dtype=np.uint32)
+        if os.fstat(self._fd).st_size < PAGE:
+            os.ftruncate(self._fd, PAGE)
+        self._map = mmap.mmap(self._fd, PAGE)
+        self.words = np.frombuffer(self._map, dtype=np.uint32)  # for CUDA (its address) and tests
         self.address = self.words.ctypes.data
-        self.size = 4096
-        self._slots = self.words[HEADER:].reshape(SLOTS, 4)
-        self._w = memoryview(self._map).cast("I")
+        self.size = PAGE
+        self._w = memoryview(self._map).cast("I")  # the same words: faster than numpy one at a time
         self._pid = os.getpid()
         self._masks = [0, 0]  # this process's (active, registered) level masks
         self._lock = threading.Lock()
@@ -105,8 +105,8 @@ class PriorityBoard:
         self._watcher: threading.Thread | None = None
         self._closed = False
         with self._locked():
-            if int(self.words[2]) == 0 and int(self.words[0]) == 0:
-                self.words[0] = LEVELS  # a new board: nothing active
+            if self._w[2] == 0 and self._w[0] == 0:
+                self._w[0] = LEVELS  # a new board: nothing active
             with suppress(BoardFull):  # the first register() says so
                 self._publish_locked(reap=True)  # levels left by dead processes go at once
         atexit.register(self.close)
@@ -127,11 +127,11 @@ class PriorityBoard:
     # -- what a queue reads --------------------------------------------------------------------
     @property
     def word(self) -> int:
-        return int(self.words[0])
+        return self._w[0]
 
     def outranked(self, level: int) -> bool:
         """Whether any queue of a higher level exists on this device (so guard my kernels)."""
-        return int(self.words[1]) >> (level + 1) != 0
+        return self._w[1] >> (level + 1) != 0
 
     def watch(self, callback: Callable[[int], None]) -> None:
         """Call `callback(word)` on a watcher thread whenever a level goes idle (and every
@@ -164,7 +164,7 @@ class PriorityBoard:
             self._masks = [0, 0]
         with self._locked():
             if self._slot is not None and self._w[HEADER + 4 * self._slot] == self._pid:
-                self._slots[self._slot] = 0
+                self._w[HEADER + 4 * self._slot : HEADER + 4 * self._slot + 4] = _ZERO_SLOT
             self._slot = None
             self._publish_locked(claim=False)
 
@@ -194,7 +194,7 @@ class PriorityBoard:
     def _publish_locked(self, reap: bool = False, claim: bool = True) -> None:
         """Write this process's slot (claiming one first) and recompute the words;
         claim=False only recomputes (closing)."""
-        w = self._w  # a memoryview of uint32: faster than numpy for single words
+        w = self._w
         hw = w[2]
         me = HEADER + 4 * self._slot if self._slot is not None else -1
         if claim and (self._slot is None or w[me] != self._pid):
@@ -223,7 +223,7 @@ class PriorityBoard:
 
     def _claim(self, hw: int) -> int:
         for j in range(hw):
-            pid = int(self._slots[j, 0])
+            pid = self._w[HEADER + 4 * j]
             if pid == self._pid or pid == 0 or not _alive(pid):
                 return j
         if hw >= SLOTS:

@@ -69,12 +69,9 @@ def main(argv: list[str] | None = None) -> int:
             """A closed terminal can leave the console stuck on its dead tty (seen in tmux:
             neither it nor `make` exits, and SIGHUP never reaches a Python handler), so
             watch the terminal itself: once it is hung up it can no longer be opened."""
-            while True:
+            while _has_terminal():
                 time.sleep(0.5)
-                try:
-                    os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
-                except OSError:
-                    hang_up(128 + signal.SIGHUP)
+            hang_up(128 + signal.SIGHUP)
 
         if _has_terminal():
             threading.Thread(target=watch_terminal, name="demo-terminal-watch", daemon=True).start()

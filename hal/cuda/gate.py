@@ -45,16 +45,21 @@ extern "C" __global__ void xs_gate(const volatile unsigned int* flag) {
 """
 
 
-@cache
-def _write_value32():
+def _driver_fn(name: str, argtypes: list):
+    """The driver API function `name` (its `_v2` where there is one), or None without it."""
     try:
         lib = ctypes.CDLL("libcuda.so.1")
-        fn = getattr(lib, "cuStreamWriteValue32_v2", None) or lib.cuStreamWriteValue32
+        fn = getattr(lib, f"{name}_v2", None) or getattr(lib, name)
     except (OSError, AttributeError):
         return None
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint]
+    fn.argtypes = argtypes
     fn.restype = ctypes.c_int
     return fn
+
+
+@cache
+def _write_value32():
+    return _driver_fn("cuStreamWriteValue32", [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint])
 
 
 _priority_range: tuple[int, int] | None = None
@@ -137,13 +142,9 @@ def _wait_value64():
     attribute that used to say so (CAN_USE_64_BIT_STREAM_MEM_OPS) is deprecated and reads
     0 on the H100 with CUDA 13, where the v2 call works.
     """
-    try:
-        lib = ctypes.CDLL("libcuda.so.1")
-        fn = getattr(lib, "cuStreamWaitValue64_v2", None) or lib.cuStreamWaitValue64
-    except (OSError, AttributeError):
+    fn = _driver_fn("cuStreamWaitValue64", [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint])
+    if fn is None:
         return None
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint]
-    fn.restype = ctypes.c_int
     word = cupy.cuda.alloc_pinned_memory(8)
     np.frombuffer(word, dtype=np.uint64, count=1)[0] = 1
     stream = cupy.cuda.Stream(non_blocking=True)
@@ -213,10 +214,6 @@ class TicketGate:
                 return False
             self._word[0] = self._issued
             return True
-
-    @property
-    def closed(self) -> bool:
-        return bool(self._off[0])
 
 
 def ticket_gate() -> TicketGate | None:

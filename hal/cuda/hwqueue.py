@@ -14,7 +14,7 @@ import numpy as np
 from hal.board import BoardFull, PriorityBoard, level_of, may_run
 from hal.command import HwCommand, Level
 from hal.cuda.commands import GuardedLaunch
-from hal.cuda.gate import DeviceFlag, StreamGate, stream_priority_for, ticket_gate
+from hal.cuda.gate import DeviceFlag, StreamGate, TicketGate, stream_priority_for, ticket_gate
 from hal.errors import HalError
 from hal.hwqueue import CompletionCallback, HwQueue
 
@@ -106,28 +106,16 @@ class CudaHwQueue(HwQueue):
             self._state = cupy.zeros(4096, dtype=cupy.uint32)
             cupy.cuda.Device(device.index).synchronize()
         self._fix_grids: dict[tuple, int] = {}
-        self._board = board if board is not None and _map_for_device(board) else None
-        # the gate: a napping kernel, or on a board (processes sharing the GPU) a ticket, which
-        # parks the stream with nothing on the GPU (hal.cuda.gate); see "CUDA gates" in
-        # docs/architecture.md for why not the ticket everywhere
-        with cupy.cuda.Device(device.index):
-            ticket = ticket_gate() if self._board is not None else None
-        if self._board is not None and ticket is None:
-            log.warning("no stream memory waits on this driver: CUDA queues run without the priority board")
-            self._board = None
-        self._gate = ticket or StreamGate(self._flag.ptr)
         self._level = 0  # the board level (hal.board.level_of the XSched priority)
         self._inflight = 0  # launches with a completion callback not yet completed
         self._inflight_lock = threading.Lock()
+        self._board, ticket = self._join(board)
+        # the gate: a napping kernel, or on a board (processes sharing the GPU) a ticket, which
+        # parks the stream with nothing on the GPU (hal.cuda.gate); see "CUDA across
+        # processes" in docs/architecture.md for why not the ticket everywhere
+        self._gate = ticket or StreamGate(self._flag_dev)
         if self._board is not None:
-            try:
-                self._board.register(self._level)
-            except BoardFull as exc:  # run without the board rather than fail
-                log.warning("%s; this queue runs without the priority board", exc)
-                self._board = None
-                self._gate = StreamGate(self._flag.ptr)
-            else:
-                self._board.watch(self._on_board)
+            self._board.watch(self._on_board)
         _live.add(self)
 
     # -- HwQueue ---------------------------------------------------------------------------
@@ -222,6 +210,23 @@ class CudaHwQueue(HwQueue):
         return bool(self._guard)
 
     # -- the priority board ------------------------------------------------------------------------
+    def _join(self, board: PriorityBoard | None) -> tuple[PriorityBoard | None, TicketGate | None]:
+        """(board, its ticket gate), or (None, None) where the queue must run without it: a
+        board is worth nothing without a ticket gate, and a queue runs rather than fails."""
+        if board is None or not _map_for_device(board):
+            return None, None
+        with cupy.cuda.Device(self.device.index):
+            ticket = ticket_gate()
+        if ticket is None:
+            log.warning("no stream memory waits on this driver: CUDA queues run without the priority board")
+            return None, None
+        try:
+            board.register(self._level)
+        except BoardFull as exc:
+            log.warning("%s; this queue runs without the priority board", exc)
+            return None, None
+        return board, ticket
+
     def _track(self, on_complete: CompletionCallback) -> CompletionCallback:
         """Count a launch in flight (activating this queue's level on the board first) and
         wrap its callback to count it out (deactivating the level when none is left)."""
