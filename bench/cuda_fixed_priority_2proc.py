@@ -11,19 +11,26 @@ the foreground launches, instead of a round trip through xschedd later; and the 
 alone (XSCHED_SCHEDULER=APP: XQueues, no scheduler). `ours_xschedd_fg_alone` is the
 foreground through xschedd with no background: the runtime's own cost.
 
-Two processes means two CUDA contexts, which the GPU time-slices (no MPS): stream
-priorities, which order blocks within one context, do not reach across them. At level 2
-a suspended background flushes its kernel and waits at a gate; without the board that
-gate is a napping kernel, which keeps the background's context in the GPU's time slices,
-and with it a ticket gate (hal.cuda.gate), which leaves the GPU to the foreground.
-Usage: python bench/cuda_fixed_priority_2proc.py [--duration-s 4]
+Two processes means two CUDA contexts, which the GPU time-slices: stream priorities,
+which order blocks within one context, do not reach across them. At level 2 a suspended
+background flushes its kernel and waits at a gate; without the board that gate is a
+napping kernel, which keeps the background's context in the GPU's time slices, and with
+it a ticket gate (hal.cuda.gate), which leaves the GPU to the foreground.
+
+With --mps every configuration runs again as clients of a private MPS server (NVIDIA's
+Multi-Process Service, started here with its own pipe and log directories and stopped
+at the end): the processes' kernels then share the GPU block by block instead of by
+time slices. Results go to cuda_fixed_priority_2proc_mps.json.
+Usage: python bench/cuda_fixed_priority_2proc.py [--duration-s 4] [--mps]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -75,6 +82,30 @@ def run_alone(fg_queue: str, duration_s: float, env: dict) -> dict:
     return {"fg": latencies(out, "fg"), "bg_tasks": 0}
 
 
+MPS_CONTROL = "nvidia-cuda-mps-control"
+MPS_DIRS = ("/usr/local/nvidia/bin", "/usr/bin")
+
+
+@contextlib.contextmanager
+def mps_server(tmp: Path):
+    """A private MPS control daemon for the duration; yields the env its clients need."""
+    path = os.pathsep.join([os.environ.get("PATH", ""), *MPS_DIRS])
+    control = shutil.which(MPS_CONTROL, path=path)
+    if control is None:
+        raise SystemExit(f"--mps: {MPS_CONTROL} not found on PATH or in {', '.join(MPS_DIRS)}")
+    env = {"CUDA_MPS_PIPE_DIRECTORY": str(tmp / "mps-pipe"), "CUDA_MPS_LOG_DIRECTORY": str(tmp / "mps-log")}
+    for d in env.values():
+        Path(d).mkdir()
+    subprocess.run([control, "-d"], env={**os.environ, **env}, check=True)
+    try:
+        yield env
+    finally:
+        subprocess.run([control], input="quit\n", text=True, env={**os.environ, **env}, timeout=30)
+        log = Path(env["CUDA_MPS_LOG_DIRECTORY"]) / "control.log"
+        clients = log.read_text().lower().count("new client") if log.exists() else 0
+        print(f"MPS: {clients} client connections logged", flush=True)
+
+
 def start_daemon(tmp: Path, env: dict) -> subprocess.Popen:
     sock = tmp / "xschedd.sock"
     d = subprocess.Popen([sys.executable, "-m", "xschedd.cli", "--socket", str(sock), "--policy", "HPF",
@@ -91,9 +122,18 @@ def start_daemon(tmp: Path, env: dict) -> subprocess.Popen:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--duration-s", type=float, default=4.0)
+    p.add_argument("--mps", action="store_true", help="run every configuration as clients of an MPS server")
     a = p.parse_args(argv)
     base = {k: v for k, v in os.environ.items() if not k.startswith("XSCHED_")}
     base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), base.get("PYTHONPATH", "")]))
+    if not a.mps:
+        return run_all(a, base)
+    with tempfile.TemporaryDirectory(prefix="xs-mps-") as tmp, mps_server(Path(tmp)) as mps_env:
+        os.environ.update(mps_env)  # this process opens the device too (its name for the results)
+        return run_all(a, {**base, **mps_env})
+
+
+def run_all(a: argparse.Namespace, base: dict) -> int:
     native_env = {**base, "XSCHED_SCHEDULER": "APP"}
 
     peak = workload(FG, 2.0, native_env, native=True)
@@ -148,8 +188,12 @@ def main(argv: list[str] | None = None) -> int:
                                                           native=False, bg_queue=f"{BG},{q}"))  # fmt: skip
     params = {**vars(a), "fg": fg, "bg": BG, "fg_period_ms": period_ms, "processes": 2}
     dev = _device_info()
-    path = write("cuda_fixed_priority_2proc", dev, params, results, setup="two processes; ours through xschedd (HPF)")
-    print(table(f"Fixed priority, two processes, on {dev.info.name} (fg P99 / standalone P99) -> {path}",
+    name, setup = "cuda_fixed_priority_2proc", "two processes; ours through xschedd (HPF)"
+    if a.mps:
+        name, setup = f"{name}_mps", f"{setup}; every process an MPS client"
+    path = write(name, dev, params, results, setup=setup)
+    print(table(f"Fixed priority, two processes{' (MPS)' if a.mps else ''}, on {dev.info.name} "
+                f"(fg P99 / standalone P99) -> {path}",
                 ["config", "fg p50 ms", "fg p99 ms", "p99/standalone", "bg tasks"], rows))  # fmt: skip
     return 0
 
