@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from cuda_common import ROOT, pct, table, write
 
@@ -100,7 +101,7 @@ def mps_server(tmp: Path):
     try:
         yield env
     finally:
-        subprocess.run([control], input="quit\n", text=True, env={**os.environ, **env}, timeout=30)
+        subprocess.run([control], check=False, input="quit\n", text=True, env={**os.environ, **env}, timeout=30)
         log = Path(env["CUDA_MPS_LOG_DIRECTORY"]) / "control.log"
         clients = log.read_text().lower().count("new client") if log.exists() else 0
         print(f"MPS: {clients} client connections logged", flush=True)
@@ -150,7 +151,16 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
                               "fg_max_ms": max(alone_lat), "fg_tasks": len(alone_lat)}}
     rows = [["standalone", results["standalone"]["fg_p50_ms"], a99, 1.0, "-"]]
 
-    def record(name: str, r: dict) -> None:
+    def record(name: str, run, *args, **kwargs) -> None:
+        """Measure one configuration; one that fails (e.g. a process refused the device) is
+        recorded with its error, and the others still run."""
+        try:
+            r = run(*args, **kwargs)
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            results[name] = {"error": str(exc)[-500:]}
+            rows.append([name, "failed", "-", "-", "-"])
+            print(name, "FAILED:", str(exc)[-500:], flush=True)
+            return
         s = r["fg"]
         results[name] = {"fg_p50_ms": pct(s, 50), "fg_p90_ms": pct(s, 90), "fg_p99_ms": pct(s, 99), "fg_max_ms": max(s),
                          "p99_vs_standalone": pct(s, 99) / a99,
@@ -158,34 +168,34 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
         rows.append([name, pct(s, 50), pct(s, 99), pct(s, 99) / a99, r["bg_tasks"]])
         print(name, results[name], flush=True)
 
-    record("native", run_pair(fg, a.duration_s, native_env, native=True))
-    record("native_stream_priority", run_pair(f"{fg},priority=10", a.duration_s, native_env, native=True))
+    record("native", run_pair, fg, a.duration_s, native_env, native=True)
+    record("native_stream_priority", run_pair, f"{fg},priority=10", a.duration_s, native_env, native=True)
     with tempfile.TemporaryDirectory(prefix="xs-") as tmp:
         daemon = start_daemon(Path(tmp), base)
         glb = {**base, "XSCHED_SCHEDULER": "GLB", "XSCHED_SOCKET": str(Path(tmp) / "xschedd.sock")}
         try:
             for thr in (1, 4, 16):
                 q = f"level=1,threshold={thr}"
-                record(f"ours_xschedd_lv1_thr{thr}", run_pair(f"{fg},priority=10,{q}", a.duration_s, glb,
-                                                             native=False, bg_queue=f"{BG},{q}"))  # fmt: skip
+                record(f"ours_xschedd_lv1_thr{thr}", run_pair, f"{fg},priority=10,{q}", a.duration_s, glb,
+                                                             native=False, bg_queue=f"{BG},{q}")  # fmt: skip
             for thr in (4, 8):
                 q = f"level=2,threshold={thr}"
-                record(f"ours_xschedd_lv2_thr{thr}", run_pair(f"{fg},priority=10,{q}", a.duration_s, glb,
-                                                             native=False, bg_queue=f"{BG},{q}"))  # fmt: skip
-            record("ours_xschedd_fg_alone", run_alone(f"{fg},priority=10,level=2,threshold=8", a.duration_s, glb))
+                record(f"ours_xschedd_lv2_thr{thr}", run_pair, f"{fg},priority=10,{q}", a.duration_s, glb,
+                                                             native=False, bg_queue=f"{BG},{q}")  # fmt: skip
+            record("ours_xschedd_fg_alone", run_alone, f"{fg},priority=10,level=2,threshold=8", a.duration_s, glb)
             board = {**glb, BOARD_ENV: "1"}
             for lv, thr in ((1, 4), (2, 8)):
                 q = f"level={lv},threshold={thr}"
-                record(f"ours_xschedd_board_lv{lv}_thr{thr}", run_pair(f"{fg},priority=10,{q}", a.duration_s,
-                                                                      board, native=False, bg_queue=f"{BG},{q}"))  # fmt: skip
+                record(f"ours_xschedd_board_lv{lv}_thr{thr}", run_pair, f"{fg},priority=10,{q}", a.duration_s,
+                                                                      board, native=False, bg_queue=f"{BG},{q}")  # fmt: skip
         finally:
             daemon.terminate()
             daemon.wait(30)
     board_only = {**base, "XSCHED_SCHEDULER": "APP", BOARD_ENV: "1"}  # XQueues, no scheduler: the board alone
     for lv, thr in ((1, 4), (2, 8)):
         q = f"level={lv},threshold={thr}"
-        record(f"ours_board_only_lv{lv}_thr{thr}", run_pair(f"{fg},priority=10,{q}", a.duration_s, board_only,
-                                                          native=False, bg_queue=f"{BG},{q}"))  # fmt: skip
+        record(f"ours_board_only_lv{lv}_thr{thr}", run_pair, f"{fg},priority=10,{q}", a.duration_s, board_only,
+                                                          native=False, bg_queue=f"{BG},{q}")  # fmt: skip
     params = {**vars(a), "fg": fg, "bg": BG, "fg_period_ms": period_ms, "processes": 2}
     dev = _device_info()
     name, setup = "cuda_fixed_priority_2proc", "two processes; ours through xschedd (HPF)"
@@ -198,10 +208,14 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
     return 0
 
 
-def _device_info():
-    from hal.cuda import CudaDevice
-
-    return CudaDevice.open(0)
+def _device_info() -> SimpleNamespace:
+    """cuda:0's name and SM count, read in a child process: under MPS this process must not
+    hold a CUDA context, or the MPS server would wait for it before quitting."""
+    code = ("import json; from hal.cuda import CudaDevice; d = CudaDevice.open(0); "
+            "print(json.dumps([d.name, d.info.name, d.info.sm_count]))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    name, model, sms = json.loads(out.stdout.strip().splitlines()[-1])
+    return SimpleNamespace(name=name, info=SimpleNamespace(name=model, sm_count=sms))
 
 
 if __name__ == "__main__":
