@@ -1,5 +1,10 @@
 """The device panel's data source: NVIDIA GPUs through NVML, the one place NVML is touched.
 
+Besides load, memory, clocks and temperature it counts the GPU's compute processes and
+how many of them are clients of an MPS server: with MPS, processes share one context,
+so CUDA stream priorities (which XQueue priorities set) order their work on the GPU;
+without it, the GPU time-slices their contexts (docs/architecture.md).
+
 nvidia-ml-py is optional. Without it, without a driver or without a GPU, `sample()` says
 so in `DevicesView.message` ("no NVIDIA GPU") and never raises. Sampling blocks (NVML
 calls), so the app runs it in a thread worker.
@@ -23,6 +28,8 @@ class GpuRow:
     sm_clock_mhz: int | None
     mem_clock_mhz: int | None
     temperature_c: int | None
+    processes: int | None = None  # compute processes on the GPU (MPS clients included)
+    mps_clients: int | None = None  # of those, clients of an MPS server: 0 without MPS
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,13 @@ def _or_none(fn, *args):
         return fn(*args)
     except Exception:  # a query this GPU or driver does not support: "N/A", not a crash
         return None
+
+
+def _count(nv: Any, query: str, handle: Any) -> int | None:
+    """How many processes an NVML process query lists (None: not supported here)."""
+    fn = getattr(nv, query, None)
+    procs = None if fn is None else _or_none(fn, handle)
+    return None if procs is None else len(procs)
 
 
 class DeviceSource:
@@ -82,6 +96,8 @@ class DeviceSource:
                 sm_clock_mhz=_or_none(nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_SM),
                 mem_clock_mhz=_or_none(nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_MEM),
                 temperature_c=_or_none(nv.nvmlDeviceGetTemperature, h, nv.NVML_TEMPERATURE_GPU),
+                processes=_count(nv, "nvmlDeviceGetComputeRunningProcesses", h),
+                mps_clients=_count(nv, "nvmlDeviceGetMPSComputeRunningProcesses", h),
             ))
         return DevicesView(tuple(rows), "" if rows else NO_GPU)
 

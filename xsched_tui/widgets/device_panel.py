@@ -5,11 +5,20 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from xsched_tui.devices import DevicesView
+from xsched_tui.devices import DevicesView, GpuRow
 
 
 def _num(value: float | int | None, fmt: str) -> str:
     return "N/A" if value is None else format(value, fmt)
+
+
+def _processes(g: GpuRow) -> str:
+    """"procs 3 (MPS 2)": compute processes, and how many share the GPU through MPS."""
+    if g.processes is None:
+        return "procs N/A"
+    if not g.mps_clients:
+        return f"procs {g.processes}"
+    return f"procs {g.processes} (MPS {g.mps_clients})"
 
 
 class DevicePanel(Static):
@@ -47,7 +56,8 @@ class DevicePanel(Static):
             text.append(
                 f" util {_num(g.util_percent, '.0f')}%  mem {mem}\n"
                 f" sm {_num(g.sm_clock_mhz, 'd')} MHz  mem {_num(g.mem_clock_mhz, 'd')} MHz"
-                f"  {_num(g.temperature_c, 'd')}°C"
+                f"  {_num(g.temperature_c, 'd')}°C\n"
+                f" {_processes(g)}"
             )
         if self._xpus:
             text.append("\nXPUs: ")
