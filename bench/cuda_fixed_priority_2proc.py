@@ -12,7 +12,7 @@ alone (XSCHED_SCHEDULER=APP: XQueues, no scheduler). `ours_xschedd_fg_alone` is 
 foreground through xschedd with no background: the runtime's own cost.
 
 Two processes means two CUDA contexts, which the GPU time-slices: stream priorities,
-which order blocks within one context, do not reach across them. At level 2 a suspended
+which order blocks within one context, do not reach across them (they do under MPS). At level 2 a suspended
 background flushes its kernel and waits at a gate; without the board that gate is a
 napping kernel, which keeps the background's context in the GPU's time slices, and with
 it a ticket gate (hal.cuda.gate), which leaves the GPU to the foreground.
