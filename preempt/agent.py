@@ -449,6 +449,8 @@ class Agent:
                     xq.suspend()
                 elif kind == "resume":
                     xq.resume()
+                elif kind == "set_priority":  # the daemon's hints changed it: the hardware's
+                    xq.hwq.set_priority(op.set_priority.priority)
                 elif kind == "configure":
                     cfg = op.configure
                     threshold = cfg.threshold if cfg.HasField("threshold") else xq.threshold

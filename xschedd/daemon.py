@@ -73,6 +73,7 @@ class Daemon:
             gang=saved.gang if saved.policy else gang,
             hints=saved.hints,
             dispatch=self._dispatch,
+            set_priority=self._send_priority,
             call_later=self.loop.call_later,
             bus=self.bus,
             persist=self._persist,
@@ -181,6 +182,13 @@ class Daemon:
         msg = apb.DaemonMessage()
         msg.operations.MergeFromString(b"".join(operation_bytes(x, suspend) for x, suspend in changes))
         session.send(msg)
+
+    def _send_priority(self, pid: int, xqueue_id: int, priority: int) -> None:
+        """An XQueue's priority for its hardware queue (GlobalScheduler._push_priority)."""
+        session = self.sessions.get(pid)
+        if session is not None:
+            op = apb.Operation(xqueue_id=xqueue_id, set_priority=apb.SetPriority(priority=priority))
+            session.send(apb.DaemonMessage(operation=op))
 
     async def _ping_loop(self) -> None:
         ping = apb.DaemonMessage(ping=apb.Ping())

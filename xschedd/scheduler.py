@@ -58,6 +58,8 @@ class Cancellable(Protocol):
 
 # (pid, [(xqueue_id, suspend), ...]): one call per process per decision, in order
 Dispatch = Callable[[int, list[tuple[int, bool]]], None]
+# (pid, xqueue_id, priority): the priority for the XQueue's hardware queue (see _push_priority)
+SetPriority = Callable[[int, int, int], None]
 CallLater = Callable[[float, Callable[[], None]], Cancellable]
 
 
@@ -70,6 +72,7 @@ class GlobalScheduler:
         *,
         dispatch: Dispatch,
         call_later: CallLater,
+        set_priority: SetPriority = lambda pid, xqueue_id, priority: None,
         gang: bool = False,
         hints: Iterable[H.Hint] = (),
         bus: StatusBus | None = None,
@@ -87,6 +90,7 @@ class GlobalScheduler:
         self.decisions = 0
         self.gang = gang
         self._dispatch = dispatch
+        self._set_priority = set_priority
         self._call_later = call_later
         self._persist = persist
         self._pid_alive = pid_alive
@@ -100,6 +104,9 @@ class GlobalScheduler:
         self._sent_suspend: set[int] = set()
         self._sent_resume: set[int] = set()
         self._held: set[int] = set()
+        # The priority each XQueue's hardware queue has, as far as we know: its process's
+        # own at creation (the runtime sets it), then what we pushed.
+        self._hw_priority: dict[int, int] = {}
         self._batch_depth = 0
         self._decision_due = False
         self._state_metrics_due = False
@@ -134,8 +141,10 @@ class GlobalScheduler:
         self.processes[pid] = proc
         self._process_status[pid] = ProcessStatus(pid, nice, name)
         for info in infos:
-            self._add_xqueue(proc, info)
+            self._add_xqueue(proc, info, hints)
         self._adopt_hints(hints)
+        for info in infos:
+            self._push_priority(info.xqueue_id)
         self.bus.process_changed(pid)
         self.metrics.process_count(len(self.processes))
         log.info("process %d (%s, uid %s) registered %d XQueue(s)", pid, name, uid, len(infos))
@@ -170,8 +179,9 @@ class GlobalScheduler:
             return
         new = rec is None
         if new:
-            rec = self._add_xqueue(proc, info)
-            self._adopt_hints([h for h in hints if hint_pid(h) == pid])
+            own = [h for h in hints if hint_pid(h) == pid]
+            rec = self._add_xqueue(proc, info, own)
+            self._adopt_hints(own)
         else:
             for hint in hints:  # an application changing its own hints at run time
                 if hint_pid(hint) == pid:
@@ -184,6 +194,8 @@ class GlobalScheduler:
             elif not rec.ready:
                 rec.ready_since = None
             self._xqueue_status[rec.xqueue_id] = _status_of(rec)
+        if hints:
+            self._push_priority(info.xqueue_id)
         if latency_s is not None:
             (rec.task if kind == pb.EVENT_KIND_TASK else rec.busy).extend([latency_s])
         self.bus.xqueue_changed(info.xqueue_id)
@@ -228,6 +240,7 @@ class GlobalScheduler:
         self.hints.put(hint)
         self._policy.on_hint(hint)
         if xq is not None:
+            self._push_priority(xq)
             self.bus.xqueue_changed(xq)
         self.bus.policy_changed()
         self._persist(True)
@@ -369,6 +382,18 @@ class GlobalScheduler:
             self._timer = None
 
     # -- internals ------------------------------------------------------------------------
+    def _push_priority(self, xqueue_id: int) -> None:
+        """Tell the XQueue's process its priority if the hints changed it since the last
+        time: the agent hands it to the hardware queue (a CUDA stream priority, which
+        under MPS orders blocks across processes too). Scheduling stays with the policy."""
+        rec = self.xqueues.get(xqueue_id)
+        if rec is None:
+            return
+        priority = self.priority_of(xqueue_id)
+        if self._hw_priority.get(xqueue_id) != priority:
+            self._hw_priority[xqueue_id] = priority
+            self._set_priority(rec.pid, xqueue_id, priority)
+
     def _update_state_metrics(self) -> None:
         self._state_metrics_due = False
         self.metrics.xqueue_states(self.xqueues.values())
@@ -395,8 +420,13 @@ class GlobalScheduler:
                 f"XQueue id {xqueue_id:#x} does not belong to process {pid} (ids are pid << 32 | n)"
             )
 
-    def _add_xqueue(self, proc: ProcessRecord, info: pb.XQueueInfo) -> XQueueRecord:
+    def _add_xqueue(self, proc: ProcessRecord, info: pb.XQueueInfo, own: Iterable[H.Hint] = ()) -> XQueueRecord:
+        """`own`: the hints its process sent with it (its creation priority among them)."""
         rec = XQueueRecord(info=info)
+        self._hw_priority[info.xqueue_id] = next(
+            (h.priority for h in own if isinstance(h, H.PriorityHint) and h.xqueue_id == info.xqueue_id),
+            H.PRIORITY_DEFAULT,
+        )
         if rec.ready:
             rec.ready_since = self.clock()
         proc.xqueues[info.xqueue_id] = rec
@@ -408,6 +438,7 @@ class GlobalScheduler:
 
     def _remove_xqueue(self, rec: XQueueRecord) -> None:
         self.xqueues.pop(rec.xqueue_id, None)
+        self._hw_priority.pop(rec.xqueue_id, None)
         for ids in (self._sent_suspend, self._sent_resume, self._held):
             ids.discard(rec.xqueue_id)
         self._xqueue_status.pop(rec.xqueue_id, None)

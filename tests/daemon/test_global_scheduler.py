@@ -255,3 +255,61 @@ def test_the_set_fast_path_sends_what_the_list_of_operations_says(policy, steps)
                 s.set_policy(None, gang=not s.gang)
         assert fast_rec.ops == slow_rec.ops
     assert fast_rec.ops == slow_rec.ops
+
+
+# -- hardware priorities: the daemon's priority hints reach the XQueue's hardware queue --
+
+
+def _prio_sched(**kw) -> tuple[GlobalScheduler, list[tuple[int, int, int]]]:
+    pushed: list[tuple[int, int, int]] = []
+    s = GlobalScheduler(
+        "HPF", dispatch=Recorder(), call_later=lambda d, f: None, pid_alive=lambda p: True,
+        set_priority=lambda pid, xq, prio: pushed.append((pid, xq, prio)), **kw,
+    )  # fmt: skip
+    return s, pushed
+
+
+def test_an_operator_priority_hint_is_pushed_to_the_hardware_queue_once() -> None:
+    s, pushed = _prio_sched()
+    xq = 10 << 32 | 1
+    s.register(10, 0, "a", 0, [_info(10, 1)], [H.PriorityHint(xq, 1)])
+    assert pushed == []  # the application set its own creation priority itself
+    s.hint(H.PriorityHint(xq, 7))
+    assert pushed == [(10, xq, 7)]
+    s.hint(H.PriorityHint(xq, 7))  # no change, nothing sent
+    s.hint(H.UtilizationHint(xq, 50))  # not a priority
+    assert pushed == [(10, xq, 7)]
+    s.hint(H.PriorityHint(xq, 1))
+    assert pushed == [(10, xq, 7), (10, xq, 1)]
+
+
+def test_a_queue_without_a_priority_of_its_own_gets_the_operators() -> None:
+    s, pushed = _prio_sched()
+    xq = 20 << 32 | 1
+    s.register(20, 0, "b", 0, [_info(20, 1)], [])
+    s.hint(H.PriorityHint(xq, H.PRIORITY_DEFAULT))  # what it has already
+    assert pushed == []
+    s.hint(H.PriorityHint(xq, -3))
+    assert pushed == [(20, xq, -3)]
+
+
+def test_a_kept_hint_is_pushed_when_the_process_registers_again() -> None:
+    """After a daemon restart (or a reconnect) the application creates its queue with its
+    own priority; the operator's hint the daemon kept wins and reaches the hardware."""
+    xq = 10 << 32 | 1
+    s, pushed = _prio_sched(hints=[H.PriorityHint(xq, 9)])
+    s.register(10, 0, "a", 0, [_info(10, 1)], [H.PriorityHint(xq, 1)])
+    assert pushed == [(10, xq, 9)]
+    s.unregister(10)
+    s.register(10, 0, "a", 0, [_info(10, 1)], [H.PriorityHint(xq, 9)])
+    assert pushed == [(10, xq, 9)]  # this time its own priority already matches
+
+
+def test_a_queue_added_later_and_an_application_hint_at_run_time_are_pushed_too() -> None:
+    xq2 = 10 << 32 | 2
+    s, pushed = _prio_sched(hints=[H.PriorityHint(xq2, 4)])
+    s.register(10, 0, "a", 0, [_info(10, 1)], [])
+    s.xqueue_event(10, pb.EVENT_KIND_CONFIGURED, _info(10, 2), hints=[H.PriorityHint(xq2, 2)])
+    assert pushed == [(10, xq2, 4)]  # the kept hint, over the new queue's own
+    s.xqueue_event(10, pb.EVENT_KIND_CONFIGURED, _info(10, 2), hints=[H.PriorityHint(xq2, 6)])
+    assert pushed == [(10, xq2, 4), (10, xq2, 6)]  # Agent.hint does not touch the hardware itself

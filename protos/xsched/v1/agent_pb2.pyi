@@ -121,18 +121,20 @@ class Registered(_message.Message):
     def __init__(self, lease_s: _Optional[float] = ..., policy: _Optional[str] = ...) -> None: ...
 
 class Operation(_message.Message):
-    __slots__ = ("op_id", "xqueue_id", "suspend", "resume", "configure")
+    __slots__ = ("op_id", "xqueue_id", "suspend", "resume", "configure", "set_priority")
     OP_ID_FIELD_NUMBER: _ClassVar[int]
     XQUEUE_ID_FIELD_NUMBER: _ClassVar[int]
     SUSPEND_FIELD_NUMBER: _ClassVar[int]
     RESUME_FIELD_NUMBER: _ClassVar[int]
     CONFIGURE_FIELD_NUMBER: _ClassVar[int]
+    SET_PRIORITY_FIELD_NUMBER: _ClassVar[int]
     op_id: int
     xqueue_id: int
     suspend: Suspend
     resume: Resume
     configure: _types_pb2.XQueueConfig
-    def __init__(self, op_id: _Optional[int] = ..., xqueue_id: _Optional[int] = ..., suspend: _Optional[_Union[Suspend, _Mapping]] = ..., resume: _Optional[_Union[Resume, _Mapping]] = ..., configure: _Optional[_Union[_types_pb2.XQueueConfig, _Mapping]] = ...) -> None: ...
+    set_priority: SetPriority
+    def __init__(self, op_id: _Optional[int] = ..., xqueue_id: _Optional[int] = ..., suspend: _Optional[_Union[Suspend, _Mapping]] = ..., resume: _Optional[_Union[Resume, _Mapping]] = ..., configure: _Optional[_Union[_types_pb2.XQueueConfig, _Mapping]] = ..., set_priority: _Optional[_Union[SetPriority, _Mapping]] = ...) -> None: ...
 
 class Suspend(_message.Message):
     __slots__ = ()
@@ -141,6 +143,12 @@ class Suspend(_message.Message):
 class Resume(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class SetPriority(_message.Message):
+    __slots__ = ("priority",)
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    priority: int
+    def __init__(self, priority: _Optional[int] = ...) -> None: ...
 
 class Ping(_message.Message):
     __slots__ = ()
