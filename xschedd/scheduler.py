@@ -140,8 +140,9 @@ class GlobalScheduler:
         proc = ProcessRecord(pid, uid, name, nice, self.clock())
         self.processes[pid] = proc
         self._process_status[pid] = ProcessStatus(pid, nice, name)
+        own = _priorities(hints)
         for info in infos:
-            self._add_xqueue(proc, info, hints)
+            self._add_xqueue(proc, info, own)
         self._adopt_hints(hints)
         for info in infos:
             self._push_priority(info.xqueue_id)
@@ -180,7 +181,7 @@ class GlobalScheduler:
         new = rec is None
         if new:
             own = [h for h in hints if hint_pid(h) == pid]
-            rec = self._add_xqueue(proc, info, own)
+            rec = self._add_xqueue(proc, info, _priorities(own))
             self._adopt_hints(own)
         else:
             for hint in hints:  # an application changing its own hints at run time
@@ -420,13 +421,10 @@ class GlobalScheduler:
                 f"XQueue id {xqueue_id:#x} does not belong to process {pid} (ids are pid << 32 | n)"
             )
 
-    def _add_xqueue(self, proc: ProcessRecord, info: pb.XQueueInfo, own: Iterable[H.Hint] = ()) -> XQueueRecord:
-        """`own`: the hints its process sent with it (its creation priority among them)."""
+    def _add_xqueue(self, proc: ProcessRecord, info: pb.XQueueInfo, own: dict[int, int]) -> XQueueRecord:
+        """`own`: the priorities its process sent with its XQueues (what it gave the hardware)."""
         rec = XQueueRecord(info=info)
-        self._hw_priority[info.xqueue_id] = next(
-            (h.priority for h in own if isinstance(h, H.PriorityHint) and h.xqueue_id == info.xqueue_id),
-            H.PRIORITY_DEFAULT,
-        )
+        self._hw_priority[info.xqueue_id] = own.get(info.xqueue_id, H.PRIORITY_DEFAULT)
         if rec.ready:
             rec.ready_since = self.clock()
         proc.xqueues[info.xqueue_id] = rec
@@ -469,6 +467,10 @@ class GlobalScheduler:
             self._persist(False)
         # Hints kept from before (a daemon restart, or an agent reconnecting) already
         # live in the policy: nothing to replay.
+
+
+def _priorities(hints: Iterable[H.Hint]) -> dict[int, int]:
+    return {h.xqueue_id: h.priority for h in hints if isinstance(h, H.PriorityHint)}
 
 
 def _status_of(rec: XQueueRecord) -> XQueueStatus:
