@@ -18,11 +18,23 @@ import grpc
 from protos.xsched.v1 import agent_pb2 as apb
 from xschedd.auth import Peer
 from xschedd.errors import AgentUnavailable, OperationRefused
-from xschedd.framing import frame
+from xschedd.framing import frame, frame_bytes
+
+# DaemonMessage field 5 (`operations`), length-delimited: its tag byte on the wire.
+_OPERATIONS_TAG = bytes([apb.DaemonMessage.OPERATIONS_FIELD_NUMBER << 3 | 2])
 
 OUTBOX_LIMIT = 10_000
 OUTBOX_LIMIT_BYTES = 16 * 1024 * 1024  # native stream: unsent bytes before the agent is dropped
 _CLOSE = object()
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 class AgentSession:
@@ -39,6 +51,13 @@ class AgentSession:
 
     def send(self, msg: apb.DaemonMessage) -> None:
         if not self.closed:
+            self._deliver(msg)
+
+    def send_operations(self, ops: bytes) -> None:
+        """One decision's operations for this process, as serialized `Operations`."""
+        if not self.closed:
+            msg = apb.DaemonMessage()
+            msg.operations.MergeFromString(ops)
             self._deliver(msg)
 
     async def request(self, op: apb.Operation, timeout_s: float) -> None:
@@ -98,12 +117,20 @@ class SocketSession(AgentSession):
         self.transport = transport
 
     def _deliver(self, msg: apb.DaemonMessage) -> None:
+        self._write(frame(msg))
+
+    def send_operations(self, ops: bytes) -> None:
+        """Framed as the DaemonMessage `operations` would serialize, without building it."""
+        if not self.closed:
+            self._write(frame_bytes(_OPERATIONS_TAG + _varint(len(ops)) + ops))
+
+    def _write(self, data: bytes) -> None:
         if self.transport.is_closing():  # the connection is gone: its end detaches us
             return
         if self.transport.get_write_buffer_size() > OUTBOX_LIMIT_BYTES:
             self.close(grpc.StatusCode.RESOURCE_EXHAUSTED, "the agent does not read its operations")
             return
-        self.transport.write(frame(msg))
+        self.transport.write(data)
 
     def _finish(self) -> None:
         if self.error is not None and not self.transport.is_closing():

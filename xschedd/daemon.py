@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+from itertools import starmap
 import logging
 from collections.abc import AsyncIterator, Iterable
 
@@ -179,9 +180,7 @@ class Daemon:
         session = self.sessions.get(pid)
         if session is None:
             return
-        msg = apb.DaemonMessage()
-        msg.operations.MergeFromString(b"".join(operation_bytes(x, suspend) for x, suspend in changes))
-        session.send(msg)
+        session.send_operations(b"".join(starmap(operation_bytes, changes)))
 
     def _send_priority(self, pid: int, xqueue_id: int, priority: int) -> None:
         """An XQueue's priority for its hardware queue (GlobalScheduler._push_priority)."""

@@ -41,7 +41,11 @@ class MalformedFrame(FrameError):
 
 def frame(msg: Message) -> bytes:
     """`msg` as it travels: its length, then its bytes."""
-    data = msg.SerializeToString()
+    return frame_bytes(msg.SerializeToString())
+
+
+def frame_bytes(data: bytes) -> bytes:
+    """An already serialized message as it travels."""
     return _HEADER.pack(len(data)) + data
 
 

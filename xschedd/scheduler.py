@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from itertools import groupby
 from typing import Protocol
 
 import psutil
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 # Events that change what a policy decides.
 _RESCHEDULE_ON = {pb.EVENT_KIND_READY, pb.EVENT_KIND_IDLE, pb.EVENT_KIND_CLOSED}
 HINT_GC_INTERVAL_S = 5.0
+_pid_of = (32).__rrshift__  # xqueue_id -> its process's pid (xqueue_id >> 32), in C
 STATE_METRICS_DELAY_S = 0.1
 
 
@@ -329,17 +331,10 @@ class GlobalScheduler:
         self._sent_resume -= suspend
         self._sent_resume |= resume
         sent = {True: len(suspend), False: len(resume)}  # suspend -> operations sent
-        by_pid: dict[int, list[tuple[int, bool]]] = {}
-        xqueues = status.xqueues
-        for xqueue_id in sorted(suspend | resume):
-            pid = xqueues[xqueue_id].pid
-            change = (xqueue_id, xqueue_id in suspend)
-            if pid in by_pid:
-                by_pid[pid].append(change)
-            else:
-                by_pid[pid] = [change]
-        for pid, changes in by_pid.items():  # the operations first, the bookkeeping after
-            self._dispatch(pid, changes)
+        # XQueue ids are pid << 32 | n (checked at registration): in id order, each
+        # process's XQueues come together. The operations first, the bookkeeping after.
+        for pid, ids in groupby(sorted(suspend | resume), _pid_of):
+            self._dispatch(pid, [(xqueue_id, xqueue_id in suspend) for xqueue_id in ids])
         self.metrics.decision(self._policy.name)
         for suspend, count in sent.items():
             if count:
