@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-from itertools import starmap
 import logging
 from collections.abc import AsyncIterator, Iterable
+from itertools import starmap
 
 import grpc
 
@@ -43,7 +43,7 @@ _PER_XQUEUE_HINTS = (H.PriorityHint, H.UtilizationHint, H.DeadlineHint, H.Laxity
 def operation_bytes(xqueue_id: int, suspend: bool) -> bytes:
     """One suspend or resume as serialized `Operations`: concatenated, they parse as one
     `Operations` holding all of them (protobuf merges repeated fields). Encoded once per
-    XQueue, so a decision's messages cost a join and one parse in C, not a build per op."""
+    XQueue, so a decision's messages cost a join in C, not a build per op."""
     op = apb.Operation(xqueue_id=xqueue_id)
     (op.suspend if suspend else op.resume).SetInParent()
     return apb.Operations(ops=[op]).SerializeToString()

@@ -50,8 +50,8 @@ log = logging.getLogger(__name__)
 # Events that change what a policy decides.
 _RESCHEDULE_ON = {pb.EVENT_KIND_READY, pb.EVENT_KIND_IDLE, pb.EVENT_KIND_CLOSED}
 HINT_GC_INTERVAL_S = 5.0
-_pid_of = (32).__rrshift__  # xqueue_id -> its process's pid (xqueue_id >> 32), in C
 STATE_METRICS_DELAY_S = 0.1
+_pid_of = (32).__rrshift__  # xqueue_id -> its process's pid (xqueue_id >> 32), in C
 
 
 class Cancellable(Protocol):
