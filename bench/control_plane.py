@@ -1,5 +1,9 @@
 """Control plane: from an XQueue's status change to the operation applied in the target process.
 
+"Applied" is timed two ways for suspends through the daemon: the queue's SUSPENDED event
+(the operation done by the target's agent thread) and the daemon's write of the queue's
+suspend gate (xschedd/gates.py), from which the target's launcher launches nothing more.
+
 A trigger XQueue (priority 10) becomes ready; under HPF every target XQueue (priority 0,
 kept busy) must then be suspended, and resumed when the trigger goes idle. We time, on
 the machine's monotonic clock (shared by all processes), trigger-ready -> target
@@ -35,6 +39,7 @@ from hal import HwCommand
 from hal.sim import SimDevice
 from hal.stats import percentile
 from preempt import EventKind
+from preempt.agent import Agent
 from preempt.runtime import Runtime
 from protos.xsched.v1 import control_pb2 as cpb
 from protos.xsched.v1 import control_pb2_grpc
@@ -53,14 +58,18 @@ def role_process(targets: int, rounds: int) -> int:
     """
     runtime = Runtime()
     device = SimDevice.local()
-    stamps: dict[str, list[float]] = {"suspended": [], "resumed": []}
+    stamps: dict[str, list[float]] = {"suspended": [], "resumed": [], "gated": []}
     lock = threading.Lock()
+    agent = runtime.scheduler if isinstance(runtime.scheduler, Agent) else None
 
     def listener(event) -> None:
         now = time.monotonic()
         if event.kind in (EventKind.SUSPENDED, EventKind.RESUMED):
+            gated = agent.gated_at(event.info.xqueue_id) if agent is not None else None
             with lock:
                 stamps[event.kind.value].append(now)
+                if event.kind is EventKind.SUSPENDED and gated is not None:
+                    stamps["gated"].append(min(gated, now))  # launching stopped then
 
     busy = []
     for i in range(targets):
@@ -143,21 +152,26 @@ def run_config(procs: int, per_proc: int, rounds: int, base_env: dict, daemon_so
     trigger.stdin.write("go\n")
     trigger.stdin.flush()
     result = read_json(trigger)
-    stamps = {"suspended": list(result["suspended"]), "resumed": list(result["resumed"])}
+    stamps = {kind: list(result[kind]) for kind in ("suspended", "resumed", "gated")}
     for child in children:
         if child is trigger:
             continue
         child.stdin.close()
         data = read_json(child)
-        stamps["suspended"] += data["suspended"]
-        stamps["resumed"] += data["resumed"]
+        for kind in stamps:
+            stamps[kind] += data[kind]
         child.wait(30)
     trigger.wait(30)
     suspend = latencies(result["triggers"], sorted(stamps["suspended"]))
     resume = latencies(result["idles"], sorted(stamps["resumed"]))
+    gated = latencies(result["triggers"], sorted(stamps["gated"]))
     expected = rounds * procs * per_proc
     return {
         "suspends_total": len(stamps["suspended"]),
+        # the daemon's gate write: from then on the target launches nothing (level 1 applied)
+        "gated_p50_ms": percentile(gated, 50) * 1e3 if gated else None,
+        "gated_p99_ms": percentile(gated, 99) * 1e3 if gated else None,
+        "gated_seen": len(gated),
         "suspend_p50_ms": percentile(suspend, 50) * 1e3,
         "suspend_p99_ms": percentile(suspend, 99) * 1e3,
         "resume_p50_ms": percentile(resume, 50) * 1e3,
@@ -283,6 +297,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['operations_seen']:>4}/{r['operations_expected']:<4} {extra}")  # fmt: skip
         ratio = pair["daemon"]["suspend_p99_ms"] / pair["local"]["suspend_p99_ms"]
         print(f"{'':<8} daemon/local suspend P99: {ratio:.2f}x")
+        g = pair["daemon"]
+        if g.get("gated_p50_ms") is not None:
+            print(f"{'':<8} daemon, launching stopped by the suspend gate: P50 {g['gated_p50_ms']:.3f} ms, "
+                  f"P99 {g['gated_p99_ms']:.3f} ms ({g['gated_seen']} suspends); "
+                  f"P99 vs local {g['gated_p99_ms'] / pair['local']['suspend_p99_ms']:.2f}x")  # fmt: skip
     s = results.get("sustained")
     if s is not None:
         print(f"\nsustained: {s['events_offered_per_s']:,.0f} events/s offered by 100 XQueues, "

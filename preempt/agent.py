@@ -52,6 +52,7 @@ from preempt.xqueue import EventKind, XQueue, XQueueEvent, XQueueInfo, XQueueSta
 from protos.xsched.v1 import agent_pb2 as apb
 from protos.xsched.v1 import types_pb2 as pb
 from xschedd.framing import FrameError
+from xschedd.gates import GatePage, slot_of
 from xschedd.policy.hintbook import HintBook, hint_pid, hint_xqueue
 from xschedd.policy.hints import Hint
 from xschedd.policy.wire import hint_to_proto
@@ -164,6 +165,7 @@ class Agent:
         self._xqueues: dict[int, XQueue] = {}
         self._latencies: dict[int, _Latencies] = {}
         self._link: UnixLink | GrpcLink | None = None  # set once the register is on its way
+        self._gates: GatePage | None = None  # this session's suspend gates (xschedd/gates.py)
         # Status events held back, one per XQueue however many changes (see `_listener`):
         # XQueue id -> whether it became ready or idle meanwhile (the daemon decides anew).
         self._coalesced: dict[int, bool] = {}
@@ -195,14 +197,22 @@ class Agent:
         with self._lock:
             self._xqueues[xq.id] = xq
             self._latencies[xq.id] = _Latencies()
+            gates = self._gates
             self._send_locked(apb.AgentMessage(event=apb.XQueueEvent(
                 kind=pb.EVENT_KIND_CONFIGURED, info=info_to_proto(xq.info()),
                 hints=[hint_to_proto(h) for h in hints],
             )))  # fmt: skip
+        if gates is not None:
+            _gate(xq, gates)
+            with self._lock:
+                dropped = self._gates is not gates
+            if dropped:  # the session ended meanwhile, and may have missed this queue
+                xq.set_gate(None)
 
     def remove(self, xq: XQueue) -> None:
         """Stop scheduling `xq`; it is resumed so that it is never left suspended."""
         xq.remove_listener(self._listener)
+        xq.set_gate(None)
         with self._lock:
             if self._xqueues.pop(xq.id, None) is not None:
                 info = info_to_proto(xq.info())
@@ -222,6 +232,12 @@ class Agent:
             self._send_locked(apb.AgentMessage(event=apb.XQueueEvent(
                 kind=pb.EVENT_KIND_CONFIGURED, info=info_to_proto(xq.info()), hints=[hint_to_proto(hint)],
             )))  # fmt: skip
+
+    def gated_at(self, xqueue_id: int) -> float | None:
+        """When the daemon last gated this XQueue (time.monotonic()), if it has this session."""
+        with self._lock:
+            gates = self._gates
+        return None if gates is None else gates.stamp(xqueue_id)
 
     def set_gauge(self, name: str, value: float) -> None:
         """A workload gauge (e.g. kv_blocks_used), reported with the next report."""
@@ -381,6 +397,7 @@ class Agent:
         finally:
             with self._lock:
                 self._link = None
+            self._drop_gates()
             await link.close()
 
     def _register_message(self) -> apb.AgentMessage:
@@ -407,6 +424,8 @@ class Agent:
             self._apply(msg.operation)
         elif kind == "registered":
             self.lease_s = msg.registered.lease_s or self.config.lease_s
+            if msg.registered.gates:
+                self._map_gates(msg.registered.gates)
             self.registrations += 1
             self.connected.set()
             log.info("registered with xschedd (policy %s)", msg.registered.policy)
@@ -414,6 +433,28 @@ class Agent:
             log.info("xschedd is going away (%s); resuming every XQueue", msg.shutdown.reason)
             return False
         return True
+
+    def _map_gates(self, path: str) -> None:
+        """The daemon's suspend gates for this session (on the loop, on `registered`)."""
+        try:
+            gates = GatePage.open(path)
+        except (OSError, ValueError) as exc:  # operations alone still work
+            log.warning("no suspend gates (%s): %s", path, exc)
+            return
+        with self._lock:
+            self._gates = gates
+            xqueues = list(self._xqueues.values())
+        for xq in xqueues:
+            _gate(xq, gates)
+
+    def _drop_gates(self) -> None:
+        """The session is over: nothing may stay held by its gates."""
+        with self._lock:
+            gates, self._gates = self._gates, None
+            xqueues = list(self._xqueues.values())
+        if gates is not None:
+            for xq in xqueues:
+                xq.set_gate(None)
 
     async def _report(self) -> None:
         while True:
@@ -483,6 +524,12 @@ class Agent:
         for xq in xqueues:
             with contextlib.suppress(Exception):
                 xq.resume()
+
+
+def _gate(xq: XQueue, gates: GatePage) -> None:
+    slot = slot_of(xq.id)
+    if slot is not None:
+        xq.set_gate(gates.flags, slot)
 
 
 def _describe(exc: BaseException) -> str:

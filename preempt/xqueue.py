@@ -169,6 +169,8 @@ class XQueue:
         self._error: BaseException | None = None
         self._ready_since: float | None = None
         self._listeners: list[Listener] = []
+        self._gate: memoryview | None = None  # a scheduler's shared byte: nonzero, no launch
+        self._gate_slot = 0
 
     # -- application API ------------------------------------------------------------
     def submit(self, cmd: HwCommand) -> XCommand:
@@ -314,6 +316,19 @@ class XQueue:
                 event = self._event_locked(EventKind.CLOSED)
             self._emit(event)
 
+    def set_gate(self, gate: memoryview | None, slot: int = 0) -> None:
+        """Launch nothing while `gate[slot]` is nonzero (None: no gate).
+
+        xschedd's suspend gates (xschedd/gates.py): the daemon sets the byte before its
+        suspend operation travels, so launching stops as soon as it decides. The byte
+        only holds launches back; `suspend()` and `resume()` stay the queue's state.
+        Dropping a gate launches what it held back.
+        """
+        with self._cond:
+            self._gate, self._gate_slot = gate, slot
+            if gate is None:
+                self._pump_locked()
+
     def add_listener(self, listener: Listener) -> None:
         """Call `listener(event)` on every state change (the hook schedulers use)."""
         with self._cond:
@@ -411,6 +426,7 @@ class XQueue:
             and not self._suspended
             and not self._throttled
             and self._error is None
+            and not (self._gate is not None and self._gate[self._gate_slot])
         )
 
     def _pump_locked(self) -> None:

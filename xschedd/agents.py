@@ -19,6 +19,7 @@ from protos.xsched.v1 import agent_pb2 as apb
 from xschedd.auth import Peer
 from xschedd.errors import AgentUnavailable, OperationRefused
 from xschedd.framing import frame, frame_bytes
+from xschedd.gates import GatePage
 
 # DaemonMessage field 5 (`operations`), length-delimited: its tag byte on the wire.
 _OPERATIONS_TAG = bytes([apb.DaemonMessage.OPERATIONS_FIELD_NUMBER << 3 | 2])
@@ -45,6 +46,7 @@ class AgentSession:
         self.pid: int | None = None
         self.error: tuple[grpc.StatusCode, str] | None = None
         self.closed = False
+        self.gates: GatePage | None = None  # a local agent's suspend gates (xschedd/gates.py)
         self._outbox: asyncio.Queue = asyncio.Queue()
         self._results: dict[int, asyncio.Future[apb.OperationResult]] = {}
         self._op_ids = itertools.count(1)
@@ -84,6 +86,9 @@ class AgentSession:
         if self.closed:
             return
         self.closed = True
+        if self.gates is not None:
+            self.gates.close()
+            self.gates = None
         if code is not None:
             self.error = (code, details)
         for future in self._results.values():

@@ -20,6 +20,7 @@ from protos.xsched.v1 import types_pb2 as pb
 from xschedd.agents import AgentSession
 from xschedd.auth import Authorizer, Peer
 from xschedd.errors import AgentUnavailable, InvalidArgument, NotFound, PermissionDenied
+from xschedd.gates import GatePage
 from xschedd.metrics import Metrics
 from xschedd.policy import PolicyError
 from xschedd.policy import hints as H
@@ -75,6 +76,7 @@ class Daemon:
             hints=saved.hints,
             dispatch=self._dispatch,
             set_priority=self._send_priority,
+            gate=self._gate,
             call_later=self.loop.call_later,
             bus=self.bus,
             persist=self._persist,
@@ -148,7 +150,14 @@ class Daemon:
             old.close(grpc.StatusCode.ABORTED, "replaced by a newer registration of this process")
         session.pid = reg.pid
         self.sessions[reg.pid] = session
-        session.send(apb.DaemonMessage(registered=apb.Registered(lease_s=self.lease_s, policy=self.scheduler.policy_name)))
+        if peer.transport == "unix" and session.gates is None:
+            try:
+                session.gates = GatePage.create(reg.pid, peer.uid)
+            except OSError as exc:  # no shared memory for it: operations alone still work
+                log.warning("agent %s: no suspend gates: %s", peer.describe(), exc)
+        gates = str(session.gates.path) if session.gates is not None else ""
+        registered = apb.Registered(lease_s=self.lease_s, policy=self.scheduler.policy_name, gates=gates)
+        session.send(apb.DaemonMessage(registered=registered))
         self.scheduler.register(reg.pid, peer.uid, reg.name, reg.nice, reg.xqueues, hints)
 
     def _agent_message(self, session: AgentSession, msg: apb.AgentMessage) -> None:
@@ -181,6 +190,13 @@ class Daemon:
         if session is None:
             return
         session.send_operations(b"".join(starmap(operation_bytes, changes)))
+
+    def _gate(self, pid: int, changes: list[tuple[int, bool]]) -> None:
+        """A decision's suspends and resumes into the process's gate page, before any
+        operation is sent (xschedd/gates.py)."""
+        session = self.sessions.get(pid)
+        if session is not None and session.gates is not None:
+            session.gates.apply(changes)
 
     def _send_priority(self, pid: int, xqueue_id: int, priority: int) -> None:
         """An XQueue's priority for its hardware queue (GlobalScheduler._push_priority)."""

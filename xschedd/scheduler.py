@@ -60,6 +60,9 @@ class Cancellable(Protocol):
 
 # (pid, [(xqueue_id, suspend), ...]): one call per process per decision, in order
 Dispatch = Callable[[int, list[tuple[int, bool]]], None]
+# The same, called for every process of a decision before any Dispatch: the suspend
+# gates (xschedd/gates.py), shared memory that takes effect as it is written.
+Gate = Dispatch
 # (pid, xqueue_id, priority): the priority for the XQueue's hardware queue (see _push_priority)
 SetPriority = Callable[[int, int, int], None]
 CallLater = Callable[[float, Callable[[], None]], Cancellable]
@@ -75,6 +78,7 @@ class GlobalScheduler:
         dispatch: Dispatch,
         call_later: CallLater,
         set_priority: SetPriority = lambda pid, xqueue_id, priority: None,
+        gate: Gate = lambda pid, changes: None,
         gang: bool = False,
         hints: Iterable[H.Hint] = (),
         bus: StatusBus | None = None,
@@ -93,6 +97,7 @@ class GlobalScheduler:
         self.gang = gang
         self._dispatch = dispatch
         self._set_priority = set_priority
+        self._gate = gate
         self._call_later = call_later
         self._persist = persist
         self._pid_alive = pid_alive
@@ -332,9 +337,16 @@ class GlobalScheduler:
         self._sent_resume |= resume
         sent = {True: len(suspend), False: len(resume)}  # suspend -> operations sent
         # XQueue ids are pid << 32 | n (checked at registration): in id order, each
-        # process's XQueues come together. The operations first, the bookkeeping after.
-        for pid, ids in groupby(sorted(suspend | resume), _pid_of):
-            self._dispatch(pid, [(xqueue_id, xqueue_id in suspend) for xqueue_id in ids])
+        # process's XQueues come together. Every process's gates, then the operations,
+        # then the bookkeeping.
+        by_pid = [
+            (pid, [(xqueue_id, xqueue_id in suspend) for xqueue_id in ids])
+            for pid, ids in groupby(sorted(suspend | resume), _pid_of)
+        ]
+        for pid, changes in by_pid:
+            self._gate(pid, changes)
+        for pid, changes in by_pid:
+            self._dispatch(pid, changes)
         self.metrics.decision(self._policy.name)
         for suspend, count in sent.items():
             if count:

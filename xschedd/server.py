@@ -25,6 +25,7 @@ from grpc_reflection.v1alpha import reflection
 
 from hal.paths import DAEMON_SOCKET_NAME, daemon_socket
 from protos.xsched.v1 import agent_pb2, agent_pb2_grpc, control_pb2, control_pb2_grpc
+from xschedd import gates
 from xschedd.agent_socket import AgentConnection
 from xschedd.auth import Authorizer, PeerTable
 from xschedd.daemon import DEFAULT_LEASE_S, Daemon
@@ -132,6 +133,8 @@ async def serve(config: DaemonConfig, ready: asyncio.Event | None = None) -> int
     daemon = None
     try:
         _clear_stale(sock_path)
+        if gates.remove_stale():
+            log.info("removed the suspend-gate pages of daemons that are gone")
         shutil.rmtree(private, ignore_errors=True)
         private.mkdir(mode=0o700)
         upstream = private / "grpc.sock"

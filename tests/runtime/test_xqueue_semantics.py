@@ -316,3 +316,28 @@ def test_real_time_worker_runs_commands_in_order():
     xq.wait(cmds[-1], timeout=10)
     xq.close(timeout=10)
     assert ran == list(range(50))
+
+
+def test_a_set_gate_byte_holds_launches_until_the_queue_is_resumed_or_ungated(device):
+    """xschedd's suspend gate: the byte alone stops launching at once; the operation
+    that follows (suspend, resume) or dropping the gate decides what runs next."""
+    page = bytearray(8)
+    xq = XQueue(device.create_queue(), threshold=2)
+    xq.set_gate(memoryview(page), 3)
+    a = xq.submit(HwCommand(100))
+    assert (xq.info().pending, xq.info().in_flight) == (0, 1)  # byte 0: launches as usual
+    page[3] = 1  # the daemon decided: nothing more is launched, even with room in flight
+    b = xq.submit(HwCommand(100))
+    xq.wait(a)
+    assert (xq.info().pending, xq.info().in_flight, xq.suspended) == (1, 0, False)
+    xq.suspend()  # the operation arrives
+    page[3] = 0  # the daemon resumes: the byte first, then the operation
+    assert xq.info().pending == 1
+    xq.resume()
+    xq.wait(b)
+    page[3] = 1
+    c = xq.submit(HwCommand(100))
+    assert xq.info().pending == 1
+    xq.set_gate(None)  # the session ended: what the gate held back goes
+    xq.wait(c)
+    assert a.done and b.done and c.done

@@ -113,12 +113,14 @@ class Operations(_message.Message):
     def __init__(self, ops: _Optional[_Iterable[_Union[Operation, _Mapping]]] = ...) -> None: ...
 
 class Registered(_message.Message):
-    __slots__ = ("lease_s", "policy")
+    __slots__ = ("lease_s", "policy", "gates")
     LEASE_S_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
+    GATES_FIELD_NUMBER: _ClassVar[int]
     lease_s: float
     policy: str
-    def __init__(self, lease_s: _Optional[float] = ..., policy: _Optional[str] = ...) -> None: ...
+    gates: str
+    def __init__(self, lease_s: _Optional[float] = ..., policy: _Optional[str] = ..., gates: _Optional[str] = ...) -> None: ...
 
 class Operation(_message.Message):
     __slots__ = ("op_id", "xqueue_id", "suspend", "resume", "configure", "set_priority")
