@@ -3,6 +3,7 @@ agent's XQueue before its operation travels."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -16,9 +17,16 @@ from hal import HwCommand
 from hal.sim import SimDevice
 from preempt.agent import Agent, agent_config
 from preempt.xqueue import EventKind, XQueue
+from protos.xsched.v1 import agent_pb2 as apb
 from tests.daemon.conftest import Env, wait_for
 from xschedd import gates
+from xschedd.agents import SocketSession
+from xschedd.auth import Authorizer, Credentials, PeerTable
+from xschedd.daemon import Daemon
+from xschedd.framing import FrameReader
 from xschedd.gates import SLOTS, GatePage, slot_of
+from xschedd.metrics import Metrics
+from xschedd.state import StateStore
 
 
 def test_the_daemon_writes_what_the_agent_reads_and_closing_ungates_and_removes(tmp_path, monkeypatch) -> None:
@@ -93,3 +101,47 @@ def test_a_suspend_takes_effect_at_the_gate_before_its_operation_and_a_dead_daem
     finally:
         agent.close()
     wait_for(lambda: not _gate_files(), 5)  # the stream ended: the daemon removed its page
+
+
+def test_without_shared_memory_the_daemon_registers_the_agent_with_operations_only(tmp_path, monkeypatch, caplog) -> None:
+    def no_shm(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(GatePage, "create", no_shm)
+
+    class Transport:
+        data = b""
+
+        def is_closing(self):
+            return False
+
+        def get_write_buffer_size(self):
+            return 0
+
+        def write(self, data):
+            Transport.data += data
+
+    async def main() -> list[apb.DaemonMessage]:
+        store = StateStore(tmp_path)
+        d = Daemon(policy="HPF", gang=False, saved=store.load(), store=store,
+                   authorizer=Authorizer(PeerTable()), metrics=Metrics(None))  # fmt: skip
+        session = SocketSession(d.auth.local_peer(Credentials(os.getpid(), os.getuid(), os.getgid())), Transport())
+        reg = apb.AgentMessage(register=apb.Register(pid=os.getpid(), name="t"))
+        assert d.agent_messages(session, [reg])
+        return FrameReader(apb.DaemonMessage.FromString).feed(Transport.data)
+
+    (msg,) = asyncio.run(main())
+    assert msg.registered.gates == "" and msg.registered.lease_s > 0
+    assert "no suspend gates" in caplog.text
+
+
+def test_an_agent_told_a_path_that_is_not_a_gate_page_works_without_gates(caplog) -> None:
+    agent = Agent(agent_config({"XSCHED_SOCKET": "/nonexistent/x.sock"}))
+    try:
+        xq = XQueue(SimDevice.local().create_queue())
+        agent.add(xq)
+        agent._map_gates("/etc/passwd")
+        assert agent.gated_at(xq.id) is None and "no suspend gates" in caplog.text
+        xq.wait(xq.submit(HwCommand(100)))  # nothing holds it
+    finally:
+        agent.close()
