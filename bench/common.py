@@ -19,6 +19,10 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 
 
 def git_commit() -> str:
+    """The commit measured: $XSCHED_COMMIT (a copy of the tree without .git, e.g. on the
+    GPU machine), else git's HEAD."""
+    if os.environ.get("XSCHED_COMMIT"):
+        return os.environ["XSCHED_COMMIT"]
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True

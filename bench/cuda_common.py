@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
+
+from common import git_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -47,15 +48,6 @@ def pct(samples: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))]
 
 
-def commit() -> str:
-    env = os.environ.get("XSCHED_COMMIT")
-    if env:
-        return env
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        return out.stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
 
 
 SETUP_ONE_PROCESS = "one process (one CUDA context), XQueues scheduled by preempt's local scheduler"
@@ -69,7 +61,7 @@ def write(name: str, device, parameters: dict, results: dict, setup: str = SETUP
         "benchmark": name,
         "device": f"{device.info.name} ({device.name}, {device.info.sm_count} SMs)",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "commit": commit(),
+        "commit": git_commit(),
         "setup": setup,
         "parameters": parameters,
         "results": results,
