@@ -22,11 +22,9 @@ dead processes, so a parked queue resumes within that time.
 from __future__ import annotations
 
 import atexit
-import ctypes
 import fcntl
 import mmap
 import os
-import platform
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +35,7 @@ import numpy as np
 
 from hal.errors import DeviceError
 from hal.paths import runtime_dir
+from hal.shm import futex_wait, futex_wake, pid_alive
 
 ENV = "XSCHED_CUDA_BOARD"  # 1/on: CUDA queues use the board (default off)
 LEVELS = 32
@@ -46,16 +45,10 @@ SLOTS = (PAGE // 4 - HEADER) // 4
 REAP_S = 0.05
 _ZERO_SLOT = memoryview(bytes(16)).cast("I")
 
-_FUTEX = {"x86_64": 202, "aarch64": 98}.get(platform.machine())
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 class BoardFull(RuntimeError):
     """Every slot of the board belongs to a live process."""
-
-
-class _Timespec(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
 
 
 def enabled(env: dict[str, str] | None = None) -> bool:
@@ -210,7 +203,7 @@ class PriorityBoard:
             pid = w[j]
             if pid == 0:
                 continue
-            if reap and j != me and not _alive(pid):
+            if reap and j != me and not pid_alive(pid):
                 w[j : j + 4] = _ZERO_SLOT
                 continue
             active |= w[j + 1]
@@ -219,12 +212,12 @@ class PriorityBoard:
         w[1] = registered
         w[0] = new = LEVELS - active.bit_length()
         if new > old:
-            _futex_wake(self.address)
+            futex_wake(self.address)
 
     def _claim(self, hw: int) -> int:
         for j in range(hw):
             pid = self._w[HEADER + 4 * j]
-            if pid == self._pid or pid == 0 or not _alive(pid):
+            if pid == self._pid or pid == 0 or not pid_alive(pid):
                 return j
         if hw >= SLOTS:
             raise BoardFull(f"priority board {self.path} is full ({SLOTS} processes)")
@@ -236,33 +229,10 @@ class PriorityBoard:
             word = self.word
             for cb in list(self._watchers):
                 cb(word)
-            _futex_wait(self.address, word, REAP_S)
+            futex_wait(self.address, word, REAP_S)
             if time.monotonic() - last_reap >= REAP_S:
                 self.reap()  # a process that died with a level active must not park us for good
                 last_reap = time.monotonic()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _futex_wait(address: int, expected: int, timeout_s: float) -> None:
-    if _FUTEX is None:
-        time.sleep(min(timeout_s, 0.001))
-        return
-    ts = _Timespec(int(timeout_s), int((timeout_s % 1) * 1e9))
-    _libc.syscall(_FUTEX, ctypes.c_void_p(address), 0, ctypes.c_uint32(expected), ctypes.byref(ts), None, 0)
-
-
-def _futex_wake(address: int) -> None:
-    if _FUTEX is not None:
-        _libc.syscall(_FUTEX, ctypes.c_void_p(address), 1, 0x7FFFFFFF, None, None, 0)
 
 
 _opened: dict[str, PriorityBoard] = {}
