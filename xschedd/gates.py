@@ -25,7 +25,6 @@ whatever reason, and its queues run on.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import mmap
 import os
@@ -36,6 +35,8 @@ import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
+
+from hal.shm import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -138,17 +139,9 @@ def remove_stale(directory: Path | None = None) -> int:
     with contextlib.suppress(OSError):
         for entry in os.scandir(directory):
             m = _NAME.fullmatch(entry.name)
-            if m is None or _alive(int(m.group(1))):
+            if m is None or pid_alive(int(m.group(1))):
                 continue
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)
                 removed += 1
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError as exc:
-        return exc.errno == errno.EPERM
-    return True
