@@ -9,7 +9,6 @@ sleep), and whether a pid still runs.
 from __future__ import annotations
 
 import ctypes
-import mmap
 import os
 import platform
 import time
@@ -21,11 +20,6 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 class _Timespec(ctypes.Structure):
     _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
-
-
-def address_of(mm: mmap.mmap) -> int:
-    """The address of a writable mapping's first byte."""
-    return ctypes.addressof(ctypes.c_char.from_buffer(mm))
 
 
 def futex_wait(address: int, expected: int, timeout_s: float) -> None:
