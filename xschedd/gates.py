@@ -25,7 +25,6 @@ whatever reason, and its queues run on.
 from __future__ import annotations
 
 import contextlib
-import logging
 import mmap
 import os
 import re
@@ -37,8 +36,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from hal.shm import pid_alive
-
-log = logging.getLogger(__name__)
 
 SLOTS = 4096
 SIZE = SLOTS + 8 * SLOTS
