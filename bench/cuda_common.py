@@ -48,8 +48,6 @@ def pct(samples: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))]
 
 
-
-
 SETUP_ONE_PROCESS = "one process (one CUDA context), XQueues scheduled by preempt's local scheduler"
 
 

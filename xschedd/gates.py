@@ -103,8 +103,8 @@ class GatePage:
         now = _STAMP.pack(time.monotonic())
         mm = self._mm
         for xqueue_id, suspend in changes:
-            n = xqueue_id & 0xFFFFFFFF
-            if 0 < n < SLOTS:
+            n = slot_of(xqueue_id)
+            if n is not None:
                 if suspend:
                     mm[SLOTS + 8 * n : SLOTS + 8 * n + 8] = now
                 mm[n] = suspend
