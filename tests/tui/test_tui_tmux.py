@@ -80,7 +80,9 @@ def test_closing_the_demo_terminal_stops_everything_it_started(tmp_path):
         return out.split()
 
     try:
-        wait_screen(session, lambda s: "interactive" in s and "connected" in s, 30, "the demo's queues")
+        # every workload's queues, not the first one's: under load the others start later
+        names = ("interactive", "batch", "llm-prefill", "connected")
+        wait_screen(session, lambda s: all(n in s for n in names), 30, "the demo's queues")
         assert len(ours()) >= 4  # the demo, two workloads, the LLM demo
     finally:
         tmux("kill-session", "-t", session)
