@@ -171,6 +171,8 @@ class XQueue:
         self._listeners: list[Listener] = []
         self._gate: memoryview | None = None  # a scheduler's shared byte: nonzero, no launch
         self._gate_slot = 0
+        self._on_gate_stall: Callable[[], None] | None = None
+        self._gate_held = False  # a level-1 suspension left to the gate (suspend(by_gate=True))
 
     # -- application API ------------------------------------------------------------
     def submit(self, cmd: HwCommand) -> XCommand:
@@ -244,21 +246,33 @@ class XQueue:
             event = self._event_locked(EventKind.TASK, float(latency_s))
         self._emit(event)
 
-    def suspend(self, sync_hw_queue: bool = False) -> None:
+    def suspend(self, sync_hw_queue: bool = False, *, by_gate: bool = False) -> None:
         """Stop this XQueue's commands, as far as its level allows.
 
         With `sync_hw_queue` (level 1 only), return once the commands already in
         flight have completed, i.e. the hardware queue is quiet.
+
+        With `by_gate` (xschedd's agent applying the daemon's suspend), a level-1
+        suspension of a gated XQueue (`set_gate`) is left to the gate: the queue counts
+        as suspended while the daemon keeps its byte set and launches again the moment
+        the daemon clears it, without waiting for the resume operation to arrive.
         """
         with self._cond:
-            if self._suspended or self._closed:
+            if self._suspended or self._closed or (self._gate_held and by_gate):
                 return
-            self._suspended = True
-            self._suspended_level = self._level
-            self._sync_tail_locked()
-            self._hw_suspend_locked(self._level)
-            event = self._event_locked(EventKind.SUSPENDED)
-        self._emit(event)
+            was_held = self._gate_held
+            if by_gate and self._gate is not None and self._level == Level.BLOCK and not sync_hw_queue:
+                self._gate_held = True
+                self._sync_tail_locked()
+            else:  # also a suspension of its own over one left to the gate, which it outlasts
+                self._gate_held = False
+                self._suspended = True
+                self._suspended_level = self._level
+                self._sync_tail_locked()
+                self._hw_suspend_locked(self._level)
+            event = None if was_held else self._event_locked(EventKind.SUSPENDED)
+        if event is not None:
+            self._emit(event)
         if sync_hw_queue:
             if self._suspended_level != Level.BLOCK:
                 raise XQueueConfigError("sync_hw_queue needs level 1: at levels 2-3 work stays queued")
@@ -267,10 +281,12 @@ class XQueue:
     def resume(self) -> None:
         """Let this XQueue run again."""
         with self._cond:
-            if not self._suspended:
+            if not (self._suspended or self._gate_held):
                 return
-            self._suspended = False
-            self._hw_resume_locked(self._suspended_level)
+            if self._suspended:
+                self._suspended = False
+                self._hw_resume_locked(self._suspended_level)
+            self._gate_held = False
             self._pump_locked()
             event = self._event_locked(EventKind.RESUMED)
         self._emit(event)
@@ -278,6 +294,10 @@ class XQueue:
     def set_level(self, level: int) -> None:
         with self._cond:
             new = check_params(level, self._threshold, self._batch_size, self.hwq.max_level)
+            if self._gate_held and new != Level.BLOCK:  # the gate stops launches only
+                self._gate_held = False
+                self._suspended = True
+                self._suspended_level = Level.BLOCK
             if self._suspended and new != self._suspended_level:
                 self._hw_resume_locked(self._suspended_level)
                 self._hw_suspend_locked(new)
@@ -316,18 +336,29 @@ class XQueue:
                 event = self._event_locked(EventKind.CLOSED)
             self._emit(event)
 
-    def set_gate(self, gate: memoryview | None, slot: int = 0) -> None:
+    def set_gate(
+        self, gate: memoryview | None, slot: int = 0, on_stall: Callable[[], None] | None = None
+    ) -> None:
         """Launch nothing while `gate[slot]` is nonzero (None: no gate).
 
         xschedd's suspend gates (xschedd/gates.py): the daemon sets the byte before its
-        suspend operation travels, so launching stops as soon as it decides. The byte
-        only holds launches back; `suspend()` and `resume()` stay the queue's state.
-        Dropping a gate launches what it held back.
+        suspend operation travels, so launching stops as soon as it decides, and clears
+        it before its resume travels. The byte holds launches back; a suspension left
+        to it (`suspend(by_gate=True)`) ends when it clears. `on_stall` is called, under
+        the XQueue's lock (so it must be quick), whenever the byte alone keeps work that
+        could launch now from launching: whoever clears the byte may then `pump()` the
+        queue rather than wait for its next completion. Dropping a gate launches what
+        it held back.
         """
         with self._cond:
-            self._gate, self._gate_slot = gate, slot
+            self._gate, self._gate_slot, self._on_gate_stall = gate, slot, on_stall
             if gate is None:
                 self._pump_locked()
+
+    def pump(self) -> None:
+        """Launch now whatever may be launched (after a gate opened; see `set_gate`)."""
+        with self._cond:
+            self._pump_locked()
 
     def add_listener(self, listener: Listener) -> None:
         """Call `listener(event)` on every state change (the hook schedulers use)."""
@@ -354,7 +385,8 @@ class XQueue:
 
     @property
     def suspended(self) -> bool:
-        return self._suspended
+        with self._cond:
+            return self._suspended_locked()
 
     @property
     def closed(self) -> bool:
@@ -373,9 +405,12 @@ class XQueue:
         """(ready, suspended, ready_since) in one consistent read: what a scheduler's
         decision needs, without building the full `info()` snapshot."""
         with self._cond:
-            return bool(self._pending or self._in_flight), self._suspended, self._ready_since
+            return bool(self._pending or self._in_flight), self._suspended_locked(), self._ready_since
 
     # -- internals ---------------------------------------------------------------------
+    def _suspended_locked(self) -> bool:
+        return self._suspended or (self._gate_held and self._gate is not None and self._gate[self._gate_slot] != 0)
+
     def _state_locked(self) -> XQueueState:
         return XQueueState.READY if self._pending or self._in_flight else XQueueState.IDLE
 
@@ -386,7 +421,7 @@ class XQueue:
             pid=self.pid,
             device=self.hwq.device_name,
             state=self._state_locked(),
-            suspended=self._suspended,
+            suspended=self._suspended_locked(),
             level=self._level,
             threshold=self._threshold,
             batch_size=self._batch_size,
@@ -431,6 +466,13 @@ class XQueue:
 
     def _pump_locked(self) -> None:
         """Launch while allowed, on the calling thread (see the module docstring)."""
+        gate = self._gate
+        if gate is not None and gate[self._gate_slot]:
+            if self._on_gate_stall is None or not self._pending or self._suspended or self._throttled or self._error:
+                return
+            self._on_gate_stall()  # work the gate alone holds back: ask for a pump when it opens
+            if gate[self._gate_slot]:  # looked at again after marking: a clear in between is not missed
+                return
         while self._can_launch_locked():
             xcmd = self._pending.popleft()
             self._launches += 1

@@ -341,3 +341,76 @@ def test_a_set_gate_byte_holds_launches_until_the_queue_is_resumed_or_ungated(de
     xq.set_gate(None)  # the session ended: what the gate held back goes
     xq.wait(c)
     assert a.done and b.done and c.done
+
+
+def test_a_suspension_left_to_the_gate_ends_when_the_byte_clears(device):
+    """suspend(by_gate=True), the daemon's level-1 suspend: the queue is suspended while
+    the byte is set and launches again once it clears, before the resume arrives; a
+    stalled queue (work it has room for, held by the byte alone) asks to be pumped."""
+    page = bytearray(8)
+    stalls: list[int] = []
+    events: list[EventKind] = []
+    xq = XQueue(device.create_queue(), threshold=2)
+    xq.add_listener(lambda e: events.append(e.kind))
+    xq.set_gate(memoryview(page), 3, lambda: stalls.append(1))
+    page[3] = 1
+    xq.suspend(by_gate=True)
+    assert xq.suspended and xq.info().suspended and events[-1] is EventKind.SUSPENDED
+    a = xq.submit(HwCommand(100))
+    assert xq.info().pending == 1 and stalls  # stalled: the gate alone holds it
+    page[3] = 0  # the daemon resumes: the byte first
+    assert not xq.suspended
+    xq.pump()  # the agent's gate thread, woken by the daemon
+    xq.wait(a)
+    xq.resume()  # the operation arrives: the event, nothing else to do
+    assert events[-1] is EventKind.RESUMED and not xq.suspended
+    xq.resume()
+    assert events.count(EventKind.RESUMED) == 1
+
+
+def test_a_queue_left_to_the_gate_launches_at_its_next_completion_and_keeps_its_own_suspend(device):
+    page = bytearray(8)
+    xq = XQueue(device.create_queue(), threshold=1)
+    xq.set_gate(memoryview(page), 0)
+    a = xq.submit(HwCommand(100))
+    b = xq.submit(HwCommand(100))
+    page[0] = 1
+    xq.suspend(by_gate=True)
+    page[0] = 0  # cleared while a runs: a's completion launches b, no resume needed
+    xq.wait(b)
+    assert a.done and b.done
+    page[0] = 1
+    xq.suspend()  # a suspend of the application's own outlasts the gate
+    xq.suspend(by_gate=True)
+    page[0] = 0
+    c = xq.submit(HwCommand(100))
+    assert xq.suspended and xq.info().pending == 1
+    xq.resume()
+    xq.wait(c)
+
+
+def test_a_level_change_turns_a_gate_suspension_into_a_full_one(device):
+    page = bytearray(1)
+    xq = XQueue(device.create_queue(), threshold=1)
+    xq.set_gate(memoryview(page), 0)
+    page[0] = 1
+    xq.suspend(by_gate=True)
+    xq.set_level(2)  # deactivation needs the hardware queue: no longer the gate's alone
+    page[0] = 0
+    a = xq.submit(HwCommand(100))
+    assert xq.suspended and xq.info().pending == 1
+    xq.resume()
+    xq.wait(a)
+
+
+def test_by_gate_without_a_gate_or_above_level_1_is_a_plain_suspend(device):
+    for level, gated in ((1, False), (2, True)):
+        page = bytearray(1)
+        xq = XQueue(device.create_queue(), level=level, threshold=1)
+        if gated:
+            xq.set_gate(memoryview(page), 0)
+        xq.suspend(by_gate=True)
+        a = xq.submit(HwCommand(100))
+        assert xq.suspended and xq.info().pending == 1
+        xq.resume()
+        xq.wait(a)
