@@ -15,7 +15,10 @@ with backoff and re-registers when the daemon is back.
 
 Threads: the agent owns one thread ("xsched-agent") running an asyncio loop: it connects,
 reads the daemon's messages and applies operations (suspend/resume do not block), sends
-reports and watches the lease. XQueue listeners run on the XQueues' threads and hand
+reports and watches the lease. While the daemon gives it suspend gates
+(xschedd/gates.py), a second thread ("xsched-gates") sleeps on the gate page's futex and
+pumps the XQueues that the daemon ungated while they were stalled, ahead of the resume
+operation. XQueue listeners run on the XQueues' threads and hand
 their event to the link themselves (a non-blocking send: no hop through the agent's
 loop, which would cost a thread wake-up on the control path); they never wait on the
 network. `add`, `remove`, `hint` and `set_gauge` may be called from any thread; `_lock`
@@ -32,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -64,6 +68,7 @@ REPORT_INTERVAL_S = 0.2  # at least every 250 ms, as the protocol promises
 BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 1.0
 LATENCY_KEEP = 4096
+GATE_WAKE_TIMEOUT_S = 1.0  # the gate thread's backstop: it is woken when the session ends
 ECHO_DELAY_S = 0.01  # how late an operation's own SUSPENDED/RESUMED events go to the daemon
 # The agent thread must get the GIL soon after the daemon's operation arrives, also when an
 # application thread is busy in Python: at the interpreter's default (5 ms) it can wait
@@ -235,9 +240,13 @@ class Agent:
 
     def gated_at(self, xqueue_id: int) -> float | None:
         """When the daemon last gated this XQueue (time.monotonic()), if it has this session."""
+        return self.gate_stamps(xqueue_id)[0]
+
+    def gate_stamps(self, xqueue_id: int) -> tuple[float | None, float | None]:
+        """When the daemon last set and last cleared this XQueue's gate (time.monotonic())."""
         with self._lock:
             gates = self._gates
-        return None if gates is None else gates.stamp(xqueue_id)
+        return (None, None) if gates is None else gates.stamps(xqueue_id)
 
     def set_gauge(self, name: str, value: float) -> None:
         """A workload gauge (e.g. kv_blocks_used), reported with the next report."""
@@ -446,6 +455,7 @@ class Agent:
             xqueues = list(self._xqueues.values())
         for xq in xqueues:
             _gate(xq, gates)
+        threading.Thread(target=self._pump_stalled, args=(gates,), name="xsched-gates", daemon=True).start()
 
     def _drop_gates(self) -> None:
         """The session is over: nothing may stay held by its gates."""
@@ -453,8 +463,30 @@ class Agent:
             gates, self._gates = self._gates, None
             xqueues = list(self._xqueues.values())
         if gates is not None:
+            gates.wake()  # the gate thread ends
             for xq in xqueues:
                 xq.set_gate(None)
+
+    def _pump_stalled(self, gates: GatePage) -> None:
+        """The gate thread of a session: whenever the daemon wakes the page, pump the
+        XQueues whose gate it cleared while they were stalled."""
+        pid = os.getpid() << 32
+        seen = gates.wakes
+        while True:
+            seen = gates.wait_for_wake(seen, GATE_WAKE_TIMEOUT_S)
+            with self._lock:
+                if self._gates is not gates:
+                    return
+            stalled = gates.stalled.tobytes()
+            slot = stalled.find(1)
+            while slot != -1:
+                if not gates.flags[slot]:
+                    gates.stalled[slot] = 0  # before the pump, which marks it again if gated anew
+                    with self._lock:
+                        xq = self._xqueues.get(pid | slot)
+                    if xq is not None:
+                        xq.pump()
+                slot = stalled.find(1, slot + 1)
 
     async def _report(self) -> None:
         while True:
@@ -487,7 +519,7 @@ class Agent:
         else:
             try:
                 if kind == "suspend":
-                    xq.suspend()
+                    xq.suspend(by_gate=True)  # level 1 and gated: the gate holds it
                 elif kind == "resume":
                     xq.resume()
                 elif kind == "set_priority":  # the daemon's hints changed it: the hardware's
@@ -529,7 +561,7 @@ class Agent:
 def _gate(xq: XQueue, gates: GatePage) -> None:
     slot = slot_of(xq.id)
     if slot is not None:
-        xq.set_gate(gates.flags, slot)
+        xq.set_gate(gates.flags, slot, functools.partial(gates.mark_stalled, slot))
 
 
 def _describe(exc: BaseException) -> str:

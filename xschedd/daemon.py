@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import logging
 from collections.abc import AsyncIterator, Iterable
-from itertools import starmap
 
 import grpc
 
+from hal import Level
 from protos.xsched.v1 import agent_pb2 as apb
 from protos.xsched.v1 import types_pb2 as pb
 from xschedd.agents import AgentSession
 from xschedd.auth import Authorizer, Peer
 from xschedd.errors import AgentUnavailable, InvalidArgument, NotFound, PermissionDenied
-from xschedd.gates import GatePage
+from xschedd.gates import SLOTS, GatePage
 from xschedd.metrics import Metrics
 from xschedd.policy import PolicyError
 from xschedd.policy import hints as H
@@ -37,17 +36,8 @@ DEFAULT_LEASE_S = 2.0
 CONFIG_TIMEOUT_S = 2.0
 PERSIST_DELAY_S = 0.05
 MAX_THRESHOLD = 2**63 - 1
+_BLOCK = int(Level.BLOCK)  # a level-1 XQueue: its gate applies its suspends and resumes
 _PER_XQUEUE_HINTS = (H.PriorityHint, H.UtilizationHint, H.DeadlineHint, H.LaxityHint)
-
-
-@functools.lru_cache(maxsize=1 << 15)
-def operation_bytes(xqueue_id: int, suspend: bool) -> bytes:
-    """One suspend or resume as serialized `Operations`: concatenated, they parse as one
-    `Operations` holding all of them (protobuf merges repeated fields). Encoded once per
-    XQueue, so a decision's messages cost a join in C, not a build per op."""
-    op = apb.Operation(xqueue_id=xqueue_id)
-    (op.suspend if suspend else op.resume).SetInParent()
-    return apb.Operations(ops=[op]).SerializeToString()
 
 
 class Daemon:
@@ -185,11 +175,23 @@ class Daemon:
             self.scheduler.unregister(pid)
 
     def _dispatch(self, pid: int, changes: list[tuple[int, bool]]) -> None:
-        """The operations of one decision for one process, in one message, sent at once."""
+        """The operations of one decision for one process, in one message, sent at once;
+        those that its suspend gates have applied already (level-1 XQueues in the page)
+        follow a little later, out of the way of the decisions that matter."""
         session = self.sessions.get(pid)
         if session is None:
             return
-        session.send_operations(b"".join(starmap(operation_bytes, changes)))
+        if session.gates is None:
+            session.send_changes(changes)
+            return
+        recs = self.scheduler.xqueues
+        now: list[tuple[int, bool]] = []
+        later: list[tuple[int, bool]] = []
+        for change in changes:
+            rec = recs.get(change[0])
+            gated = rec is not None and rec.level == _BLOCK and 0 < change[0] & 0xFFFFFFFF < SLOTS  # gates.slot_of
+            (later if gated else now).append(change)
+        session.send_changes(now, later)
 
     def _gate(self, pid: int, changes: list[tuple[int, bool]]) -> None:
         """A decision's suspends and resumes into the process's gate page, before any

@@ -7,24 +7,34 @@ the target's gate page before it sends the operations: one byte per XQueue, 1 wh
 daemon wants it suspended. The XQueue's launcher reads its byte before every launch
 (`XQueue.set_gate`), so from the moment the daemon writes it the queue launches nothing
 more: a level-1 suspend is applied then. The operation still follows on the stream and
-does the rest (level-2 deactivation, the queue's state and its events); a resume always
-comes as an operation (a resumed queue has to be pumped by its own process).
+does the rest: the queue's state and its events, a level-2 deactivation. A level-1
+suspension is left to the gate (`XQueue.suspend(by_gate=True)`), so a resume is applied
+when the daemon clears the byte: the queue's next completion launches again, and a queue
+that the gate alone keeps from launching work it has room for (a *stalled* one: its
+launcher marks its stall byte) is pumped by the agent's gate thread, which the daemon
+wakes through the page's futex word when it clears a stalled queue's byte. The resume
+operation that follows brings the state and the event, and pumps the queue itself if
+the wake-up was missed (a stall marked while the daemon was clearing).
 
 Layout: SLOTS flag bytes, slot n for the XQueue `pid << 32 | n` (n < SLOTS; an XQueue
-beyond that has no gate), then SLOTS float64 stamps: `time.monotonic()` of the write
-that last set the flag (what the control-plane benchmark reads as "applied").
+beyond that has no gate), SLOTS stall bytes (the agent's), then SLOTS float64 stamps of
+the writes that last set each flag and SLOTS of those that last cleared it
+(`time.monotonic()`: what the control-plane benchmark reads as "applied"), then the
+uint32 futex word.
 
 Files live in /dev/shm (else the temp dir) as `xsched-gates-<daemon pid>-<agent pid>-
 <random>`, created 0600 by the daemon and given to the agent's uid when they differ (a
-root daemon); the agent maps them read-only. A process can only ever stall its own
-queues through its page. The daemon removes a page when its stream ends and, at start,
-the pages of daemons that are gone. The agent drops its gates when its stream ends, for
-whatever reason, and its queues run on.
+root daemon). A process can only ever stall its own queues through its page, and the
+daemon reads nothing from it but the stall bytes, which can only make it wake the
+page's owner. The daemon removes a page when its stream ends and, at start, the pages
+of daemons that are gone. The agent drops its gates when its stream ends, for whatever
+reason, and its queues run on.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import mmap
 import os
 import re
@@ -35,10 +45,14 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from hal.shm import pid_alive
+from hal.shm import futex_wait, futex_wake, pid_alive
 
 SLOTS = 4096
-SIZE = SLOTS + 8 * SLOTS
+STALLED = SLOTS  # the agent's stall bytes
+SET_AT = 2 * SLOTS  # float64 stamps
+CLEARED_AT = SET_AT + 8 * SLOTS
+WAKE = CLEARED_AT + 8 * SLOTS  # uint32 futex word
+SIZE = WAKE + 8
 PREFIX = "xsched-gates-"
 _STAMP = struct.Struct("<d")
 _NAME = re.compile(rf"{PREFIX}(\d+)-(\d+)-[0-9a-f]+")
@@ -56,14 +70,15 @@ def slot_of(xqueue_id: int) -> int | None:
 
 
 class GatePage:
-    """One agent's page: `create` on the daemon's side (read-write), `open` on the
-    agent's (read-only)."""
+    """One agent's page: `create` on the daemon's side, `open` on the agent's."""
 
-    def __init__(self, path: Path, mm: mmap.mmap, writable: bool) -> None:
+    def __init__(self, path: Path, mm: mmap.mmap, owner: bool) -> None:
         self.path = path
         self._mm = mm
-        self.writable = writable
+        self.owner = owner  # the daemon's side: it ungates and removes the page on close
         self.flags = memoryview(mm)[:SLOTS]  # the XQueue's launcher reads flags[slot]
+        self.stalled = memoryview(mm)[STALLED : STALLED + SLOTS]
+        self._wake = ctypes.c_uint32.from_buffer(mm, WAKE)
 
     @classmethod
     def create(cls, agent_pid: int, owner_uid: int | None, directory: Path | None = None) -> GatePage:
@@ -73,7 +88,7 @@ class GatePage:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
             if owner_uid is not None and owner_uid != os.geteuid():
-                os.fchown(fd, owner_uid, -1)  # a root daemon: the agent's user may read it
+                os.fchown(fd, owner_uid, -1)  # a root daemon: the agent's user may map it
             os.ftruncate(fd, SIZE)
             mm = mmap.mmap(fd, SIZE)
         except BaseException:
@@ -81,7 +96,7 @@ class GatePage:
             path.unlink(missing_ok=True)
             raise
         os.close(fd)
-        return cls(path, mm, writable=True)
+        return cls(path, mm, owner=True)
 
     @classmethod
     def open(cls, path: str) -> GatePage:
@@ -89,42 +104,75 @@ class GatePage:
         p = Path(path)
         if p.parent != gate_dir() or not _NAME.fullmatch(p.name):
             raise ValueError(f"not a gate page: {path!r}")
-        fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(p, os.O_RDWR | os.O_NOFOLLOW)
         try:
             if os.fstat(fd).st_size < SIZE:
                 raise ValueError(f"gate page {path!r} is too small")
-            mm = mmap.mmap(fd, SIZE, prot=mmap.PROT_READ)
+            mm = mmap.mmap(fd, SIZE)
         finally:
             os.close(fd)
-        return cls(p, mm, writable=False)
+        return cls(p, mm, owner=False)
 
     def apply(self, changes: Iterable[tuple[int, bool]]) -> None:
-        """Daemon: (xqueue_id, suspend) pairs, as dispatched; XQueues beyond the page skipped."""
+        """Daemon: (xqueue_id, suspend) pairs, as dispatched; XQueues beyond the page
+        skipped. Wakes the agent's gate thread if a queue it clears is stalled."""
         now = _STAMP.pack(time.monotonic())
         mm = self._mm
+        wake = False
         for xqueue_id, suspend in changes:
             n = slot_of(xqueue_id)
-            if n is not None:
-                if suspend:
-                    mm[SLOTS + 8 * n : SLOTS + 8 * n + 8] = now
-                mm[n] = suspend
+            if n is None:
+                continue
+            at = (SET_AT if suspend else CLEARED_AT) + 8 * n
+            mm[at : at + 8] = now
+            mm[n] = suspend
+            if not suspend and mm[STALLED + n]:
+                wake = True
+        if wake:
+            self.wake()
+
+    def wake(self) -> None:
+        """Wake whoever sleeps on the page (`wait_for_wake`)."""
+        self._wake.value += 1
+        futex_wake(ctypes.addressof(self._wake))
+
+    def mark_stalled(self, slot: int) -> None:
+        """Agent: the queue of `slot` has work that only its gate holds back."""
+        self.stalled[slot] = 1
+
+    def wait_for_wake(self, seen: int, timeout_s: float) -> int:
+        """Agent: sleep until the daemon wakes the page (or `timeout_s`); its wake count."""
+        futex_wait(ctypes.addressof(self._wake), seen, timeout_s)
+        return self._wake.value
+
+    @property
+    def wakes(self) -> int:
+        return self._wake.value
+
+    def stamps(self, xqueue_id: int) -> tuple[float | None, float | None]:
+        """When the daemon last set and last cleared this XQueue's flag (monotonic seconds)."""
+        n = slot_of(xqueue_id)
+        if n is None:
+            return None, None
+        (set_at,) = _STAMP.unpack_from(self._mm, SET_AT + 8 * n)
+        (cleared_at,) = _STAMP.unpack_from(self._mm, CLEARED_AT + 8 * n)
+        return set_at or None, cleared_at or None
 
     def stamp(self, xqueue_id: int) -> float | None:
         """When the daemon last gated this XQueue (monotonic seconds), if ever."""
-        n = slot_of(xqueue_id)
-        if n is None:
-            return None
-        (t,) = _STAMP.unpack_from(self._mm, SLOTS + 8 * n)
-        return t or None
+        return self.stamps(xqueue_id)[0]
 
     def close(self) -> None:
         """Daemon: ungate everything (whoever still maps the page), unmap, remove the file.
-        The agent's read-only view is not closed: XQueues may still hold `flags` (they
-        drop it first), and the garbage collector unmaps it once none does."""
-        if not self.writable:
+        The agent's view is not closed: XQueues may still hold `flags` (they drop it
+        first), and the garbage collector unmaps it once none does."""
+        if not self.owner:
             return
         self._mm[:SLOTS] = bytes(SLOTS)
+        self.wake()  # the agent's gate thread looks again
+        del self._wake
         self.flags.release()
+        self.stalled.release()
         self._mm.close()
         self.path.unlink(missing_ok=True)
 

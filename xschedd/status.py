@@ -108,6 +108,7 @@ class XQueueRecord:
     @info.setter
     def info(self, info: pb.XQueueInfo) -> None:
         self._info = info
+        self.level = info.level  # read on every dispatch: a plain attribute
         self.active.set(info.state == pb.XQUEUE_STATE_READY and not info.suspended, self._clock())
 
     def share(self) -> float:

@@ -6,9 +6,8 @@ import pytest
 
 from protos.xsched.v1 import agent_pb2 as apb
 from protos.xsched.v1 import types_pb2 as pb
-from xschedd.agents import AgentSession, SocketSession
+from xschedd.agents import AgentSession, SocketSession, operation_bytes
 from xschedd.auth import Peer
-from xschedd.daemon import operation_bytes
 from xschedd.framing import MAGIC, FrameReader, FrameTooLarge, MalformedFrame, frame
 
 

@@ -18,14 +18,16 @@ from hal.sim import SimDevice
 from preempt.agent import Agent, agent_config
 from preempt.xqueue import EventKind, XQueue
 from protos.xsched.v1 import agent_pb2 as apb
+from protos.xsched.v1 import types_pb2 as pb
 from tests.daemon.conftest import Env, wait_for
-from xschedd import gates
+from xschedd import agents, gates
 from xschedd.agents import SocketSession
-from xschedd.auth import Authorizer, Credentials, PeerTable
+from xschedd.auth import Authorizer, Credentials, Peer, PeerTable
 from xschedd.daemon import Daemon
 from xschedd.framing import FrameReader
 from xschedd.gates import SLOTS, GatePage, slot_of
 from xschedd.metrics import Metrics
+from xschedd.policy.hints import PriorityHint
 from xschedd.state import StateStore
 
 
@@ -38,8 +40,13 @@ def test_the_daemon_writes_what_the_agent_reads_and_closing_ungates_and_removes(
     assert slot_of(far) is None
     page.apply([(a, True), (b, True), (far, True)])
     assert (view.flags[1], view.flags[7]) == (1, 1) and view.stamp(a) and view.stamp(far) is None
+    assert view.stamps(b)[1] is None
     page.apply([(b, False)])
-    assert (view.flags[1], view.flags[7]) == (1, 0)
+    assert (view.flags[1], view.flags[7]) == (1, 0) and view.stamps(b)[1] >= view.stamps(b)[0]
+    assert view.wakes == 0  # b was not stalled: nobody to wake
+    view.mark_stalled(1)  # a's launcher: work held back by the gate alone
+    page.apply([(a, False)])
+    assert view.wakes == 1 and page.stalled[1] == 1  # the agent's gate thread clears it
     page.close()
     assert view.flags[1] == 0 and not page.path.exists()  # nothing stays held
     view.close()  # the agent's view: unmapped by the GC once no XQueue holds it
@@ -143,5 +150,131 @@ def test_an_agent_told_a_path_that_is_not_a_gate_page_works_without_gates(caplog
         agent._map_gates("/etc/passwd")
         assert agent.gated_at(xq.id) is None and "no suspend gates" in caplog.text
         xq.wait(xq.submit(HwCommand(100)))  # nothing holds it
+    finally:
+        agent.close()
+
+
+class _Transport:
+    """A native stream's transport that keeps what the daemon writes."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def close(self) -> None:
+        pass
+
+    def ops(self) -> list[list[tuple[int, str]]]:
+        """The operations messages written so far, each as (xqueue_id, kind) pairs."""
+        msgs = FrameReader(apb.DaemonMessage.FromString).feed(self.data)
+        return [[(op.xqueue_id, op.WhichOneof("kind")) for op in m.operations.ops] for m in msgs if m.HasField("operations")]
+
+
+def test_operations_that_the_gates_applied_follow_them_later_in_order_and_others_go_at_once(tmp_path) -> None:
+    """A level-1 XQueue's suspend and resume take effect at its gate; their operations
+    follow OPERATION_DELAY_S later, every one of them, in order. A level-2 XQueue's go at
+    once (its deactivation needs the agent), and so does anything newer for a held-back
+    XQueue, which drops what was held back for it."""
+
+    async def main() -> tuple[list, list, list, GatePage]:
+        store = StateStore(tmp_path)
+        d = Daemon(policy="HPF", gang=False, saved=store.load(), store=store,
+                   authorizer=Authorizer(PeerTable()), metrics=Metrics(None))  # fmt: skip
+        pid = os.getpid()
+        lv1, lv2, fg = pid << 32 | 1, pid << 32 | 2, pid << 32 | 3
+        transport = _Transport()
+        session = SocketSession(d.auth.local_peer(Credentials(pid, os.getuid(), os.getgid())), transport)
+
+        def info(xq: int, level: int, ready: bool) -> pb.XQueueInfo:
+            state = pb.XQUEUE_STATE_READY if ready else pb.XQUEUE_STATE_IDLE
+            return pb.XQueueInfo(xqueue_id=xq, pid=pid, device="sim", level=level, state=state)
+
+        def event(xq: int, level: int, ready: bool) -> apb.AgentMessage:
+            kind = pb.EVENT_KIND_READY if ready else pb.EVENT_KIND_IDLE
+            return apb.AgentMessage(event=apb.XQueueEvent(kind=kind, info=info(xq, level, ready)))
+
+        reg = apb.AgentMessage(register=apb.Register(pid=pid, name="t", xqueues=[
+            info(lv1, 1, True), info(lv2, 2, True), info(fg, 1, False)]))  # fmt: skip
+        prio = pb.Hint()
+        prio.priority.xqueue_id, prio.priority.priority = fg, 10
+        reg.register.hints.append(prio)
+        assert d.agent_messages(session, [reg])
+        page = session.gates
+        assert page is not None
+        await asyncio.sleep(agents.OPERATION_DELAY_S * 3)  # the registration's own decision
+        start = len(transport.ops())
+        assert d.agent_messages(session, [event(fg, 1, True)])  # fg ready: both others suspended
+        assert page.flags[1] == page.flags[2] == 1  # both gates at once
+        at_once = transport.ops()[start:]
+        assert d.agent_messages(session, [event(fg, 1, False)])  # fg idle: both resumed
+        assert d.agent_messages(session, [event(fg, 1, True)])
+        before_delay = transport.ops()[start:]
+        await asyncio.sleep(agents.OPERATION_DELAY_S * 3)
+        after_delay = transport.ops()[start:]
+        session.close()
+        return at_once, before_delay, after_delay, page
+
+    at_once, before_delay, after_delay, page = asyncio.run(main())
+    pid = os.getpid()
+    lv1, lv2 = pid << 32 | 1, pid << 32 | 2
+    assert at_once == [[(lv2, "suspend")]]  # level 2: now; level 1: its gate did it
+    assert before_delay == [[(lv2, "suspend")], [(lv2, "resume")], [(lv2, "suspend")]]
+    assert after_delay[3:] == [[(lv1, "suspend"), (lv1, "resume"), (lv1, "suspend")]]  # all, in order
+    assert not page.path.exists()  # the session closed: its page is gone
+
+
+def test_an_urgent_operation_drops_what_was_held_back_for_its_xqueue() -> None:
+    async def main() -> list:
+        transport = _Transport()
+        session = SocketSession(Peer("unix", "test", 0), transport)  # type: ignore[arg-type]
+        session.send_changes([], [(7, True), (8, True)])
+        session.send_changes([(7, False)])  # say, its level changed: newer, and at once
+        await asyncio.sleep(agents.OPERATION_DELAY_S * 3)
+        session.send_changes([], [(9, True)])
+        session.close()  # the held-back 9 never goes
+        await asyncio.sleep(agents.OPERATION_DELAY_S * 3)
+        return transport.ops()
+
+    assert asyncio.run(main()) == [[(7, "resume")], [(8, "suspend")]]
+
+
+def test_a_stalled_queue_resumes_at_its_gate_without_its_resume_operation(env: Env) -> None:
+    """The agent's gate thread: the daemon clears the gate of a queue that the gate alone
+    kept from launching and wakes the thread, which pumps it; the resume operation is not
+    needed (here the agent ignores it) for the queue to run again."""
+    bg = XQueue(SimDevice.local().create_queue(), name="bg", threshold=4)
+    fg = XQueue(SimDevice.local().create_queue(), name="fg", threshold=1)
+    agent = Agent(agent_config({"XSCHED_SOCKET": str(env.daemon.socket)}))
+    ignored: list[int] = []
+    apply = agent._apply
+
+    def no_resumes(op: apb.Operation) -> None:
+        if op.WhichOneof("kind") == "resume":
+            ignored.append(op.xqueue_id)
+            return
+        apply(op)
+
+    agent._apply = no_resumes  # type: ignore[method-assign]
+    try:
+        agent.add(bg, [PriorityHint(bg.id, 0)])
+        agent.add(fg, [PriorityHint(fg.id, 10)])
+        wait_for(lambda: agent.connected.is_set() and len(env.daemon.xqueues()) == 2, 10)
+        blocker = fg.submit(HwCommand(300_000))  # fg ready: bg gated
+        wait_for(lambda: agent.gated_at(bg.id), 5)
+        work = [bg.submit(HwCommand(100)) for _ in range(3)]
+        assert bg.info().in_flight == 0  # stalled: room in flight, held by its gate alone
+        wait_for(lambda: bg.suspended, 5)  # the suspend operation came, OPERATION_DELAY_S later
+        fg.wait(blocker)  # fg idle: bg's gate clears, the gate thread pumps it
+        for cmd in work:
+            bg.wait(cmd, timeout=5)
+        wait_for(lambda: bg.id in ignored, 5)  # the resume came too, and was not needed
     finally:
         agent.close()
