@@ -1,8 +1,12 @@
 """Control plane: from an XQueue's status change to the operation applied in the target process.
 
-"Applied" is timed two ways for suspends through the daemon: the queue's SUSPENDED event
-(the operation done by the target's agent thread) and the daemon's write of the queue's
-suspend gate (xschedd/gates.py), from which the target's launcher launches nothing more.
+"Applied" is timed two ways through the daemon. The operation: the queue's SUSPENDED or
+RESUMED event (done by the target's agent thread). The suspend gate (xschedd/gates.py):
+for a suspend, the daemon's write of the queue's byte, from which its launcher launches
+nothing more; for a resume, the daemon's clear of it, from which the queue's next
+completion launches again, or, for a queue that the gate alone kept from launching (it
+had room in flight: *stalled*), its next launch (the agent's gate thread pumps it). The
+targets' hardware queues log their launches and completions to tell the two apart.
 
 A trigger XQueue (priority 10) becomes ready; under HPF every target XQueue (priority 0,
 kept busy) must then be suspended, and resumed when the trigger goes idle. We time, on
@@ -43,6 +47,7 @@ from preempt.agent import Agent
 from preempt.runtime import Runtime
 from protos.xsched.v1 import control_pb2 as cpb
 from protos.xsched.v1 import control_pb2_grpc
+from xschedd.agents import OPERATION_DELAY_S
 from xschedd.launch import DaemonProcess
 
 BUSY_US = 200_000.0  # target commands: long, so targets stay ready all along
@@ -59,25 +64,30 @@ def role_process(targets: int, rounds: int) -> int:
     runtime = Runtime()
     device = SimDevice.local()
     stamps: dict[str, list[float]] = {"suspended": [], "resumed": [], "gated": []}
+    ungated: list[tuple[float, float, int]] = []  # (RESUMED seen, gate cleared, XQueue id)
+    logs: dict[int, list[tuple[float, int]]] = {}  # XQueue id -> (time, +1 launch / -1 completion)
     lock = threading.Lock()
     agent = runtime.scheduler if isinstance(runtime.scheduler, Agent) else None
 
     def listener(event) -> None:
         now = time.monotonic()
         if event.kind in (EventKind.SUSPENDED, EventKind.RESUMED):
-            gated = agent.gated_at(event.info.xqueue_id) if agent is not None else None
+            set_at, cleared_at = agent.gate_stamps(event.info.xqueue_id) if agent is not None else (None, None)
             with lock:
                 stamps[event.kind.value].append(now)
-                if event.kind is EventKind.SUSPENDED and gated is not None:
-                    stamps["gated"].append(min(gated, now))  # launching stopped then
+                if event.kind is EventKind.SUSPENDED and set_at is not None:
+                    stamps["gated"].append(min(set_at, now))  # launching stopped then
+                if event.kind is EventKind.RESUMED and cleared_at is not None:
+                    ungated.append((now, cleared_at, event.info.xqueue_id))
 
-    busy = []
     for i in range(targets):
-        xq = runtime.create_xqueue(device.create_queue(), name=f"t{i}", priority=0, threshold=1)
+        hwq = device.create_queue()
+        log = logged(hwq)
+        xq = runtime.create_xqueue(hwq, name=f"t{i}", priority=0, threshold=1)
+        logs[xq.id] = log
         xq.add_listener(listener)
-        for _ in range(50):
+        for _ in range(100):
             xq.submit(HwCommand(BUSY_US))
-        busy.append(xq)
     print(json.dumps({"ready": os.getpid()}), flush=True)
     triggers: list[float] = []
     idles: list[float] = []
@@ -105,8 +115,47 @@ def role_process(targets: int, rounds: int) -> int:
     else:
         sys.stdin.read()
     with lock:
+        stamps["ungated"], stamps["ungated_stalled"] = gate_resumes(ungated, logs)
         print(json.dumps({"triggers": triggers, "idles": idles, **stamps}), flush=True)
     os._exit(0)  # targets still hold long commands: no need to drain them
+
+
+def logged(hwq):
+    """Log the hardware queue's launches and completions (monotonic time, +1 / -1)."""
+    log: list[tuple[float, int]] = []
+    launch = hwq.launch
+
+    def logged_launch(cmd, on_complete=None):
+        log.append((time.monotonic(), 1))
+        if on_complete is None:
+            return launch(cmd, None)
+
+        def done(c):
+            log.append((time.monotonic(), -1))
+            on_complete(c)
+
+        return launch(cmd, done)
+
+    hwq.launch = logged_launch
+    return log
+
+
+def gate_resumes(ungated, logs) -> tuple[list[float], list[float]]:
+    """When each resume through the gate took effect: the clear, for a queue with a
+    command in flight then (its completion launches the next: threshold 1); else (stalled)
+    its next launch. Returns (all, the stalled ones)."""
+    applied, stalled = [], []
+    for seen, cleared, xq_id in ungated:
+        if not 0 <= seen - cleared < 0.05:  # not this resume's clear
+            continue
+        log = logs[xq_id]
+        if sum(d for t, d in log if t < cleared) > 0:
+            applied.append(cleared)
+            continue
+        at = min((t for t, d in log if d == 1 and t >= cleared), default=seen)
+        applied.append(min(at, seen))
+        stalled.append(applied[-1])
+    return applied, stalled
 
 
 # -- the benchmark ---------------------------------------------------------------------
@@ -163,7 +212,8 @@ def run_config(procs: int, per_proc: int, rounds: int, base_env: dict, daemon_so
     trigger.stdin.write("go\n")
     trigger.stdin.flush()
     result = read_json(trigger)
-    stamps = {kind: list(result[kind]) for kind in ("suspended", "resumed", "gated")}
+    kinds = ("suspended", "resumed", "gated", "ungated", "ungated_stalled")
+    stamps = {kind: list(result[kind]) for kind in kinds}
     for child in children:
         if child is trigger:
             continue
@@ -176,8 +226,17 @@ def run_config(procs: int, per_proc: int, rounds: int, base_env: dict, daemon_so
     suspend = latencies(result["triggers"], sorted(stamps["suspended"]))
     resume = latencies(result["idles"], sorted(stamps["resumed"]))
     gated = latencies(result["triggers"], sorted(stamps["gated"]))
+    ungated = latencies(result["idles"], sorted(stamps["ungated"]))
+    stalled = latencies(result["idles"], sorted(stamps["ungated_stalled"]))
     expected = rounds * procs * per_proc
     return {
+        # the daemon's clear of the gate (or, stalled, the launch after it): level 1 resumed
+        "ungated_p50_ms": percentile(ungated, 50) * 1e3 if ungated else None,
+        "ungated_p99_ms": percentile(ungated, 99) * 1e3 if ungated else None,
+        "ungated_seen": len(ungated),
+        "stalled_seen": len(stalled),
+        "stalled_p50_ms": percentile(stalled, 50) * 1e3 if stalled else None,
+        "stalled_p99_ms": percentile(stalled, 99) * 1e3 if stalled else None,
         "suspends_total": len(stamps["suspended"]),
         # the daemon's gate write: from then on the target launches nothing (level 1 applied)
         "gated_p50_ms": percentile(gated, 50) * 1e3 if gated else None,
@@ -287,32 +346,41 @@ def main(argv: list[str] | None = None) -> int:
             glb["daemon_rss_mb"] = proc.memory_info().rss / 2**20
             lcl = run_config(procs, per_proc, args.rounds, base_env, None)
             results[name] = {"daemon": glb, "local": lcl}
-            print(f"{name}: daemon suspend P99 {glb['suspend_p99_ms']:.2f} ms, "
+            print(f"{name}: xschedd suspend P99 {glb['gated_p99_ms'] or float('nan'):.2f} ms at the gate, "
                   f"local {lcl['suspend_p99_ms']:.2f} ms", file=sys.stderr, flush=True)  # fmt: skip
         if args.events_s > 0:
             results["sustained"] = events_per_second(base_env, sock, proc, args.events_s, metrics_port, tmp)
     finally:
         daemon.stop(timeout_s=15)
         stop_sim(tmp / "sim.sock")
-    print("\nstatus change -> operation applied in the target process (HPF; ms)")
-    print(f"{'P x Q':<8} {'path':<7} {'suspend p50':>11} {'p99':>7} {'resume p50':>11} {'p99':>7} "
-          f"{'ops seen':>9} {'daemon CPU%':>11} {'RSS MB':>7}")  # fmt: skip
+    print("\nstatus change -> applied in the target process (HPF; ms): through xschedd at the gate")
+    print("(its shared memory, xschedd/gates.py) and by the operation (the target's agent thread;")
+    print(f"a gated level-1 queue's follows its gate by {OPERATION_DELAY_S * 1e3:.0f} ms), and by the local scheduler")
+    print(f"{'P x Q':<8} {'path':<10} {'suspend p50':>11} {'p99':>7} {'resume p50':>11} {'p99':>7} "
+          f"{'applied':>11} {'daemon CPU%':>11} {'RSS MB':>7}")  # fmt: skip
     for name, pair in results.items():
         if name == "sustained":
             continue
-        for path, r in pair.items():
-            extra = (f"{r['daemon_cpu_percent']:>11.0f} {r['daemon_rss_mb']:>7.0f}"
-                     if path == "daemon" else f"{'':>11} {'':>7}")  # fmt: skip
-            print(f"{name:<8} {path:<7} {r['suspend_p50_ms']:>11.3f} {r['suspend_p99_ms']:>7.3f} "
-                  f"{r['resume_p50_ms']:>11.3f} {r['resume_p99_ms']:>7.3f} "
-                  f"{r['operations_seen']:>4}/{r['operations_expected']:<4} {extra}")  # fmt: skip
-        ratio = pair["daemon"]["suspend_p99_ms"] / pair["local"]["suspend_p99_ms"]
-        print(f"{'':<8} daemon/local suspend P99: {ratio:.2f}x")
-        g = pair["daemon"]
-        if g.get("gated_p50_ms") is not None:
-            print(f"{'':<8} daemon, launching stopped by the suspend gate: P50 {g['gated_p50_ms']:.3f} ms, "
-                  f"P99 {g['gated_p99_ms']:.3f} ms ({g['gated_seen']} suspends); "
-                  f"P99 vs local {g['gated_p99_ms'] / pair['local']['suspend_p99_ms']:.2f}x")  # fmt: skip
+        g, lcl = pair["daemon"], pair["local"]
+        rows = []
+        if g.get("gated_p50_ms") is not None and g.get("ungated_p50_ms") is not None:
+            rows.append(("gate", g["gated_p50_ms"], g["gated_p99_ms"], g["ungated_p50_ms"],
+                         g["ungated_p99_ms"], g["gated_seen"]))  # fmt: skip
+        rows.append(("operation", g["suspend_p50_ms"], g["suspend_p99_ms"], g["resume_p50_ms"],
+                     g["resume_p99_ms"], g["operations_seen"]))  # fmt: skip
+        rows.append(("local", lcl["suspend_p50_ms"], lcl["suspend_p99_ms"], lcl["resume_p50_ms"],
+                     lcl["resume_p99_ms"], lcl["operations_seen"]))  # fmt: skip
+        for i, (path, s50, s99, r50, r99, seen) in enumerate(rows):
+            extra = (f"{g['daemon_cpu_percent']:>11.0f} {g['daemon_rss_mb']:>7.0f}"
+                     if i == 0 else f"{'':>11} {'':>7}")  # fmt: skip
+            print(f"{name:<8} {path:<10} {s50:>11.3f} {s99:>7.3f} {r50:>11.3f} {r99:>7.3f} "
+                  f"{seen:>5}/{g['operations_expected']:<5} {extra}")  # fmt: skip
+        if len(rows) == 3:
+            print(f"{'':<8} xschedd at the gate / local, P99: suspend {g['gated_p99_ms'] / lcl['suspend_p99_ms']:.2f}x, "
+                  f"resume {g['ungated_p99_ms'] / lcl['resume_p99_ms']:.2f}x; of the resumes, "
+                  + (f"{g['stalled_seen']} stalled (pumped by the agent's gate thread): P50 "
+                     f"{g['stalled_p50_ms']:.3f}, P99 {g['stalled_p99_ms']:.3f} ms"
+                     if g["stalled_seen"] else "none stalled"))  # fmt: skip
     s = results.get("sustained")
     if s is not None:
         print(f"\nsustained: {s['events_offered_per_s']:,.0f} events/s offered by 100 XQueues, "
