@@ -28,6 +28,10 @@ class HwQueue(ABC):
     # is done (CUDA): then XQueue.wait blocks there instead of waiting for the adapter's
     # completion thread to notice, as native code would.
     direct_wait: bool = False
+    # True where launching costs less than telling a scheduler the queue became ready
+    # (a CUDA launch: microseconds in the driver; a CPU worker's queue): XQueue.submit
+    # then launches a queue's first command before its READY event, not after.
+    cheap_launch: bool = False
     clock: Clock
     device_name: str = ""
 

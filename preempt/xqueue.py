@@ -191,15 +191,22 @@ class XQueue:
                 self._pump_locked()
                 return xcmd
             self._ready_since = self.clock.now()
+            launch_first = self.hwq.cheap_launch
+            if launch_first:
+                self._pump_locked()
             event = self._event_locked(EventKind.READY)
         # Schedulers hear of READY before the first launch: news of urgent work leaves
         # without waiting for the driver call, and a queue suspended on READY never put
-        # its first command on the device.
+        # its first command on the device. Where a launch costs less than the news
+        # (`HwQueue.cheap_launch`: a CUDA launch, against the agent's message), the
+        # first command goes first instead: the news is late by a launch, and the
+        # queue's task is not by the news.
         try:
             self._emit(event)
         finally:
-            with self._cond:
-                self._pump_locked()
+            if not launch_first:
+                with self._cond:
+                    self._pump_locked()
         return xcmd
 
     def wait(self, xcmd: XCommand, timeout: float | None = None) -> Any:

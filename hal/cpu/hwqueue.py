@@ -19,6 +19,7 @@ class CpuHwQueue(HwQueue):
     `deactivate` keeps launched commands from starting (the running one completes)."""
 
     max_level = Level.DEACTIVATE
+    cheap_launch = True  # a put on the worker's queue
 
     def __init__(self, device: CpuDevice) -> None:
         self.device = device

@@ -414,3 +414,24 @@ def test_by_gate_without_a_gate_or_above_level_1_is_a_plain_suspend(device):
         assert xq.suspended and xq.info().pending == 1
         xq.resume()
         xq.wait(a)
+
+
+def test_a_queue_whose_launches_are_cheap_launches_its_first_command_before_ready():
+    """HwQueue.cheap_launch (CUDA, the CPU device): the task's first command does not wait
+    for the schedulers' news; they still hear READY, with the command in flight."""
+    hwq = SimDevice.local(VirtualClock()).create_queue()
+    hwq.cheap_launch = True  # the simulated device's own launch is not (IPC when shared)
+    xq = XQueue(hwq)
+    seen = []
+    xq.add_listener(lambda e: e.kind is EventKind.READY and seen.append((e.info.pending, e.info.in_flight)))
+    first = xq.submit(HwCommand(100))
+    assert seen == [(0, 1)]
+    xq.wait(first)
+    page = bytearray(1)
+    xq.set_gate(memoryview(page), 0)
+    page[0] = 1  # held back by its gate: nothing goes first
+    second = xq.submit(HwCommand(100))
+    assert seen[-1] == (1, 0)
+    page[0] = 0
+    xq.pump()
+    xq.wait(second)
