@@ -455,6 +455,7 @@ class Agent:
             xqueues = list(self._xqueues.values())
         for xq in xqueues:
             _gate(xq, gates)
+        gates.mark_mapped()  # the daemon may now leave level-1 suspends and resumes to them
         threading.Thread(target=self._pump_stalled, args=(gates,), name="xsched-gates", daemon=True).start()
 
     def _drop_gates(self) -> None:

@@ -181,7 +181,7 @@ class Daemon:
         session = self.sessions.get(pid)
         if session is None:
             return
-        if session.gates is None:
+        if session.gates is None or not session.gates.mapped:
             session.send_changes(changes)
             return
         recs = self.scheduler.xqueues

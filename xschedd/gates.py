@@ -20,7 +20,9 @@ Layout: SLOTS flag bytes, slot n for the XQueue `pid << 32 | n` (n < SLOTS; an X
 beyond that has no gate), SLOTS stall bytes (the agent's), then SLOTS float64 stamps of
 the writes that last set each flag and SLOTS of those that last cleared it
 (`time.monotonic()`: what the control-plane benchmark reads as "applied"), then the
-uint32 futex word.
+uint32 futex word and a uint32 the agent sets once its XQueues read their gates (until
+then, and for an agent that never maps the page, the daemon sends every operation at
+once).
 
 Files live in /dev/shm (else the temp dir) as `xsched-gates-<daemon pid>-<agent pid>-
 <random>`, created 0600 by the daemon and given to the agent's uid when they differ (a
@@ -52,6 +54,7 @@ STALLED = SLOTS  # the agent's stall bytes
 SET_AT = 2 * SLOTS  # float64 stamps
 CLEARED_AT = SET_AT + 8 * SLOTS
 WAKE = CLEARED_AT + 8 * SLOTS  # uint32 futex word
+MAPPED = WAKE + 4  # uint32, the agent's: nonzero once its XQueues read their gates
 SIZE = WAKE + 8
 PREFIX = "xsched-gates-"
 _STAMP = struct.Struct("<d")
@@ -79,6 +82,7 @@ class GatePage:
         self.flags = memoryview(mm)[:SLOTS]  # the XQueue's launcher reads flags[slot]
         self.stalled = memoryview(mm)[STALLED : STALLED + SLOTS]
         self._wake = ctypes.c_uint32.from_buffer(mm, WAKE)
+        self._mapped = ctypes.c_uint32.from_buffer(mm, MAPPED)
 
     @classmethod
     def create(cls, agent_pid: int, owner_uid: int | None, directory: Path | None = None) -> GatePage:
@@ -136,6 +140,15 @@ class GatePage:
         self._wake.value += 1
         futex_wake(ctypes.addressof(self._wake))
 
+    def mark_mapped(self) -> None:
+        """Agent: its XQueues read their gates from now on."""
+        self._mapped.value = 1
+
+    @property
+    def mapped(self) -> bool:
+        """Daemon: whether the agent said its XQueues read their gates."""
+        return self._mapped.value != 0
+
     def mark_stalled(self, slot: int) -> None:
         """Agent: the queue of `slot` has work that only its gate holds back."""
         self.stalled[slot] = 1
@@ -170,7 +183,7 @@ class GatePage:
             return
         self._mm[:SLOTS] = bytes(SLOTS)
         self.wake()  # the agent's gate thread looks again
-        del self._wake
+        del self._wake, self._mapped
         self.flags.release()
         self.stalled.release()
         self._mm.close()

@@ -44,6 +44,9 @@ def test_the_daemon_writes_what_the_agent_reads_and_closing_ungates_and_removes(
     page.apply([(b, False)])
     assert (view.flags[1], view.flags[7]) == (1, 0) and view.stamps(b)[1] >= view.stamps(b)[0]
     assert view.wakes == 0  # b was not stalled: nobody to wake
+    assert not page.mapped
+    view.mark_mapped()  # the agent: its XQueues read their gates
+    assert page.mapped
     view.mark_stalled(1)  # a's launcher: work held back by the gate alone
     page.apply([(a, False)])
     assert view.wakes == 1 and page.stalled[1] == 1  # the agent's gate thread clears it
@@ -179,8 +182,9 @@ class _Transport:
 
 
 def test_operations_that_the_gates_applied_follow_them_later_in_order_and_others_go_at_once(tmp_path) -> None:
-    """A level-1 XQueue's suspend and resume take effect at its gate; their operations
-    follow OPERATION_DELAY_S later, every one of them, in order. A level-2 XQueue's go at
+    """A level-1 XQueue's suspend and resume take effect at its gate; once the agent has
+    said its XQueues read their gates, their operations follow OPERATION_DELAY_S later,
+    every one of them, in order. A level-2 XQueue's go at
     once (its deactivation needs the agent), and so does anything newer for a held-back
     XQueue, which drops what was held back for it."""
 
@@ -209,7 +213,12 @@ def test_operations_that_the_gates_applied_follow_them_later_in_order_and_others
         assert d.agent_messages(session, [reg])
         page = session.gates
         assert page is not None
-        await asyncio.sleep(agents.OPERATION_DELAY_S * 3)  # the registration's own decision
+        start = len(transport.ops())
+        assert d.agent_messages(session, [event(fg, 1, True)])
+        unmapped = transport.ops()[start:]  # the agent has not said it reads its gates
+        assert d.agent_messages(session, [event(fg, 1, False)])
+        page.mark_mapped()  # now it has
+        await asyncio.sleep(agents.OPERATION_DELAY_S * 3)
         start = len(transport.ops())
         assert d.agent_messages(session, [event(fg, 1, True)])  # fg ready: both others suspended
         assert page.flags[1] == page.flags[2] == 1  # both gates at once
@@ -220,11 +229,12 @@ def test_operations_that_the_gates_applied_follow_them_later_in_order_and_others
         await asyncio.sleep(agents.OPERATION_DELAY_S * 3)
         after_delay = transport.ops()[start:]
         session.close()
-        return at_once, before_delay, after_delay, page
+        return unmapped, at_once, before_delay, after_delay, page
 
-    at_once, before_delay, after_delay, page = asyncio.run(main())
+    unmapped, at_once, before_delay, after_delay, page = asyncio.run(main())
     pid = os.getpid()
     lv1, lv2 = pid << 32 | 1, pid << 32 | 2
+    assert unmapped == [[(lv1, "suspend"), (lv2, "suspend")]]  # all at once, as without gates
     assert at_once == [[(lv2, "suspend")]]  # level 2: now; level 1: its gate did it
     assert before_delay == [[(lv2, "suspend")], [(lv2, "resume")], [(lv2, "suspend")]]
     assert after_delay[3:] == [[(lv1, "suspend"), (lv1, "resume"), (lv1, "suspend")]]  # all, in order
