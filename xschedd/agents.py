@@ -13,7 +13,6 @@ import asyncio
 import functools
 import itertools
 from collections.abc import AsyncIterator
-from itertools import starmap
 
 import grpc
 
@@ -85,7 +84,7 @@ class AgentSession:
             if self._later:  # what goes now is newer than anything held back for its XQueues
                 ids = {xqueue_id for xqueue_id, _ in now}
                 self._later = [change for change in self._later if change[0] not in ids]
-            self.send_operations(b"".join(starmap(operation_bytes, now)))
+            self.send_operations(b"".join(itertools.starmap(operation_bytes, now)))
         if later:
             self._later += later
             if self._later_timer is None:
@@ -96,7 +95,7 @@ class AgentSession:
         self._later_timer = None
         changes, self._later = self._later, []
         if changes and not self.closed:
-            self.send_operations(b"".join(starmap(operation_bytes, changes)))
+            self.send_operations(b"".join(itertools.starmap(operation_bytes, changes)))
 
     def send_operations(self, ops: bytes) -> None:
         """One decision's operations for this process, as serialized `Operations`."""
