@@ -25,9 +25,15 @@ if str(ROOT) not in sys.path:  # `pytest` as well as `python -m pytest`: the tes
     sys.path.insert(0, str(ROOT))
 
 from hal.sim.client import stop_server
+from protos.xsched.v1 import agent_pb2 as apb
 from protos.xsched.v1 import control_pb2 as cpb
 from protos.xsched.v1 import control_pb2_grpc
+from xschedd import daemon as xschedd_daemon
+from xschedd.auth import Authorizer, PeerTable
+from xschedd.framing import FrameReader
 from xschedd.launch import DaemonExited, DaemonProcess, child_env
+from xschedd.metrics import Metrics
+from xschedd.state import StateStore
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.02):
@@ -40,6 +46,43 @@ def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+class RecordingTransport:
+    """A native stream's transport (the daemon's side) that keeps what is written to it."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def close(self) -> None:
+        pass
+
+    def messages(self) -> list[apb.DaemonMessage]:
+        return FrameReader(apb.DaemonMessage.FromString).feed(self.data)
+
+    def ops(self) -> list[list[tuple[int, str]]]:
+        """The operations messages written so far, each as (xqueue_id, kind) pairs."""
+        return [
+            [(op.xqueue_id, op.WhichOneof("kind")) for op in m.operations.ops]
+            for m in self.messages()
+            if m.HasField("operations")
+        ]
+
+
+def in_process_daemon(state_dir: Path) -> xschedd_daemon.Daemon:
+    """xschedd's business logic without its servers (HPF), for tests that feed it messages."""
+    store = StateStore(state_dir)
+    return xschedd_daemon.Daemon(policy="HPF", gang=False, saved=store.load(), store=store,
+                                 authorizer=Authorizer(PeerTable()), metrics=Metrics(None))  # fmt: skip
 
 
 def _env(**extra: str) -> dict[str, str]:

@@ -6,6 +6,7 @@ import pytest
 
 from protos.xsched.v1 import agent_pb2 as apb
 from protos.xsched.v1 import types_pb2 as pb
+from tests.daemon.conftest import RecordingTransport
 from xschedd.agents import AgentSession, SocketSession, operation_bytes
 from xschedd.auth import Peer
 from xschedd.framing import MAGIC, FrameReader, FrameTooLarge, MalformedFrame, frame
@@ -59,27 +60,13 @@ def test_encoded_operations_concatenate_into_one_operations_message() -> None:
     ]  # fmt: skip
 
 
-class _Transport:
-    def __init__(self) -> None:
-        self.data = b""
-
-    def is_closing(self) -> bool:
-        return False
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def write(self, data: bytes) -> None:
-        self.data += data
-
-
 @pytest.mark.parametrize("n", [1, 3, 40])  # 40 operations: a length over one varint byte
 def test_a_decisions_operations_framed_as_bytes_parse_as_the_message_grpc_agents_get(n: int) -> None:
     changes = [((4_000_000 + i) << 32 | 7, i % 2 == 0) for i in range(n)]
     payload = b"".join(operation_bytes(x, s) for x, s in changes)
-    transport = _Transport()
+    transport = RecordingTransport()
     SocketSession(Peer("unix", "test", 0), transport).send_operations(payload)  # type: ignore[arg-type]
-    (native,) = FrameReader(apb.DaemonMessage.FromString).feed(transport.data)
+    (native,) = transport.messages()
     grpc_session = AgentSession(Peer("unix", "test", 0))
     grpc_session.send_operations(payload)
     assert native == grpc_session._outbox.get_nowait()

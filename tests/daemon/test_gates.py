@@ -19,16 +19,12 @@ from preempt.agent import Agent, agent_config
 from preempt.xqueue import EventKind, XQueue
 from protos.xsched.v1 import agent_pb2 as apb
 from protos.xsched.v1 import types_pb2 as pb
-from tests.daemon.conftest import Env, wait_for
+from tests.daemon.conftest import Env, RecordingTransport, in_process_daemon, wait_for
 from xschedd import agents, gates
 from xschedd.agents import SocketSession
-from xschedd.auth import Authorizer, Credentials, Peer, PeerTable
-from xschedd.daemon import Daemon
-from xschedd.framing import FrameReader
+from xschedd.auth import Credentials, Peer
 from xschedd.gates import SLOTS, GatePage, slot_of
-from xschedd.metrics import Metrics
 from xschedd.policy.hints import PriorityHint
-from xschedd.state import StateStore
 
 
 def test_the_daemon_writes_what_the_agent_reads_and_closing_ungates_and_removes(tmp_path, monkeypatch) -> None:
@@ -119,26 +115,13 @@ def test_without_shared_memory_the_daemon_registers_the_agent_with_operations_on
 
     monkeypatch.setattr(GatePage, "create", no_shm)
 
-    class Transport:
-        data = b""
-
-        def is_closing(self):
-            return False
-
-        def get_write_buffer_size(self):
-            return 0
-
-        def write(self, data):
-            Transport.data += data
-
     async def main() -> list[apb.DaemonMessage]:
-        store = StateStore(tmp_path)
-        d = Daemon(policy="HPF", gang=False, saved=store.load(), store=store,
-                   authorizer=Authorizer(PeerTable()), metrics=Metrics(None))  # fmt: skip
-        session = SocketSession(d.auth.local_peer(Credentials(os.getpid(), os.getuid(), os.getgid())), Transport())
+        d = in_process_daemon(tmp_path)
+        transport = RecordingTransport()
+        session = SocketSession(d.auth.local_peer(Credentials(os.getpid(), os.getuid(), os.getgid())), transport)
         reg = apb.AgentMessage(register=apb.Register(pid=os.getpid(), name="t"))
         assert d.agent_messages(session, [reg])
-        return FrameReader(apb.DaemonMessage.FromString).feed(Transport.data)
+        return transport.messages()
 
     (msg,) = asyncio.run(main())
     assert msg.registered.gates == "" and msg.registered.lease_s > 0
@@ -157,30 +140,6 @@ def test_an_agent_told_a_path_that_is_not_a_gate_page_works_without_gates(caplog
         agent.close()
 
 
-class _Transport:
-    """A native stream's transport that keeps what the daemon writes."""
-
-    def __init__(self) -> None:
-        self.data = b""
-
-    def is_closing(self) -> bool:
-        return False
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def write(self, data: bytes) -> None:
-        self.data += data
-
-    def close(self) -> None:
-        pass
-
-    def ops(self) -> list[list[tuple[int, str]]]:
-        """The operations messages written so far, each as (xqueue_id, kind) pairs."""
-        msgs = FrameReader(apb.DaemonMessage.FromString).feed(self.data)
-        return [[(op.xqueue_id, op.WhichOneof("kind")) for op in m.operations.ops] for m in msgs if m.HasField("operations")]
-
-
 def test_operations_that_the_gates_applied_follow_them_later_in_order_and_others_go_at_once(tmp_path) -> None:
     """A level-1 XQueue's suspend and resume take effect at its gate; once the agent has
     said its XQueues read their gates, their operations follow OPERATION_DELAY_S later,
@@ -189,12 +148,10 @@ def test_operations_that_the_gates_applied_follow_them_later_in_order_and_others
     XQueue, which drops what was held back for it."""
 
     async def main() -> tuple[list, list, list, GatePage]:
-        store = StateStore(tmp_path)
-        d = Daemon(policy="HPF", gang=False, saved=store.load(), store=store,
-                   authorizer=Authorizer(PeerTable()), metrics=Metrics(None))  # fmt: skip
+        d = in_process_daemon(tmp_path)
         pid = os.getpid()
         lv1, lv2, fg = pid << 32 | 1, pid << 32 | 2, pid << 32 | 3
-        transport = _Transport()
+        transport = RecordingTransport()
         session = SocketSession(d.auth.local_peer(Credentials(pid, os.getuid(), os.getgid())), transport)
 
         def info(xq: int, level: int, ready: bool) -> pb.XQueueInfo:
@@ -243,7 +200,7 @@ def test_operations_that_the_gates_applied_follow_them_later_in_order_and_others
 
 def test_an_urgent_operation_drops_what_was_held_back_for_its_xqueue() -> None:
     async def main() -> list:
-        transport = _Transport()
+        transport = RecordingTransport()
         session = SocketSession(Peer("unix", "test", 0), transport)  # type: ignore[arg-type]
         session.send_changes([], [(7, True), (8, True)])
         session.send_changes([(7, False)])  # say, its level changed: newer, and at once

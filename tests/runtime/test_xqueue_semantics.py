@@ -383,10 +383,15 @@ def test_a_queue_left_to_the_gate_launches_at_its_next_completion_and_keeps_its_
     xq.suspend()  # a suspend of the application's own outlasts the gate
     xq.suspend(by_gate=True)
     page[0] = 0
-    c = xq.submit(HwCommand(100))
+    _held_until_resumed(xq)
+
+
+def _held_until_resumed(xq: XQueue) -> None:
+    """A command submitted now waits, the queue suspended, until `resume()` lets it go."""
+    cmd = xq.submit(HwCommand(100))
     assert xq.suspended and xq.info().pending == 1
     xq.resume()
-    xq.wait(c)
+    xq.wait(cmd)
 
 
 def test_a_level_change_turns_a_gate_suspension_into_a_full_one(device):
@@ -397,10 +402,7 @@ def test_a_level_change_turns_a_gate_suspension_into_a_full_one(device):
     xq.suspend(by_gate=True)
     xq.set_level(2)  # deactivation needs the hardware queue: no longer the gate's alone
     page[0] = 0
-    a = xq.submit(HwCommand(100))
-    assert xq.suspended and xq.info().pending == 1
-    xq.resume()
-    xq.wait(a)
+    _held_until_resumed(xq)
 
 
 def test_by_gate_without_a_gate_or_above_level_1_is_a_plain_suspend(device):
@@ -410,10 +412,7 @@ def test_by_gate_without_a_gate_or_above_level_1_is_a_plain_suspend(device):
         if gated:
             xq.set_gate(memoryview(page), 0)
         xq.suspend(by_gate=True)
-        a = xq.submit(HwCommand(100))
-        assert xq.suspended and xq.info().pending == 1
-        xq.resume()
-        xq.wait(a)
+        _held_until_resumed(xq)
 
 
 def test_a_queue_whose_launches_are_cheap_launches_its_first_command_before_ready():
