@@ -416,7 +416,7 @@ class XQueue:
 
     # -- internals ---------------------------------------------------------------------
     def _suspended_locked(self) -> bool:
-        return self._suspended or (self._gate_held and self._gate is not None and self._gate[self._gate_slot] != 0)
+        return self._suspended or (self._gate_held and self._gated_locked())
 
     def _state_locked(self) -> XQueueState:
         return XQueueState.READY if self._pending or self._in_flight else XQueueState.IDLE
@@ -462,24 +462,21 @@ class XQueue:
         elif level == Level.DEACTIVATE:
             self.hwq.reactivate()
 
+    def _gated_locked(self) -> bool:
+        return self._gate is not None and self._gate[self._gate_slot] != 0
+
+    def _launchable_locked(self) -> bool:
+        """Whether the queue would launch now, its gate aside."""
+        return bool(self._pending) and not self._suspended and not self._throttled and self._error is None
+
     def _can_launch_locked(self) -> bool:
-        return (
-            bool(self._pending)
-            and not self._suspended
-            and not self._throttled
-            and self._error is None
-            and not (self._gate is not None and self._gate[self._gate_slot])
-        )
+        return self._launchable_locked() and not self._gated_locked()
 
     def _pump_locked(self) -> None:
         """Launch while allowed, on the calling thread (see the module docstring)."""
-        gate = self._gate
-        if gate is not None and gate[self._gate_slot]:
-            if self._on_gate_stall is None or not self._pending or self._suspended or self._throttled or self._error:
-                return
+        if self._on_gate_stall is not None and self._gated_locked() and self._launchable_locked():
             self._on_gate_stall()  # work the gate alone holds back: ask for a pump when it opens
-            if gate[self._gate_slot]:  # looked at again after marking: a clear in between is not missed
-                return
+        # (the loop reads the gate again after that mark: a clear in between is not missed)
         while self._can_launch_locked():
             xcmd = self._pending.popleft()
             self._launches += 1
