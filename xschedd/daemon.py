@@ -19,7 +19,7 @@ from protos.xsched.v1 import types_pb2 as pb
 from xschedd.agents import AgentSession
 from xschedd.auth import Authorizer, Peer
 from xschedd.errors import AgentUnavailable, InvalidArgument, NotFound, PermissionDenied
-from xschedd.gates import SLOTS, GatePage
+from xschedd.gates import GatePage, slot_of
 from xschedd.metrics import Metrics
 from xschedd.policy import PolicyError
 from xschedd.policy import hints as H
@@ -189,7 +189,7 @@ class Daemon:
         later: list[tuple[int, bool]] = []
         for change in changes:
             rec = recs.get(change[0])
-            gated = rec is not None and rec.level == _BLOCK and 0 < change[0] & 0xFFFFFFFF < SLOTS  # gates.slot_of
+            gated = rec is not None and rec.level == _BLOCK and slot_of(change[0]) is not None
             (later if gated else now).append(change)
         session.send_changes(now, later)
 

@@ -171,10 +171,6 @@ class GatePage:
         (cleared_at,) = _STAMP.unpack_from(self._mm, CLEARED_AT + 8 * n)
         return set_at or None, cleared_at or None
 
-    def stamp(self, xqueue_id: int) -> float | None:
-        """When the daemon last gated this XQueue (monotonic seconds), if ever."""
-        return self.stamps(xqueue_id)[0]
-
     def close(self) -> None:
         """Daemon: ungate everything (whoever still maps the page), unmap, remove the file.
         The agent's view is not closed: XQueues may still hold `flags` (they drop it

@@ -35,7 +35,7 @@ def test_the_daemon_writes_what_the_agent_reads_and_closing_ungates_and_removes(
     a, b, far = 123 << 32 | 1, 123 << 32 | 7, 123 << 32 | SLOTS
     assert slot_of(far) is None
     page.apply([(a, True), (b, True), (far, True)])
-    assert (view.flags[1], view.flags[7]) == (1, 1) and view.stamp(a) and view.stamp(far) is None
+    assert (view.flags[1], view.flags[7]) == (1, 1) and view.stamps(a)[0] and view.stamps(far) == (None, None)
     assert view.stamps(b)[1] is None
     page.apply([(b, False)])
     assert (view.flags[1], view.flags[7]) == (1, 0) and view.stamps(b)[1] >= view.stamps(b)[0]
