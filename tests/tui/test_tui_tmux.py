@@ -69,7 +69,9 @@ def test_closing_the_demo_terminal_stops_everything_it_started(tmp_path):
     XPU and the workloads must all go, and the demo's directory with them (they once
     stayed, the console stuck on its dead terminal)."""
     session = f"xdemo-{tmp_path.name}"[:40]
-    marker = f"--duration-s 3599.{abs(hash(session)) % 1000:03d}"  # finds exactly this demo's processes
+    # finds exactly this demo's processes; ends in 1: the demo hands children str(float),
+    # which drops trailing zeros (3599.120 -> 3599.12), and then pgrep found none of them
+    marker = f"--duration-s 3599.{abs(hash(session)) % 1000:03d}1"
     makefile = tmp_path / "Makefile"  # under make, as `make demo` runs it: make outlives a hang-up
     makefile.write_text(f"demo:\n\tcd {REPO} && PYTHONPATH={REPO} {sys.executable} -m xsched_tui.demo {marker}\n")
     cmd = f"TERM=xterm-256color make -f {makefile} demo"
