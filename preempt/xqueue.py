@@ -14,7 +14,9 @@ queue. XSched's C++ runtime uses a dedicated launch thread; in Python a hop to s
 thread costs 100-200 us per refill, which bench/overhead.py showed to slow tasks of
 500 us commands by 18% at threshold 2 (docs/architecture.md has the numbers). In
 virtual time the same code runs on the clock's caller, so tests are deterministic.
-Listeners are called outside the lock, on whichever thread caused the change.
+Listeners are called outside the lock, on whichever thread caused the change, with one
+exception: a waiter blocked in the driver (`HwQueue.direct_wait`) leaves the IDLE news
+to the adapter's completion thread, so that its task does not pay for the news.
 """
 
 from __future__ import annotations
@@ -173,6 +175,7 @@ class XQueue:
         self._gate_slot = 0
         self._on_gate_stall: Callable[[], None] | None = None
         self._gate_held = False  # a level-1 suspension left to the gate (suspend(by_gate=True))
+        self._held_news: XQueueEvent | None = None  # an IDLE a direct waiter left to the completion thread
 
     # -- application API ------------------------------------------------------------
     def submit(self, cmd: HwCommand) -> XCommand:
@@ -190,6 +193,7 @@ class XQueue:
             if not became_ready:
                 self._pump_locked()
                 return xcmd
+            held, self._held_news = self._held_news, None
             self._ready_since = self.clock.now()
             launch_first = self.hwq.cheap_launch
             if launch_first:
@@ -202,6 +206,8 @@ class XQueue:
         # first command goes first instead: the news is late by a launch, and the
         # queue's task is not by the news.
         try:
+            if held is not None:  # the last task's IDLE, not sent yet, goes before this READY
+                self._emit(held)
             self._emit(event)
         finally:
             if not launch_first:
@@ -217,7 +223,7 @@ class XQueue:
             direct = timeout is None and self.hwq.direct_wait and xcmd.state is CommandState.IN_FLIGHT
         if direct:  # block in the driver, then retire through xcmd ourselves (idempotent)
             self.hwq.synchronize()
-            self._on_complete(xcmd.hw)
+            self._retire(xcmd.hw, hold_news=True)
         if not self.clock.wait_for(lambda: xcmd.done or self._error is not None, self._cond, timeout):
             raise XQueueTimeout(f"command {xcmd.seq} of {self.name!r} not done after {timeout} s")
         if not xcmd.done:
@@ -340,7 +346,10 @@ class XQueue:
             self.synchronize(timeout)
         finally:
             with self._cond:
+                held, self._held_news = self._held_news, None
                 event = self._event_locked(EventKind.CLOSED)
+            if held is not None:
+                self._emit(held)
             self._emit(event)
 
     def set_gate(
@@ -509,27 +518,48 @@ class XQueue:
             self.hwq.launch(HwCommand(0.0, name="xq-sync"), lambda _: self._on_complete(tail.hw))
 
     def _on_complete(self, hw: HwCommand) -> None:
-        """A sync point completed: retire every in-flight command up to it, in order."""
-        event = None
+        """A sync point completed (the hardware queue's callback)."""
+        self._retire(hw)
+
+    def _retire(self, hw: HwCommand, hold_news: bool = False) -> None:
+        """Retire every in-flight command up to `hw`, in order, and tell the listeners.
+
+        A direct waiter (`hold_news`) retires its command as soon as the driver returns,
+        and leaves the IDLE news to the completion thread, whose callback for the same
+        sync point follows within a poll: the waiter's task does not pay for the news
+        (the agent's message to xschedd, about 40 us). A READY submitted before that
+        callback sends the held news first, so listeners hear IDLE before READY.
+        """
         with self._cond:
-            if not any(xcmd.hw is hw for xcmd in self._in_flight):
-                return  # already retired by a later sync point
-            while self._in_flight:
-                xcmd = self._in_flight.popleft()
-                xcmd.state = CommandState.DONE
-                self._completed += 1
-                if xcmd.hw is hw:
-                    break
-            if self._throttled and len(self._in_flight) <= self._threshold // 2:
-                self._throttled = False
-            if not self._in_flight and not self._pending:
-                start = self._ready_since
-                latency = None if start is None else self.clock.now() - start
-                if latency is not None:
-                    self.busy_latency.add(latency)
-                self._ready_since = None
-                event = self._event_locked(EventKind.IDLE, latency)
-            self._cond.notify_all()
-            self._pump_locked()
+            if any(xcmd.hw is hw for xcmd in self._in_flight):
+                event = self._retire_locked(hw)
+                if hold_news and event is not None:
+                    self._held_news, event = event, None
+            elif hold_news:  # the completion thread got here first
+                event = None
+            else:  # already retired by a later sync point, or by a waiter who left us its news
+                event, self._held_news = self._held_news, None
         if event is not None:
             self._emit(event)
+
+    def _retire_locked(self, hw: HwCommand) -> XQueueEvent | None:
+        """Retire up to `hw` and launch what that makes room for; the IDLE event, if any."""
+        while self._in_flight:
+            xcmd = self._in_flight.popleft()
+            xcmd.state = CommandState.DONE
+            self._completed += 1
+            if xcmd.hw is hw:
+                break
+        if self._throttled and len(self._in_flight) <= self._threshold // 2:
+            self._throttled = False
+        event = None
+        if not self._in_flight and not self._pending:
+            start = self._ready_since
+            latency = None if start is None else self.clock.now() - start
+            if latency is not None:
+                self.busy_latency.add(latency)
+            self._ready_since = None
+            event = self._event_locked(EventKind.IDLE, latency)
+        self._cond.notify_all()
+        self._pump_locked()
+        return event

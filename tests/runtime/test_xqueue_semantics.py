@@ -434,3 +434,65 @@ def test_a_queue_whose_launches_are_cheap_launches_its_first_command_before_read
     page[0] = 0
     xq.pump()
     xq.wait(second)
+
+
+class _DriverQueue(HwQueue):
+    """A direct-wait queue (as CUDA's) whose completion thread is the test: synchronize()
+    returns at once, as the driver does when the work is done; callbacks wait for
+    `deliver()`, as the adapter's poller comes a little later."""
+
+    direct_wait = True
+
+    def __init__(self) -> None:
+        self.clock = VirtualClock()
+        self.callbacks: list = []
+
+    def launch(self, cmd, on_complete=None) -> None:
+        if on_complete is not None:
+            self.callbacks.append((cmd, on_complete))
+
+    def synchronize(self, timeout=None) -> bool:
+        return True
+
+    def deliver(self) -> None:
+        callbacks, self.callbacks = self.callbacks, []
+        for cmd, callback in callbacks:
+            callback(cmd)
+
+
+def test_a_direct_waiter_leaves_the_idle_news_to_the_completion_thread():
+    """XQueue.wait on a direct-wait queue returns without telling listeners IDLE (the
+    agent's message to xschedd is not the task's cost); the adapter's completion sends
+    it, or else the next READY does, first."""
+    hwq = _DriverQueue()
+    xq = XQueue(hwq, threshold=4)
+    kinds = []
+    xq.add_listener(lambda e: kinds.append(e.kind))
+    for _ in range(3):
+        last = xq.submit(HwCommand(100))
+    xq.wait(last)
+    assert last.done and xq.state is XQueueState.IDLE
+    assert kinds == [EventKind.READY]  # the waiter did not send it
+    hwq.deliver()
+    assert kinds == [EventKind.READY, EventKind.IDLE]
+    hwq.deliver()
+    assert kinds == [EventKind.READY, EventKind.IDLE]  # once
+    # back to back: the next task's READY comes after the news held for the last one
+    xq.wait(xq.submit(HwCommand(100)))
+    xq.wait(xq.submit(HwCommand(100)))
+    assert kinds[2:] == [EventKind.READY, EventKind.IDLE, EventKind.READY]
+    hwq.deliver()  # both sync points: the held IDLE once, nothing for the older one
+    assert kinds[2:] == [EventKind.READY, EventKind.IDLE, EventKind.READY, EventKind.IDLE]
+    assert xq.info().completed == 5
+
+
+def test_closing_sends_the_idle_news_a_direct_waiter_held():
+    hwq = _DriverQueue()
+    xq = XQueue(hwq)
+    kinds = []
+    xq.add_listener(lambda e: kinds.append(e.kind))
+    xq.wait(xq.submit(HwCommand(100)))
+    xq.close()
+    assert kinds == [EventKind.READY, EventKind.IDLE, EventKind.CLOSED]
+    hwq.deliver()
+    assert kinds == [EventKind.READY, EventKind.IDLE, EventKind.CLOSED]
