@@ -220,7 +220,10 @@ class XQueue:
         with self._cond:
             if xcmd.state is CommandState.PENDING:
                 xcmd.wanted = True
-            direct = timeout is None and self.hwq.direct_wait and xcmd.state is CommandState.IN_FLIGHT
+            # the driver waits for all that was launched: the same as for xcmd if it is last
+            direct = (
+                timeout is None and self.hwq.direct_wait and xcmd.state is CommandState.IN_FLIGHT and not self._pending
+            )
         if direct:  # block in the driver, then retire through xcmd ourselves (idempotent)
             self.hwq.synchronize()
             self._retire(xcmd.hw, hold_news=True)

@@ -137,7 +137,8 @@ class CudaHwQueue(HwQueue):
 
     def synchronize(self, timeout: float | None = None) -> bool:
         if timeout is None:
-            self.stream.synchronize()
+            with self.device.poller.waiting(id(self)):
+                self.stream.synchronize()
             return True
         event = self.device.pool.get()
         event.record(self.stream)

@@ -3,7 +3,10 @@
 Threads: each CudaHwQueue appends (event, command, callback) on its launching thread;
 the poller thread polls the oldest event of every queue (`Event.done`, about 1.5 us),
 returns finished events to the pool and calls the callbacks outside every lock, in
-each queue's launch order. While anything is outstanding it polls every `interval_s`
+each queue's launch order. A queue that a thread waits for in the driver (`waiting`:
+XQueue.wait on CUDA) is not polled meanwhile, and is collected as soon as that thread
+returns: queries every 26 us would only contend with the driver's launches and the
+waiter for nothing. While anything else is outstanding it polls every `interval_s`
 (20 us asked: ~26 us, as the thread sets its Linux timer slack to 1 us; with the default
 50 us slack a nap took ~75 us), truly sleeping in between: spinning with
 `time.sleep(0)` was measured to starve the launching threads of the GIL (a deactivate
@@ -12,13 +15,14 @@ took up to 5 ms, the switch interval); idle, it sleeps on a condition until a la
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import cupy
@@ -67,20 +71,35 @@ class Poller:
         self.pool = pool
         self._cond = threading.Condition()
         self._queues: dict[int, deque[Entry]] = {}
-        self._outstanding = 0
+        self._waited: dict[int, int] = {}  # queue -> threads blocked in the driver on it
         self._thread: threading.Thread | None = None
 
     def add(self, key: int, event: Any, cmd: Any, callback: Callable[[Any], None] | None) -> None:
         """Track `event` (already recorded) for the queue `key`; thread-safe, non-blocking."""
         with self._cond:
-            self._queues.setdefault(key, deque()).append((event, cmd, callback))
-            self._outstanding += 1
+            q = self._queues.setdefault(key, deque())
+            q.append((event, cmd, callback))
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name=f"xsched-cuda{self._device_index}-poller", daemon=True
                 )
                 self._thread.start()
-            if self._outstanding == 1:
+            if len(q) == 1 and key not in self._waited:
+                self._cond.notify()
+
+    @contextlib.contextmanager
+    def waiting(self, key: int) -> Iterator[None]:
+        """Around a blocking wait for everything queue `key` launched: leave its events
+        to the waiter while it blocks, and collect them the moment it returns."""
+        with self._cond:
+            self._waited[key] = self._waited.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                left = self._waited.pop(key) - 1
+                if left:
+                    self._waited[key] = left
                 self._cond.notify()
 
     def outstanding(self, key: int) -> int:
@@ -90,18 +109,22 @@ class Poller:
     def _collect(self) -> list[Entry]:
         done: list[Entry] = []
         with self._cond:
-            for q in self._queues.values():
+            for key, q in self._queues.items():
+                if key in self._waited:
+                    continue
                 while q and q[0][0].done:
                     done.append(q.popleft())
-            self._outstanding -= len(done)
         return done
+
+    def _pollable_locked(self) -> bool:
+        return any(q for key, q in self._queues.items() if key not in self._waited)
 
     def _run(self) -> None:
         cupy.cuda.runtime.setDevice(self._device_index)
         _tight_timer_slack()
         while True:
             with self._cond:
-                while self._outstanding == 0:
+                while not self._pollable_locked():
                     self._cond.wait()
             done = self._collect()
             if not done:

@@ -36,6 +36,26 @@ def test_completions_arrive_in_launch_order(cuda, device):
     assert float(a[1]) == 2.0**50
 
 
+def test_a_queue_waited_for_in_the_driver_is_left_to_its_waiter(cuda, device):
+    """While a thread blocks in synchronize() on queue A, the poller leaves A's events
+    alone (its callbacks come once the waiter returns) and still delivers queue B's."""
+    a, b = device.create_queue(guard=False), device.create_queue(guard=False)
+    b.set_priority(10)  # its blocks go before A's: it is done long before A
+    for q in (a, b):  # warm up
+        q.launch(device.spin.command(100))
+        assert q.synchronize(5)
+    a_done, b_done = threading.Event(), threading.Event()
+    a.launch(device.spin.command(200_000), lambda c: a_done.set())  # ~200 ms
+    waiter = threading.Thread(target=a.synchronize)
+    waiter.start()
+    time.sleep(0.02)  # the waiter is in the driver
+    b.launch(device.spin.command(100), lambda c: b_done.set())
+    assert b_done.wait(5), "B's completion waited for A's waiter"
+    assert not a_done.is_set()
+    waiter.join(10)
+    assert a_done.wait(1), "A's completion did not follow its waiter's return"
+
+
 def test_deactivate_flushes_a_running_kernel_and_reactivate_runs_each_block_once(cuda, device):
     import cupy
 
