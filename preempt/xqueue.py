@@ -226,7 +226,7 @@ class XQueue:
             )
         if direct:  # block in the driver, then retire through xcmd ourselves (idempotent)
             self.hwq.synchronize()
-            self._retire(xcmd.hw, hold_news=True)
+            self._on_complete(xcmd.hw, hold_news=True)
         if not self.clock.wait_for(lambda: xcmd.done or self._error is not None, self._cond, timeout):
             raise XQueueTimeout(f"command {xcmd.seq} of {self.name!r} not done after {timeout} s")
         if not xcmd.done:
@@ -520,12 +520,9 @@ class XQueue:
             tail.sync = True
             self.hwq.launch(HwCommand(0.0, name="xq-sync"), lambda _: self._on_complete(tail.hw))
 
-    def _on_complete(self, hw: HwCommand) -> None:
-        """A sync point completed (the hardware queue's callback)."""
-        self._retire(hw)
-
-    def _retire(self, hw: HwCommand, hold_news: bool = False) -> None:
-        """Retire every in-flight command up to `hw`, in order, and tell the listeners.
+    def _on_complete(self, hw: HwCommand, hold_news: bool = False) -> None:
+        """A sync point completed (the hardware queue's callback, or a direct waiter):
+        retire every in-flight command up to `hw`, in order, and tell the listeners.
 
         A direct waiter (`hold_news`) retires its command as soon as the driver returns,
         and leaves the IDLE news to the completion thread, whose callback for the same

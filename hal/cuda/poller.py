@@ -70,7 +70,7 @@ class Poller:
         self.interval_s = interval_s
         self.pool = pool
         self._cond = threading.Condition()
-        self._queues: dict[int, deque[Entry]] = {}
+        self._queues: dict[int, deque[Entry]] = {}  # only queues with events outstanding
         self._waited: dict[int, int] = {}  # queue -> threads blocked in the driver on it
         self._thread: threading.Thread | None = None
 
@@ -109,15 +109,20 @@ class Poller:
     def _collect(self) -> list[Entry]:
         done: list[Entry] = []
         with self._cond:
+            drained = []
             for key, q in self._queues.items():
                 if key in self._waited:
                     continue
                 while q and q[0][0].done:
                     done.append(q.popleft())
+                if not q:
+                    drained.append(key)
+            for key in drained:
+                del self._queues[key]
         return done
 
     def _pollable_locked(self) -> bool:
-        return any(q for key, q in self._queues.items() if key not in self._waited)
+        return any(key not in self._waited for key in self._queues)
 
     def _run(self) -> None:
         cupy.cuda.runtime.setDevice(self._device_index)
