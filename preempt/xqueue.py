@@ -220,13 +220,8 @@ class XQueue:
         with self._cond:
             if xcmd.state is CommandState.PENDING:
                 xcmd.wanted = True
-            # the driver waits for all that was launched: the same as for xcmd if it is last
-            direct = (
-                timeout is None and self.hwq.direct_wait and xcmd.state is CommandState.IN_FLIGHT and not self._pending
-            )
-        if direct:  # block in the driver, then retire through xcmd ourselves (idempotent)
-            self.hwq.synchronize()
-            self._on_complete(xcmd.hw, hold_news=True)
+        if timeout is None and self.hwq.direct_wait:
+            self._wait_in_driver(xcmd)
         if not self.clock.wait_for(lambda: xcmd.done or self._error is not None, self._cond, timeout):
             raise XQueueTimeout(f"command {xcmd.seq} of {self.name!r} not done after {timeout} s")
         if not xcmd.done:
@@ -234,6 +229,22 @@ class XQueue:
         if xcmd.hw.error is not None:
             raise xcmd.hw.error
         return xcmd.hw.result
+
+    def _wait_in_driver(self, xcmd: XCommand) -> None:
+        """Block in the driver (`HwQueue.direct_wait`) once `xcmd` is launched with nothing
+        pending behind it: the driver waits for all that was launched, then the same as
+        for `xcmd`. Until then wait here, for the completions that make room to launch it;
+        the last of them is then not the waiter's to wait for through the completion
+        thread (a poll and a thread hand-over late). Retire through `xcmd` ourselves."""
+        launched_last = lambda: (  # noqa: E731
+            xcmd.done or self._error is not None or (xcmd.state is CommandState.IN_FLIGHT and not self._pending)
+        )
+        self.clock.wait_for(launched_last, self._cond)
+        with self._cond:
+            direct = xcmd.state is CommandState.IN_FLIGHT and self._error is None
+        if direct:
+            self.hwq.synchronize()
+            self._on_complete(xcmd.hw, hold_news=True)
 
     def synchronize(self, timeout: float | None = None) -> None:
         """Block until every submitted command has completed."""
@@ -489,6 +500,7 @@ class XQueue:
         if self._on_gate_stall is not None and self._gated_locked() and self._launchable_locked():
             self._on_gate_stall()  # work the gate alone holds back: ask for a pump when it opens
         # (the loop reads the gate again after that mark: a clear in between is not missed)
+        launched = False
         while self._can_launch_locked():
             xcmd = self._pending.popleft()
             self._launches += 1
@@ -511,6 +523,9 @@ class XQueue:
                 self._error = exc
                 self._cond.notify_all()
                 return
+            launched = True
+        if launched and not self._pending:
+            self._cond.notify_all()  # a direct waiter (wait) may go to the driver now
 
     def _sync_tail_locked(self) -> None:
         """Make the last in-flight command a sync point, so its completion is seen even if

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hal import HwCommand, HwQueue, Level, UnsupportedLevelError, VirtualClock, WouldBlockForever
+from hal import HwCommand, HwQueue, Level, RealClock, UnsupportedLevelError, VirtualClock, WouldBlockForever
 from hal.sim import SimDevice
 from preempt import (
+    CommandState,
     EventKind,
     XQueue,
     XQueueClosedError,
@@ -443,15 +446,17 @@ class _DriverQueue(HwQueue):
 
     direct_wait = True
 
-    def __init__(self) -> None:
-        self.clock = VirtualClock()
+    def __init__(self, clock=None) -> None:
+        self.clock = clock or VirtualClock()
         self.callbacks: list = []
+        self.synchronized = threading.Event()
 
     def launch(self, cmd, on_complete=None) -> None:
         if on_complete is not None:
             self.callbacks.append((cmd, on_complete))
 
     def synchronize(self, timeout=None) -> bool:
+        self.synchronized.set()
         return True
 
     def deliver(self) -> None:
@@ -496,3 +501,21 @@ def test_closing_sends_the_idle_news_a_direct_waiter_held():
     assert kinds == [EventKind.READY, EventKind.IDLE, EventKind.CLOSED]
     hwq.deliver()
     assert kinds == [EventKind.READY, EventKind.IDLE, EventKind.CLOSED]
+
+
+def test_a_waiter_for_a_pending_command_goes_to_the_driver_once_it_is_launched_last():
+    """With more commands than the threshold, the last is launched by a completion; the
+    waiter then blocks in the driver instead of waiting for the last completion's news."""
+    hwq = _DriverQueue(RealClock())
+    xq = XQueue(hwq, threshold=2, batch_size=1)
+    cmds = [xq.submit(HwCommand(100)) for _ in range(4)]
+    assert [c.state for c in cmds].count(CommandState.PENDING) == 2
+    waiter = threading.Thread(target=xq.wait, args=(cmds[-1],), daemon=True)
+    waiter.start()
+    assert not hwq.synchronized.wait(0.2)  # not while the command is pending
+    hwq.deliver()  # the first two complete: the last two launch
+    waiter.join(5)
+    assert not waiter.is_alive() and hwq.synchronized.is_set()
+    assert all(c.done for c in cmds) and xq.state is XQueueState.IDLE
+    hwq.deliver()  # the adapter's callbacks for the last two: nothing retired twice
+    assert xq.info().completed == 4
