@@ -5,7 +5,8 @@ moments we stamp the device clock on an idle side stream and call `suspend()`; e
 spin block raises a device-side `last_end` to its end time, so `last_end - stamp` is how
 long the background kept the GPU after the suspend call (device %globaltimer, not host
 estimates; the stamp runs on a top-priority stream, so it starts within one block's
-time). Per level and T in 0.1, 0.5, 1, 2 ms. Usage: python bench/cuda_preempt_latency.py
+time). The host columns time the stamp's launch plus the `suspend()` call, which the
+device latency includes. Per level and T in 0.1, 0.5, 1, 2 ms. Usage: python bench/cuda_preempt_latency.py
 """
 
 from __future__ import annotations
@@ -46,12 +47,14 @@ def measure(dev, level: int, t_us: float, threshold: int, samples: int, rnd: ran
     feeder.start()
     time.sleep(0.2)
     quiet_wait = threshold * t_us * 1e-6 * 1.5 + 0.003
-    lat = []
+    lat, host = [], []
     for _ in range(samples):
         time.sleep(rnd.uniform(0.003, 0.003 + 4 * t_us * 1e-6))
+        h = time.perf_counter()
         with side:
             stamp(t0)
         xq.suspend()
+        host.append((time.perf_counter() - h) * 1e6)
         time.sleep(quiet_wait)
         with side:
             end, start = int(last_end.get(stream=side)[0]), int(t0.get(stream=side)[0])
@@ -61,7 +64,7 @@ def measure(dev, level: int, t_us: float, threshold: int, samples: int, rnd: ran
     feeder.join()
     xq.close()
     hwq.close()
-    return lat
+    return lat, host
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,15 +79,18 @@ def main(argv: list[str] | None = None) -> int:
     results, rows = {}, []
     for level in (1, 2):
         for t in [float(x) for x in a.durations_us.split(",")]:
-            lat = measure(dev, level, t, a.threshold, a.samples, rnd)
+            lat, host = measure(dev, level, t, a.threshold, a.samples, rnd)
             r = {"p50_us": pct(lat, 50), "p99_us": pct(lat, 99), "max_us": max(lat),
-                 "p99_over_T": pct(lat, 99) / t, "samples_us": [round(x, 1) for x in lat]}  # fmt: skip
+                 "p99_over_T": pct(lat, 99) / t, "samples_us": [round(x, 1) for x in lat],
+                 "host_p50_us": pct(host, 50), "host_p99_us": pct(host, 99),
+                 "host_samples_us": [round(x, 1) for x in host]}  # fmt: skip
             results[f"lv{level}_T{int(t)}us"] = r
-            rows.append([f"Lv{level}", int(t), r["p50_us"], r["p99_us"], r["p99_over_T"]])
+            rows.append([f"Lv{level}", int(t), r["p50_us"], r["p99_us"], r["p99_over_T"],
+                         r["host_p50_us"], r["host_p99_us"]])  # fmt: skip
     params = {**vars(a), "spin_wave_us": dev.spin.wave_us, "gate": dev.create_queue(guard=True).gate_kind}
     path = write("cuda_preempt_latency", dev, params, results)
     print(table(f"Preemption latency on {dev.info.name}, threshold {a.threshold}, block {a.block_us} us -> {path}",
-                ["level", "T us", "p50 us", "p99 us", "p99/T"], rows))  # fmt: skip
+                ["level", "T us", "p50 us", "p99 us", "p99/T", "host p50 us", "host p99 us"], rows))  # fmt: skip
     return 0
 
 
