@@ -283,9 +283,18 @@ class XQueue:
         suspension of a gated XQueue (`set_gate`) is left to the gate: the queue counts
         as suspended while the daemon keeps its byte set and launches again the moment
         the daemon clears it, without waiting for the resume operation to arrive.
+
+        At level 2 the hardware queue is deactivated first, before the XQueue's lock: a
+        thread launching a batch may hold it for hundreds of microseconds on CUDA (three
+        driver calls per guarded command), and the device need not wait for that.
         """
+        early = self._level == Level.DEACTIVATE and not (self._suspended or self._closed)
+        if early:  # unlocked reads: the locked part below sets the flag right in any race
+            self.hwq.deactivate()
         with self._cond:
             if self._suspended or self._closed or (self._gate_held and by_gate):
+                if early:
+                    self._settle_early_locked()
                 return
             was_held = self._gate_held
             if by_gate and self._gate is not None and self._level == Level.BLOCK and not sync_hw_queue:
@@ -296,7 +305,9 @@ class XQueue:
                 self._suspended = True
                 self._suspended_level = self._level
                 self._sync_tail_locked()
-                self._hw_suspend_locked(self._level)
+                self._hw_suspend_locked(self._level)  # again after `early`: a resume may have come between
+            if early:
+                self._settle_early_locked()
             event = None if was_held else self._event_locked(EventKind.SUSPENDED)
         if event is not None:
             self._emit(event)
@@ -478,6 +489,12 @@ class XQueue:
             self.hwq.interrupt()
         elif level == Level.DEACTIVATE:
             self.hwq.deactivate()
+
+    def _settle_early_locked(self) -> None:
+        """After a deactivate ahead of the lock: undo it unless the queue now stands
+        suspended at level 2 (it was closed, or suspended at another level, meanwhile)."""
+        if not (self._suspended and self._suspended_level == Level.DEACTIVATE):
+            self.hwq.reactivate()
 
     def _hw_resume_locked(self, level: Level) -> None:
         if level >= Level.INTERRUPT:

@@ -519,3 +519,67 @@ def test_a_waiter_for_a_pending_command_goes_to_the_driver_once_it_is_launched_l
     assert all(c.done for c in cmds) and xq.state is XQueueState.IDLE
     hwq.deliver()  # the adapter's callbacks for the last two: nothing retired twice
     assert xq.info().completed == 4
+
+
+class _FlushQueue(HwQueue):
+    """A level-2 queue whose launches may be held (a thread in the driver), recording its
+    deactivation flag; `on_deactivate` runs inside deactivate (a racing thread's turn)."""
+
+    max_level = Level.DEACTIVATE
+
+    def __init__(self) -> None:
+        self.clock = RealClock()
+        self.active = True
+        self.deactivated = threading.Event()
+        self.release = threading.Event()
+        self.release.set()
+        self.launching = threading.Event()
+        self.on_deactivate = None
+
+    def launch(self, cmd, on_complete=None) -> None:
+        self.launching.set()
+        self.release.wait(5)
+
+    def synchronize(self, timeout=None) -> bool:
+        return True
+
+    def deactivate(self) -> None:
+        self.active = False
+        self.deactivated.set()
+        hook, self.on_deactivate = self.on_deactivate, None
+        if hook is not None:
+            hook()
+
+    def reactivate(self) -> None:
+        self.active = True
+
+
+def test_a_level_2_suspend_deactivates_without_waiting_for_a_launch_in_progress():
+    hwq = _FlushQueue()
+    xq = XQueue(hwq, level=2, threshold=4)
+    hwq.release.clear()
+    submitter = threading.Thread(target=xq.submit, args=(HwCommand(100),), daemon=True)
+    submitter.start()
+    assert hwq.launching.wait(5)  # the submitter holds the XQueue's lock in the launch
+    suspender = threading.Thread(target=xq.suspend, daemon=True)
+    suspender.start()
+    assert hwq.deactivated.wait(5) and suspender.is_alive()  # the device first
+    hwq.release.set()
+    submitter.join(5)
+    suspender.join(5)
+    assert xq.suspended and not hwq.active
+    xq.resume()
+    assert hwq.active and not xq.suspended
+
+
+@pytest.mark.parametrize("race", ["set_level(1)", "close()"])
+def test_a_deactivate_ahead_of_the_lock_is_undone_when_a_race_makes_it_wrong(race):
+    hwq = _FlushQueue()
+    xq = XQueue(hwq, level=2)
+    hwq.on_deactivate = lambda: xq.set_level(1) if race == "set_level(1)" else xq.close()
+    xq.suspend()
+    assert hwq.active  # a level-1 suspension, or none, leaves the device running
+    assert xq.suspended == (race == "set_level(1)")
+    if xq.suspended:
+        xq.resume()
+        assert hwq.active
