@@ -73,11 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threshold", type=int, default=8)
     p.add_argument("--block-us", type=float, default=10.0)
     p.add_argument("--durations-us", default="100,500,1000,2000")
+    p.add_argument("--levels", default="1,2")
     a = p.parse_args(argv)
     dev = open_cuda(a.block_us)
     rnd = random.Random(1)
     results, rows = {}, []
-    for level in (1, 2):
+    for level in [int(x) for x in a.levels.split(",")]:
         for t in [float(x) for x in a.durations_us.split(",")]:
             lat, host = measure(dev, level, t, a.threshold, a.samples, rnd)
             r = {"p50_us": pct(lat, 50), "p99_us": pct(lat, 99), "max_us": max(lat),
