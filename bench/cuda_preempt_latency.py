@@ -72,7 +72,7 @@ def measure(dev, level: int, t_us: float, threshold: int, samples: int, rnd: ran
     after = clock_offset(side, t0)
     hwq.close()
     lat = [max(0.0, end - (h + _interpolate(before, after, h))) / 1e3 for h, end in calls]
-    return lat, stamped, host, max(before[1], after[1]) / 1e3
+    return lat, stamped, host, max(before[2], after[2]) / 1e3
 
 
 def clock_offset(side, buf, trips: int = 200) -> tuple[int, float, float]:

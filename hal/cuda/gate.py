@@ -1,9 +1,14 @@
 """The deactivation flag of a queue and the gate that makes its stream wait on it.
 
-The flag lives in device memory: every guarded block reads it once, and reads of pinned
-host memory serialise over PCIe at about 1 us each across the whole GPU (measured: 20 M
-blocks took 22 s), while device reads hit L2. The host sets it without blocking through
-a high-priority control stream (`cuStreamWriteValue32`, else a 4-byte async copy).
+The host sets the flag in pinned host memory with a plain store: no driver call, so a
+suspend waits neither for the driver's lock nor for the interpreter lock behind other
+threads' launches (on the H100 a `cuStreamWriteValue32` took 14-29 us at the median and
+175-250 us at P99 beside a thread launching level-2 commands). Reads of pinned host
+memory serialise over PCIe at about 1 us each across the whole GPU (measured: 20 M
+blocks took 22 s), so guarded blocks read a copy in device memory (L2), which one
+sentinel block per wave refreshes from the host word (hal.cuda.instrument). Resuming
+clears both: the host word, then the copy through a high-priority control stream
+(`cuStreamWriteValue32`, else a 4-byte async copy); the gate clears the copy too.
 The gate holds a stream behind a flushed kernel until `reactivate`. Two kinds:
 
 - `TicketGate` (for queues on a priority board, hal.board: processes sharing the GPU): a one-thread
@@ -21,7 +26,7 @@ The gate holds a stream behind a flushed kernel until `reactivate`. Two kinds:
   an unsatisfied wait costs the stream ~12 us per command (an 8-layer stack at level 2:
   +28% instead of +14%) and slows the flag writes of a suspend (level-2 P50 65-76 us
   instead of 33-46). So a queue uses it only on a board, where parking is the point.
-- `StreamGate` (the default): a one-block kernel that naps while the device flag is set.
+- `StreamGate` (the default): a one-block kernel that naps while the host flag is set.
 """
 
 from __future__ import annotations
@@ -39,8 +44,13 @@ from hal.board import LEVELS
 log = logging.getLogger(__name__)
 
 _GATE_SRC = r"""
-extern "C" __global__ void xs_gate(const volatile unsigned int* flag) {
-  while (*flag != 0u) __nanosleep(2000);
+extern "C" __global__ void xs_gate(const volatile unsigned int* host, volatile unsigned int* flag) {
+  // Only a latched copy can have flushed the kernel before: otherwise pass at L2 speed (a
+  // read of the host word crosses PCIe, a few us on every command). A suspend that no
+  // sentinel has seen yet is caught by the next kernel's, and the gate after it parks.
+  if (threadIdx.x != 0 || flag[0] == 0u) return;
+  while (*host != 0u) __nanosleep(2000);
+  flag[0] = 0u;  // the next kernel runs whole
 }
 """
 
@@ -94,26 +104,42 @@ def stream_priority_for(priority: int) -> int:
 
 
 class DeviceFlag:
-    """A uint32 in device memory that the host sets asynchronously (see the module docstring).
+    """A queue's deactivation flag: a host word (`host_ptr`) and device words (`ptr`): [0]
+    the device's copy of the host word, [1] the board latch (see the module docstring).
 
-    Threads: `set` may be called from any thread whose current device is this one.
+    Threads: `raise_` from any thread; `lower` and `set` from any thread whose current
+    device is this one.
     """
 
     def __init__(self) -> None:
         self.array = cupy.zeros(16, dtype=cupy.uint32)
         self.ptr = int(self.array.data.ptr)
-        self.value = 0
+        self._host_mem = cupy.cuda.alloc_pinned_memory(4)
+        self._host = np.frombuffer(self._host_mem, dtype=np.uint32, count=1)
+        self._host[0] = 0
+        self.host_ptr = self._host_mem.ptr  # UVA: the same address on the device
         self._ctl = cupy.cuda.Stream(non_blocking=True, priority=stream_priority_range()[1])
         self._write = _write_value32()
         self._src = cupy.cuda.alloc_pinned_memory(8)
         np.frombuffer(self._src, dtype=np.uint32, count=2)[:] = (0, 1)
 
+    @property
+    def value(self) -> int:
+        return int(self._host[0])
+
+    def raise_(self) -> None:
+        """Deactivate: one store to host memory, which sentinels and gates read."""
+        self._host[0] = 1
+
+    def lower(self) -> None:
+        """Reactivate: clear the host word, then the device's copy."""
+        self._host[0] = 0
+        self.set(0)
+
     def set(self, value: int, word: int = 0) -> None:
-        """Set word 0 (the deactivation flag) or word 1 (the board latch) to 0 or 1."""
+        """Set device word 0 (the copy of the flag) or 1 (the board latch) to 0 or 1."""
         if value not in (0, 1):
             raise ValueError(f"flag value {value} must be 0 or 1")
-        if word == 0:
-            self.value = value
         ptr = self.ptr + 4 * word
         if self._write is not None:
             if self._write(self._ctl.ptr, ptr, value, 0) == 0:
@@ -228,22 +254,22 @@ def _gate_kernel() -> cupy.RawKernel:
 
 
 class StreamGate:
-    """Enqueues 'wait until *flag == 0' on the current stream: a kernel that naps on the GPU
-    while the flag is set, so a suspended context stays busy (the fallback gate)."""
+    """Enqueues 'wait until the flag is clear' on the current stream: a kernel that naps on
+    the GPU while the host word is set, so a suspended context stays busy (the fallback gate)."""
 
     kind = "kernel"
 
-    def __init__(self, flag_dev_ptr: int) -> None:
-        self.flag_dev_ptr = flag_dev_ptr
+    def __init__(self, flag: DeviceFlag) -> None:
+        self._args = (np.uint64(flag.host_ptr), np.uint64(flag.ptr))
 
     def wait(self, stream: cupy.cuda.Stream, board: int = 0, level: int = 0) -> None:
-        _gate_kernel()((1,), (32,), (np.uint64(self.flag_dev_ptr),))
+        _gate_kernel()((1,), (32,), self._args)
 
     def release(self) -> bool:
         return False
 
     def close(self) -> None:
-        """The device flag closes this gate: nothing more to do."""
+        """The flag closes this gate: nothing more to do."""
 
     def open(self) -> None:
-        """The device flag opens this gate: nothing more to do."""
+        """The flag opens this gate: nothing more to do."""

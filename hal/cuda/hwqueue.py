@@ -64,7 +64,7 @@ class CudaHwQueue(HwQueue):
 
     Launch enqueues a command's work on the stream and, when it has a completion callback,
     records a pooled event the device's poller watches; callbacks run on the poller thread
-    in launch order. Level 2 (`deactivate`) sets this queue's flag (device memory, see hal.cuda.gate):
+    in launch order. Level 2 (`deactivate`) sets this queue's flag (a store to pinned host memory, see hal.cuda.gate):
     guarded kernels in flight flush their not-yet-started blocks and the stream stops at
     the gate after the flushed kernel; `reactivate` clears the flag, the gate opens, and
     the relaunch runs exactly the flushed blocks. With the ticket gate (hal.cuda.gate) a
@@ -102,7 +102,6 @@ class CudaHwQueue(HwQueue):
             self._streams = {priority: self.stream}
             self._stream_priority = priority
             self._flag = DeviceFlag()
-            self._flag_dev = self._flag.ptr
             self._flushed = cupy.zeros(1, dtype=cupy.uint32)
             self._state = cupy.zeros(4096, dtype=cupy.uint32)
             cupy.cuda.Device(device.index).synchronize()
@@ -114,7 +113,7 @@ class CudaHwQueue(HwQueue):
         # the gate: a napping kernel, or on a board (processes sharing the GPU) a ticket, which
         # parks the stream with nothing on the GPU (hal.cuda.gate); see "CUDA across
         # processes" in docs/architecture.md for why not the ticket everywhere
-        self._gate = ticket or StreamGate(self._flag_dev)
+        self._gate = ticket or StreamGate(self._flag)
         if self._board is not None:
             self._board.watch(self._on_board)
         _live.add(self)
@@ -153,9 +152,8 @@ class CudaHwQueue(HwQueue):
     def deactivate(self) -> None:
         if self._guard is None:
             self._guard = True
-        _bind_thread(self.device.index)
         self._gate.close()
-        self._flag.set(1)
+        self._flag.raise_()  # a store to host memory: no driver call, no thread binding
 
     def reactivate(self) -> None:
         _bind_thread(self.device.index)
@@ -267,8 +265,8 @@ class CudaHwQueue(HwQueue):
             self._flag.set(0, word=1)  # the board latch: the next sentinel would clear it too
 
     def _open(self) -> None:
+        self._flag.lower()
         self._gate.open()
-        self._flag.set(0)
 
     @property
     def deactivated(self) -> bool:
@@ -316,7 +314,8 @@ class CudaHwQueue(HwQueue):
         if fix_blocks is None:
             fix_blocks = k.fix_grid(n, threads, cmd.shared_mem, self.device.sm_count)
             self._fix_grids[key] = fix_blocks
-        k.main(cmd.grid, cmd.block, (*cmd.args, np.uint64(self._flag_dev), self._state, self._flushed, epoch,
+        k.main(cmd.grid, cmd.block, (*cmd.args, np.uint64(self._flag.ptr), np.uint64(self._flag.host_ptr),
+               self._state, self._flushed, epoch,
                np.uint64(board), np.uint32(self._level), np.uint32(fix_blocks)), shared_mem=cmd.shared_mem)  # fmt: skip
         self._gate.wait(self.stream, board, self._level)
         k.fix((fix_blocks, 1, 1), cmd.block, (*cmd.args, self._state, self._flushed, epoch,

@@ -4,13 +4,16 @@ Pure text work, no CuPy: each named `extern "C" __global__` kernel becomes a dev
 function (its body, with `blockIdx`/`gridDim` read from shared memory) plus two kernels:
 
 - `NAME` (guarded main launch): thread 0 of each block reads the queue's deactivation
-  flag and board latch once (device memory, `flag[0]` and `flag[1]`) into shared memory;
-  a block that sees either set records the launch as flushed and exits without running
-  the body; others mark themselves done in the per-queue state array
-  (`state[block] = epoch`) and run the body. With a priority board (hal.board), every
-  `every`-th block (about one per wave) is a sentinel: it reads the board word (mapped
-  host memory, so reads are kept rare) and sets the latch when a higher level is
-  active, so a kernel flushes within about a wave of another process's urgent launch.
+  state once into shared memory; a block that sees it set records the launch as
+  flushed and exits without running the body; others mark themselves done in the
+  per-queue state array (`state[block] = epoch`) and run the body. The host sets the
+  deactivation flag in pinned host memory (`host`, a plain store: no driver call), but
+  reads of host memory cross PCIe, so only every `every`-th block (about one per wave)
+  reads it: such a sentinel copies it to `flag[0]` in device memory, and with a
+  priority board (hal.board) also reads the board word and sets the latch `flag[1]`
+  when a higher level is active; every other block reads `flag[0] | flag[1]` from L2.
+  So a kernel flushes within about a wave of a suspend, or of another process's urgent
+  launch.
 - `NAME__xs_fix` (the relaunch): a grid of at most one wave that returns at once unless
   the launch was flushed, and otherwise runs exactly the blocks whose state is not
   `epoch`, each with its original block index. Blocks must be independent (no
@@ -26,7 +29,7 @@ from hal.board import LEVELS
 from hal.cuda.errors import GuardError
 
 FIX_SUFFIX = "__xs_fix"
-MAIN_EXTRA = ("const volatile unsigned int* __xs_flag, unsigned int* __xs_state, "
+MAIN_EXTRA = ("const volatile unsigned int* __xs_flag, const volatile unsigned int* __xs_host, unsigned int* __xs_state, "
               "unsigned int* __xs_flushed, unsigned int __xs_epoch, "
               "const volatile unsigned int* __xs_board, unsigned int __xs_level, unsigned int __xs_every")  # fmt: skip
 FIX_EXTRA = ("unsigned int* __xs_state, const unsigned int* __xs_flushed, unsigned int __xs_epoch, "
@@ -46,10 +49,16 @@ extern "C" __global__ void {bounds}{name}({params}{sep}{extra}) {{
   if (threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0) {{
     unsigned int __xs_b = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
     int __xs_f;
-    if (__xs_board != 0 && __xs_b % __xs_every == 0u) {{
-      unsigned int __xs_y = *__xs_board + __xs_level < {top}u;
-      ((volatile unsigned int*)__xs_flag)[1] = __xs_y;
-      __xs_f = __xs_flag[0] != 0u || __xs_y;
+    if (__xs_b % __xs_every == 0u) {{
+      unsigned int __xs_h = *__xs_host != 0u, __xs_y;
+      ((volatile unsigned int*)__xs_flag)[0] = __xs_h;
+      if (__xs_board != 0) {{
+        __xs_y = *__xs_board + __xs_level < {top}u;
+        ((volatile unsigned int*)__xs_flag)[1] = __xs_y;
+      }} else {{
+        __xs_y = __xs_flag[1] != 0u;
+      }}
+      __xs_f = __xs_h || __xs_y;
     }} else {{
       __xs_f = (__xs_flag[0] | __xs_flag[1]) != 0u;
     }}

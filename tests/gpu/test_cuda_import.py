@@ -76,7 +76,8 @@ def test_instrumenting_a_kernel_keeps_its_body_and_adds_guard_and_relaunch():
     assert 'extern "C" __global__ void __launch_bounds__(256) scale(float* __restrict__ y, const float* x, float a, int n, const volatile unsigned int* __xs_flag' in out
     assert "scale__xs_fix(" in out
     assert "const volatile unsigned int* __xs_board, unsigned int __xs_level, unsigned int __xs_every" in out
-    assert "__xs_b % __xs_every == 0u" in out  # the board sentinel, about one block per wave
+    assert "__xs_b % __xs_every == 0u" in out  # the sentinel, about one block per wave,
+    assert "*__xs_host" in out  # reads the host's flag (and a board's word)
     assert "__xs_body_scale(y, x, a, n);" in out
     assert 'extern "C" __global__ void other(int* p)' in out  # untouched, still a kernel
 
