@@ -5,7 +5,8 @@ periodic tasks (4 x 250 us spin commands) at 20% of its standalone peak rate, th
 background tasks of 10 x 1 ms back to back. Configurations: native (two bare streams),
 native with CUDA stream priorities (fg priority 10 -> the most urgent stream), and ours:
 both processes' XQueues scheduled by xschedd (HPF) at level 1, threshold 1 / 4 / 16, and
-at level 2, threshold 4 / 8; then the same with the priority board on in both processes
+at level 2, threshold 4 / 8, and the foreground at level 1 beside a level-2 background
+(`ours_xschedd_fg_lv1_bg_lv2`); then the same with the priority board on in both processes
 ($XSCHED_CUDA_BOARD=1, hal.board): the background's kernels flush on the GPU as soon as
 the foreground launches, instead of a round trip through xschedd later; and the board
 alone (XSCHED_SCHEDULER=APP: XQueues, no scheduler). `ours_xschedd_fg_alone` is the
@@ -182,6 +183,10 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
                 q = f"level=2,threshold={thr}"
                 record(f"ours_xschedd_lv2_thr{thr}", run_pair, f"{fg},priority=10,{q}", a.duration_s, glb,
                                                              native=False, bg_queue=f"{BG},{q}")  # fmt: skip
+            # what a user would run: only the background preemptible at level 2 (its guards
+            # are its cost), the foreground a plain level-1 queue
+            record("ours_xschedd_fg_lv1_bg_lv2", run_pair, f"{fg},priority=10,level=1,threshold=4", a.duration_s, glb,
+                   native=False, bg_queue=f"{BG},level=2,threshold=8")  # fmt: skip
             record("ours_xschedd_fg_alone", run_alone, f"{fg},priority=10,level=2,threshold=8", a.duration_s, glb)
             board = {**glb, BOARD_ENV: "1"}
             for lv, thr in ((1, 4), (2, 8)):
