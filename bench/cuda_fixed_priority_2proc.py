@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--duration-s", type=float, default=4.0)
     p.add_argument("--mps", action="store_true", help="run every configuration as clients of an MPS server")
+    p.add_argument("--only", default="", help="comma-separated configuration names to run (default: all)")
     a = p.parse_args(argv)
     base = {k: v for k, v in os.environ.items() if not k.startswith("XSCHED_")}
     base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), base.get("PYTHONPATH", "")]))
@@ -152,9 +153,13 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
                               "fg_max_ms": max(alone_lat), "fg_tasks": len(alone_lat)}}
     rows = [["standalone", results["standalone"]["fg_p50_ms"], a99, 1.0, "-"]]
 
+    only = {n for n in a.only.split(",") if n}
+
     def record(name: str, run, *args, **kwargs) -> None:
         """Measure one configuration; one that fails (e.g. a process refused the device) is
         recorded with its error, and the others still run."""
+        if only and name not in only:
+            return
         try:
             r = run(*args, **kwargs)
         except (RuntimeError, subprocess.TimeoutExpired) as exc:

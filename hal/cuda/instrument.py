@@ -62,7 +62,8 @@ extern "C" __global__ void {bounds}{name}({params}{sep}{extra}) {{
     }} else {{
       __xs_f = (__xs_flag[0] | __xs_flag[1]) != 0u;
     }}
-    if (__xs_f) *__xs_flushed = __xs_epoch; else __xs_state[__xs_b] = __xs_epoch;
+    if (!__xs_f) __xs_state[__xs_b] = __xs_epoch;
+    else if (*__xs_flushed != __xs_epoch) *__xs_flushed = __xs_epoch;  // stores to one word serialise in L2
     __xs_skip = __xs_f;
     __xs_bid = blockIdx;
     __xs_grid = make_uint3(gridDim.x, gridDim.y, gridDim.z);
