@@ -64,13 +64,15 @@ class CudaHwQueue(HwQueue):
 
     Launch enqueues a command's work on the stream and, when it has a completion callback,
     records a pooled event the device's poller watches; callbacks run on the poller thread
-    in launch order. Level 2 (`deactivate`) sets this queue's flag (a store to pinned host memory, see hal.cuda.gate):
-    guarded kernels in flight flush their not-yet-started blocks and the stream stops at
-    the gate after the flushed kernel; `reactivate` clears the flag, the gate opens, and
-    the relaunch runs exactly the flushed blocks. With the ticket gate (hal.cuda.gate) a
-    stopped stream runs nothing on the GPU, so another process's context gets the whole
-    GPU, not time slices shared with a waiting kernel. Other commands (closures, cuBLAS, graphs,
-    copies) are level 1: they run to completion, and a gate before each keeps them in order.
+    in launch order. Level 2 (`deactivate`) sets this queue's flag (a store to pinned host
+    memory, see hal.cuda.gate): guarded kernels in flight flush their not-yet-started
+    blocks and the stream stops at the gate after the flushed kernel; `reactivate` clears
+    the flag, the gate opens, and the relaunch runs exactly the flushed blocks. With the
+    ticket gate (hal.cuda.gate) a stopped stream runs nothing on the GPU, so another
+    process's context gets the whole GPU, not time slices shared with a waiting kernel.
+    Other commands (closures, cuBLAS, graphs, copies) are level 1: they run to
+    completion, and a gate before each keeps them in order. A launch racing the first
+    deactivate of a `guard=None` queue may go out plain: it then runs to completion.
 
     `guard`: True launches guarded kernels instrumented, False plain (pure level 1, no
     overhead); None (default) starts plain and turns guarding on at the first deactivate.
