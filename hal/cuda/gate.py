@@ -24,8 +24,9 @@ The gate holds a stream behind a flushed kernel until `reactivate`. Two kinds:
   once; the ticket's condition can only come true after that kernel.
   Its price, measured on the H100: the wait is evaluated before the ticket has run, and
   an unsatisfied wait costs the stream ~12 us per command (an 8-layer stack at level 2:
-  +28% instead of +14%) and slows the flag writes of a suspend (level-2 P50 65-76 us
-  instead of 33-46). So a queue uses it only on a board, where parking is the point.
+  +28% instead of +14%) and slowed a suspend's flag write while that was a driver call
+  (level-2 P50 65-76 us instead of 33-46). So a queue uses it only on a board, where
+  parking is the point.
 - `StreamGate` (the default): a one-block kernel that naps while the host flag is set.
 """
 
