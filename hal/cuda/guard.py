@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from functools import cached_property
@@ -11,7 +12,9 @@ import cupy
 
 from hal.cuda._compat import blocks_per_sm
 from hal.cuda.commands import Dim, GuardedLaunch, dim3
-from hal.cuda.instrument import FIX_SUFFIX, instrument
+from hal.cuda.instrument import FIX_SUFFIX, TAIL_OPTIONS, instrument
+
+log = logging.getLogger(__name__)
 
 
 class GuardedKernel:
@@ -19,6 +22,8 @@ class GuardedKernel:
 
     Calling it makes a GuardedLaunch command; a CudaHwQueue runs the plain compile when
     it is not guarding, else the guarded one followed by the relaunch of flushed blocks.
+    The guarded compile uses dynamic parallelism where it can (`tail`: the GPU launches
+    the gate, only after a flush; hal.cuda.instrument), else the queue launches it.
     Compiles lazily, once per process (CuPy caches the binaries on disk too).
     """
 
@@ -27,6 +32,7 @@ class GuardedKernel:
         self.name = name
         self.options = tuple(options)
         self._instrumented = instrument(source, [name])
+        self.tail = False  # known once compiled (`main`)
 
     @cached_property
     def plain(self) -> cupy.RawKernel:
@@ -34,6 +40,15 @@ class GuardedKernel:
 
     @cached_property
     def _module(self) -> cupy.RawModule:
+        try:
+            module = cupy.RawModule(code=self._instrumented.source, options=self.options + TAIL_OPTIONS)
+            module.get_function(self.name)  # compiles and links now, so a failure lands here
+            self.tail = True
+            return module
+        except Exception as exc:  # noqa: BLE001 - no device runtime to link: the host relaunches
+            log.info("kernel %s: no dynamic parallelism (%s); gate and relaunch come from the host",
+                     self.name, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)  # fmt: skip
+        self.tail = False
         return cupy.RawModule(code=self._instrumented.source, options=self.options)
 
     @cached_property

@@ -116,6 +116,9 @@ class CudaHwQueue(HwQueue):
         # parks the stream with nothing on the GPU (hal.cuda.gate); see "CUDA across
         # processes" in docs/architecture.md for why not the ticket everywhere
         self._gate = ticket or StreamGate(self._flag)
+        # the napping gate can come from the GPU itself, after a flush only; a ticket cannot
+        # (tests set this False to run the host's gate on a device runtime)
+        self._device_relaunch = ticket is None
         if self._board is not None:
             self._board.watch(self._on_board)
         _live.add(self)
@@ -316,9 +319,12 @@ class CudaHwQueue(HwQueue):
         if fix_blocks is None:
             fix_blocks = k.fix_grid(n, threads, cmd.shared_mem, self.device.sm_count)
             self._fix_grids[key] = fix_blocks
-        k.main(cmd.grid, cmd.block, (*cmd.args, np.uint64(self._flag.ptr), np.uint64(self._flag.host_ptr),
-               self._state, self._flushed, epoch,
-               np.uint64(board), np.uint32(self._level), np.uint32(fix_blocks)), shared_mem=cmd.shared_mem)  # fmt: skip
-        self._gate.wait(self.stream, board, self._level)
+        main = k.main
+        tail = k.tail and self._device_relaunch
+        main(cmd.grid, cmd.block, (*cmd.args, np.uint64(self._flag.ptr), np.uint64(self._flag.host_ptr),
+             self._state, self._flushed, epoch, np.uint64(board), np.uint32(self._level),
+             np.uint32(fix_blocks), np.uint32(tail)), shared_mem=cmd.shared_mem)  # fmt: skip
+        if not tail:  # else a flush launches the gate from the GPU (hal.cuda.instrument)
+            self._gate.wait(self.stream, board, self._level)
         k.fix((fix_blocks, 1, 1), cmd.block, (*cmd.args, self._state, self._flushed, epoch,
               np.uint32(gx), np.uint32(gy), np.uint32(gz)), shared_mem=cmd.shared_mem)  # fmt: skip

@@ -79,6 +79,14 @@ def test_instrumenting_a_kernel_keeps_its_body_and_adds_guard_and_relaunch():
     assert "__xs_b % __xs_every == 0u" in out  # the sentinel, about one block per wave,
     assert "*__xs_host" in out  # reads the host's flag (and a board's word)
     assert "__xs_body_scale(y, x, a, n);" in out
+    # with dynamic parallelism the first flushing block tail-launches the gate, declared
+    # before the main kernel that names it; the relaunch stays the host's
+    assert "unsigned int __xs_every, unsigned int __xs_tail)" in out
+    gate, main = out.index("void scale__xs_gate("), out.index("void __launch_bounds__(256) scale(")
+    assert gate < main
+    assert "scale__xs_gate<<<1, 1, 0, cudaStreamTailLaunch>>>(__xs_host, " in out
+    assert "scale__xs_fix<<<" not in out
+    assert out.count(f"#ifdef {ins.TAIL_MACRO}") == 2 and f"-D{ins.TAIL_MACRO}" in ins.TAIL_OPTIONS
     assert 'extern "C" __global__ void other(int* p)' in out  # untouched, still a kernel
 
 

@@ -56,10 +56,12 @@ def test_a_queue_waited_for_in_the_driver_is_left_to_its_waiter(cuda, device):
     assert a_done.wait(1), "A's completion did not follow its waiter's return"
 
 
-def test_deactivate_flushes_a_running_kernel_and_reactivate_runs_each_block_once(cuda, device):
+@pytest.mark.parametrize("relaunch", ["device", "host"])
+def test_deactivate_flushes_a_running_kernel_and_reactivate_runs_each_block_once(cuda, device, relaunch):
     import cupy
 
     q = device.create_queue(guard=True)
+    q._device_relaunch = relaunch == "device"  # host: what a GPU without dynamic parallelism does
     spin = device.spin
     blocks = spin.shape(100_000)[0]  # ~100 ms
     count = cupy.zeros(blocks, dtype=cupy.uint32)
@@ -91,6 +93,7 @@ def test_deactivate_flushes_a_running_kernel_and_reactivate_runs_each_block_once
     assert done.wait(5)
     q.synchronize()
     assert int(count.min()) == 1 and int(count.max()) == 1
+    assert spin.kernel.tail or relaunch == "host", "the spin kernel did not compile with dynamic parallelism"
     q.close()
 
 
@@ -180,8 +183,11 @@ def test_a_high_priority_queue_overtakes_older_low_priority_work(cuda, device):
     assert waited_ms < 20, f"the high-priority command waited {waited_ms:.1f} ms behind 100 ms of work"
 
 
-@pytest.mark.parametrize("board", [False, True], ids=["kernel-gate", "ticket-gate"])
-def test_rapid_suspend_resume_never_strands_the_stream_and_runs_each_block_once(cuda, device, board):
+@pytest.mark.parametrize(
+    "board, relaunch", [(False, "device"), (False, "host"), (True, "host")],
+    ids=["kernel-gate-device-relaunch", "kernel-gate", "ticket-gate"],
+)
+def test_rapid_suspend_resume_never_strands_the_stream_and_runs_each_block_once(cuda, device, board, relaunch):
     """Deactivate/reactivate at random points across many guarded launches and level-1
     closures: the gates' races (a ticket read while the flag flips) must neither hang
     the stream nor skip or repeat a block, and closures keep their place."""
@@ -191,6 +197,7 @@ def test_rapid_suspend_resume_never_strands_the_stream_and_runs_each_block_once(
 
     q = device.create_queue(guard=True, board=board)
     assert q.gate_kind == ("ticket" if board else "kernel")
+    q._device_relaunch = relaunch == "device"
     spin = device.spin
     blocks = spin.shape(2000)[0]
     count = cupy.zeros(blocks, dtype=cupy.uint32)
