@@ -285,8 +285,8 @@ class XQueue:
         the daemon clears it, without waiting for the resume operation to arrive.
 
         At level 2 the hardware queue is deactivated first, before the XQueue's lock: a
-        thread launching a batch may hold it for hundreds of microseconds on CUDA (three
-        driver calls per guarded command), and the device need not wait for that.
+        thread launching a batch may hold it for hundreds of microseconds on CUDA (two or
+        three driver calls per guarded command), and the device need not wait for that.
         """
         early = self._level == Level.DEACTIVATE and not (self._suspended or self._closed)
         if early:  # unlocked reads: the locked part below sets the flag right in any race

@@ -28,6 +28,9 @@ The gate holds a stream behind a flushed kernel until `reactivate`. Two kinds:
   (level-2 P50 65-76 us instead of 33-46). So a queue uses it only on a board, where
   parking is the point.
 - `StreamGate` (the default): a one-block kernel that naps while the host flag is set.
+  Guarded kernels compiled with the device runtime launch their own napping gate from
+  the GPU when they flush (hal.cuda.instrument); the host's StreamGate then stands only
+  before level-1 commands.
 """
 
 from __future__ import annotations

@@ -66,7 +66,9 @@ class CudaHwQueue(HwQueue):
     records a pooled event the device's poller watches; callbacks run on the poller thread
     in launch order. Level 2 (`deactivate`) sets this queue's flag (a store to pinned host
     memory, see hal.cuda.gate): guarded kernels in flight flush their not-yet-started
-    blocks and the stream stops at the gate after the flushed kernel; `reactivate` clears
+    blocks and the stream stops at the gate after the flushed kernel (a napping kernel that
+    the flushed kernel launches itself where CUDA's device runtime links: no launch for a
+    command that did not flush; hal.cuda.instrument); `reactivate` clears
     the flag, the gate opens, and the relaunch runs exactly the flushed blocks. With the
     ticket gate (hal.cuda.gate) a stopped stream runs nothing on the GPU, so another
     process's context gets the whole GPU, not time slices shared with a waiting kernel.
