@@ -118,9 +118,10 @@ class CudaHwQueue(HwQueue):
         # parks the stream with nothing on the GPU (hal.cuda.gate); see "CUDA across
         # processes" in docs/architecture.md for why not the ticket everywhere
         self._gate = ticket or StreamGate(self._flag)
-        # the napping gate can come from the GPU itself, after a flush only; a ticket cannot
-        # (tests set this False to run the host's gate on a device runtime)
-        self._device_relaunch = ticket is None
+        # `device_gate`: the napping gate comes from the GPU itself, after a flush only, where
+        # the device runtime links (hal.cuda.instrument); a ticket cannot. Set it False to
+        # gate every guarded command from the host (benchmarks and tests compare the two).
+        self.device_gate = ticket is None
         if self._board is not None:
             self._board.watch(self._on_board)
         _live.add(self)
@@ -322,7 +323,7 @@ class CudaHwQueue(HwQueue):
             fix_blocks = k.fix_grid(n, threads, cmd.shared_mem, self.device.sm_count)
             self._fix_grids[key] = fix_blocks
         main = k.main
-        tail = k.tail and self._device_relaunch
+        tail = k.tail and self.device_gate
         main(cmd.grid, cmd.block, (*cmd.args, np.uint64(self._flag.ptr), np.uint64(self._flag.host_ptr),
              self._state, self._flushed, epoch, np.uint64(board), np.uint32(self._level),
              np.uint32(fix_blocks), np.uint32(tail)), shared_mem=cmd.shared_mem)  # fmt: skip

@@ -56,12 +56,12 @@ def test_a_queue_waited_for_in_the_driver_is_left_to_its_waiter(cuda, device):
     assert a_done.wait(1), "A's completion did not follow its waiter's return"
 
 
-@pytest.mark.parametrize("relaunch", ["device", "host"])
-def test_deactivate_flushes_a_running_kernel_and_reactivate_runs_each_block_once(cuda, device, relaunch):
+@pytest.mark.parametrize("gate", ["device", "host"])
+def test_deactivate_flushes_a_running_kernel_and_reactivate_runs_each_block_once(cuda, device, gate):
     import cupy
 
     q = device.create_queue(guard=True)
-    q._device_relaunch = relaunch == "device"  # host: what a GPU without dynamic parallelism does
+    q.device_gate = gate == "device"  # host: what a GPU without the device runtime does
     spin = device.spin
     blocks = spin.shape(100_000)[0]  # ~100 ms
     count = cupy.zeros(blocks, dtype=cupy.uint32)
@@ -93,7 +93,7 @@ def test_deactivate_flushes_a_running_kernel_and_reactivate_runs_each_block_once
     assert done.wait(5)
     q.synchronize()
     assert int(count.min()) == 1 and int(count.max()) == 1
-    assert spin.kernel.tail or relaunch == "host", "the spin kernel did not compile with dynamic parallelism"
+    assert spin.kernel.tail or gate == "host", "the spin kernel did not compile with dynamic parallelism"
     q.close()
 
 
@@ -184,10 +184,10 @@ def test_a_high_priority_queue_overtakes_older_low_priority_work(cuda, device):
 
 
 @pytest.mark.parametrize(
-    "board, relaunch", [(False, "device"), (False, "host"), (True, "host")],
-    ids=["kernel-gate-device-relaunch", "kernel-gate", "ticket-gate"],
+    "board, gate", [(False, "device"), (False, "host"), (True, "host")],
+    ids=["kernel-gate-from-the-gpu", "kernel-gate", "ticket-gate"],
 )
-def test_rapid_suspend_resume_never_strands_the_stream_and_runs_each_block_once(cuda, device, board, relaunch):
+def test_rapid_suspend_resume_never_strands_the_stream_and_runs_each_block_once(cuda, device, board, gate):
     """Deactivate/reactivate at random points across many guarded launches and level-1
     closures: the gates' races (a ticket read while the flag flips) must neither hang
     the stream nor skip or repeat a block, and closures keep their place."""
@@ -197,7 +197,7 @@ def test_rapid_suspend_resume_never_strands_the_stream_and_runs_each_block_once(
 
     q = device.create_queue(guard=True, board=board)
     assert q.gate_kind == ("ticket" if board else "kernel")
-    q._device_relaunch = relaunch == "device"
+    q.device_gate = gate == "device"
     spin = device.spin
     blocks = spin.shape(2000)[0]
     count = cupy.zeros(blocks, dtype=cupy.uint32)
