@@ -238,10 +238,6 @@ class Agent:
                 kind=pb.EVENT_KIND_CONFIGURED, info=info_to_proto(xq.info()), hints=[hint_to_proto(hint)],
             )))  # fmt: skip
 
-    def gated_at(self, xqueue_id: int) -> float | None:
-        """When the daemon last gated this XQueue (time.monotonic()), if it has this session."""
-        return self.gate_stamps(xqueue_id)[0]
-
     def gate_stamps(self, xqueue_id: int) -> tuple[float | None, float | None]:
         """When the daemon last set and last cleared this XQueue's gate (time.monotonic())."""
         with self._lock:

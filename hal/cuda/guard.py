@@ -32,32 +32,36 @@ class GuardedKernel:
         self.name = name
         self.options = tuple(options)
         self._instrumented = instrument(source, [name])
-        self.tail = False  # known once compiled (`main`)
 
     @cached_property
     def plain(self) -> cupy.RawKernel:
         return cupy.RawModule(code=self.source, options=self.options).get_function(self.name)
 
     @cached_property
-    def _module(self) -> cupy.RawModule:
+    def _compiled(self) -> tuple[cupy.RawModule, bool]:
+        """The instrumented module, and whether its flushed launches gate themselves from
+        the GPU (dynamic parallelism; without a device runtime to link, the host gates)."""
         try:
             module = cupy.RawModule(code=self._instrumented.source, options=self.options + TAIL_OPTIONS)
             module.get_function(self.name)  # compiles and links now, so a failure lands here
-            self.tail = True
-            return module
-        except Exception as exc:  # noqa: BLE001 - no device runtime to link: the host relaunches
-            log.info("kernel %s: no dynamic parallelism (%s); gate and relaunch come from the host",
+            return module, True
+        except Exception as exc:  # noqa: BLE001 - no device runtime to link: the host gates
+            log.info("kernel %s: no dynamic parallelism (%s); the gate comes from the host",
                      self.name, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)  # fmt: skip
-        self.tail = False
-        return cupy.RawModule(code=self._instrumented.source, options=self.options)
+        return cupy.RawModule(code=self._instrumented.source, options=self.options), False
+
+    @property
+    def tail(self) -> bool:
+        """Whether a flushed launch gates itself from the GPU (compiles on first use)."""
+        return self._compiled[1]
 
     @cached_property
     def main(self) -> cupy.RawKernel:
-        return self._module.get_function(self.name)
+        return self._compiled[0].get_function(self.name)
 
     @cached_property
     def fix(self) -> cupy.RawKernel:
-        return self._module.get_function(self.name + FIX_SUFFIX)
+        return self._compiled[0].get_function(self.name + FIX_SUFFIX)
 
     def fix_grid(self, blocks: int, threads: int, shared_mem: int, sm_count: int) -> int:
         """At most one wave of relaunch blocks: enough to refill the GPU, cheap when idle."""

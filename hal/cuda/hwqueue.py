@@ -322,11 +322,10 @@ class CudaHwQueue(HwQueue):
         if fix_blocks is None:
             fix_blocks = k.fix_grid(n, threads, cmd.shared_mem, self.device.sm_count)
             self._fix_grids[key] = fix_blocks
-        main = k.main
         tail = k.tail and self.device_gate
-        main(cmd.grid, cmd.block, (*cmd.args, np.uint64(self._flag.ptr), np.uint64(self._flag.host_ptr),
-             self._state, self._flushed, epoch, np.uint64(board), np.uint32(self._level),
-             np.uint32(fix_blocks), np.uint32(tail)), shared_mem=cmd.shared_mem)  # fmt: skip
+        k.main(cmd.grid, cmd.block, (*cmd.args, np.uint64(self._flag.ptr), np.uint64(self._flag.host_ptr),
+               self._state, self._flushed, epoch, np.uint64(board), np.uint32(self._level),
+               np.uint32(fix_blocks), np.uint32(tail)), shared_mem=cmd.shared_mem)  # fmt: skip
         if not tail:  # else a flush launches the gate from the GPU (hal.cuda.instrument)
             self._gate.wait(self.stream, board, self._level)
         k.fix((fix_blocks, 1, 1), cmd.block, (*cmd.args, self._state, self._flushed, epoch,

@@ -95,7 +95,7 @@ def test_a_suspend_takes_effect_at_the_gate_before_its_operation_and_a_dead_daem
         assert len(_gate_files()) == 1
         assert env.ctl("suspend", hex(xq.id)).returncode == 0  # an operator's hold
         wait_for(lambda: xq.suspended, 5)
-        gated = agent.gated_at(xq.id)
+        gated = agent.gate_stamps(xq.id)[0]
         assert gated is not None and gated <= suspended_at[0]  # launching stopped first
         xq.submit(HwCommand(100))
         assert xq.info().pending == 1  # held
@@ -134,7 +134,7 @@ def test_an_agent_told_a_path_that_is_not_a_gate_page_works_without_gates(caplog
         xq = XQueue(SimDevice.local().create_queue())
         agent.add(xq)
         agent._map_gates("/etc/passwd")
-        assert agent.gated_at(xq.id) is None and "no suspend gates" in caplog.text
+        assert agent.gate_stamps(xq.id)[0] is None and "no suspend gates" in caplog.text
         xq.wait(xq.submit(HwCommand(100)))  # nothing holds it
     finally:
         agent.close()
@@ -235,7 +235,7 @@ def test_a_stalled_queue_resumes_at_its_gate_without_its_resume_operation(env: E
         agent.add(fg, [PriorityHint(fg.id, 10)])
         wait_for(lambda: agent.connected.is_set() and len(env.daemon.xqueues()) == 2, 10)
         blocker = fg.submit(HwCommand(300_000))  # fg ready: bg gated
-        wait_for(lambda: agent.gated_at(bg.id), 5)
+        wait_for(lambda: agent.gate_stamps(bg.id)[0], 5)
         work = [bg.submit(HwCommand(100)) for _ in range(3)]
         assert bg.info().in_flight == 0  # stalled: room in flight, held by its gate alone
         wait_for(lambda: bg.suspended, 5)  # the suspend operation came, OPERATION_DELAY_S later
