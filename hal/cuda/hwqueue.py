@@ -9,7 +9,6 @@ import time
 import weakref
 
 import cupy
-import numpy as np
 
 from hal.board import BoardFull, PriorityBoard, level_of, may_run
 from hal.command import HwCommand, Level
@@ -107,9 +106,10 @@ class CudaHwQueue(HwQueue):
             self._stream_priority = priority
             self._flag = DeviceFlag()
             self._flushed = cupy.zeros(1, dtype=cupy.uint32)
+            self._flushed_ptr = self._flushed.data.ptr
             self._state = cupy.zeros(4096, dtype=cupy.uint32)
             cupy.cuda.Device(device.index).synchronize()
-        self._fix_grids: dict[tuple, int] = {}
+        self._shapes: dict[tuple, tuple[int, int]] = {}  # (kernel, grid, block, smem) -> (blocks, relaunch grid)
         self._level = 0  # the board level (hal.board.level_of the XSched priority)
         self._inflight = 0  # launches with a completion callback not yet completed
         self._inflight_lock = threading.Lock()
@@ -307,26 +307,32 @@ class CudaHwQueue(HwQueue):
         k = cmd.kernel
         if k is None:
             raise HalError(f"guarded launch {cmd.name!r} has no kernel")
+        dev = self.device.index
         if not guard:
-            k.plain(cmd.grid, cmd.block, cmd.args, shared_mem=cmd.shared_mem)
+            k.launch_plain(cmd.grid, cmd.block, cmd.args, cmd.shared_mem, self.stream, dev)
             return
-        gx, gy, gz = cmd.grid
-        n = gx * gy * gz
+        shape = self._shapes.get((k, cmd.grid, cmd.block, cmd.shared_mem))
+        if shape is None:
+            shape = self._shape(cmd)
+        n, fix_blocks = shape
         if n > self._state.size:
             self._state = cupy.zeros(1 << (n - 1).bit_length(), dtype=cupy.uint32)
-        self._epoch = self._epoch % 0xFFFFFFFE + 1  # never 0, the state's initial value
-        epoch = np.uint32(self._epoch)
-        threads = cmd.block[0] * cmd.block[1] * cmd.block[2]
-        key = (k, n, threads, cmd.shared_mem)
-        fix_blocks = self._fix_grids.get(key)
-        if fix_blocks is None:
-            fix_blocks = k.fix_grid(n, threads, cmd.shared_mem, self.device.sm_count)
-            self._fix_grids[key] = fix_blocks
+        self._epoch = epoch = self._epoch % 0xFFFFFFFE + 1  # never 0, the state's initial value
+        state = self._state.data.ptr
         tail = k.tail and self.device_gate
-        k.main(cmd.grid, cmd.block, (*cmd.args, np.uint64(self._flag.ptr), np.uint64(self._flag.host_ptr),
-               self._state, self._flushed, epoch, np.uint64(board), np.uint32(self._level),
-               np.uint32(fix_blocks), np.uint32(tail)), shared_mem=cmd.shared_mem)  # fmt: skip
+        k.launch_main(cmd.grid, cmd.block, cmd.args, cmd.shared_mem, self.stream, dev,
+                      (self._flag.ptr, self._flag.host_ptr, state, self._flushed_ptr, epoch, board, self._level,
+                       fix_blocks, int(tail)))  # fmt: skip
         if not tail:  # else a flush launches the gate from the GPU (hal.cuda.instrument)
             self._gate.wait(self.stream, board, self._level)
-        k.fix((fix_blocks, 1, 1), cmd.block, (*cmd.args, self._state, self._flushed, epoch,
-              np.uint32(gx), np.uint32(gy), np.uint32(gz)), shared_mem=cmd.shared_mem)  # fmt: skip
+        gx, gy, gz = cmd.grid
+        k.launch_fix((fix_blocks, 1, 1), cmd.block, cmd.args, cmd.shared_mem, self.stream, dev,
+                     (state, self._flushed_ptr, epoch, gx, gy, gz))  # fmt: skip
+
+    def _shape(self, cmd: GuardedLaunch) -> tuple[int, int]:
+        """(logical blocks, relaunch grid) of a launch's shape, cached per queue."""
+        n = cmd.grid[0] * cmd.grid[1] * cmd.grid[2]
+        threads = cmd.block[0] * cmd.block[1] * cmd.block[2]
+        shape = (n, cmd.kernel.fix_grid(n, threads, cmd.shared_mem, self.device.sm_count))
+        self._shapes[(cmd.kernel, cmd.grid, cmd.block, cmd.shared_mem)] = shape
+        return shape

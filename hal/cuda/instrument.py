@@ -48,6 +48,9 @@ MAIN_EXTRA = ("const volatile unsigned int* __xs_flag, const volatile unsigned i
               "unsigned int __xs_tail")  # fmt: skip
 FIX_EXTRA = ("unsigned int* __xs_state, const unsigned int* __xs_flushed, unsigned int __xs_epoch, "
              "unsigned int __xs_gx, unsigned int __xs_gy, unsigned int __xs_gz")  # fmt: skip
+# the struct codes of the extras (hal.cuda.launch): pointers P, unsigned int I
+MAIN_EXTRA_FORMAT = "PPPPIPIII"
+FIX_EXTRA_FORMAT = "PPIIII"
 GATE_SUFFIX = "__xs_gate"
 TAIL_MACRO = "XS_TAIL_LAUNCH"
 # relocatable device code, linked with the device runtime (CuPy links cudadevrt for -rdc)

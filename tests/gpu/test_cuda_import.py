@@ -90,6 +90,16 @@ def test_instrumenting_a_kernel_keeps_its_body_and_adds_guard_and_relaunch():
     assert 'extern "C" __global__ void other(int* p)' in out  # untouched, still a kernel
 
 
+def test_the_packed_formats_of_the_extras_match_their_declarations():
+    """hal.cuda.launch packs the instrumenter's parameters by these codes: a pointer is P,
+    an unsigned int I; a mismatch would pass garbage to every guarded launch."""
+    ins = _load_instrument()
+    for decl, fmt in ((ins.MAIN_EXTRA, ins.MAIN_EXTRA_FORMAT), (ins.FIX_EXTRA, ins.FIX_EXTRA_FORMAT)):
+        params = [p.strip() for p in decl.split(",")]
+        assert fmt == "".join("P" if "*" in p else "I" for p in params), decl
+        assert all("*" in p or p.startswith("unsigned int ") for p in params), decl
+
+
 @pytest.mark.parametrize(
     "names, message",
     [(["missing"], "not found"), ([], "at least one")],
