@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import ctypes
 from typing import Any
 
 import cupy
+
+
+def driver_fn(name: str, argtypes: list):
+    """The driver API function `name` (its `_v2` where there is one), or None without it."""
+    try:
+        lib = ctypes.CDLL("libcuda.so.1")
+        fn = getattr(lib, f"{name}_v2", None) or getattr(lib, name)
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = argtypes
+    fn.restype = ctypes.c_int
+    return fn
 
 
 def func_ptr(kernel: Any) -> int:

@@ -44,6 +44,7 @@ import cupy
 import numpy as np
 
 from hal.board import LEVELS
+from hal.cuda._compat import driver_fn
 
 log = logging.getLogger(__name__)
 
@@ -59,21 +60,9 @@ extern "C" __global__ void xs_gate(const volatile unsigned int* host, volatile u
 """
 
 
-def _driver_fn(name: str, argtypes: list):
-    """The driver API function `name` (its `_v2` where there is one), or None without it."""
-    try:
-        lib = ctypes.CDLL("libcuda.so.1")
-        fn = getattr(lib, f"{name}_v2", None) or getattr(lib, name)
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = argtypes
-    fn.restype = ctypes.c_int
-    return fn
-
-
 @cache
 def _write_value32():
-    return _driver_fn("cuStreamWriteValue32", [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint])
+    return driver_fn("cuStreamWriteValue32", [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint])
 
 
 _priority_range: tuple[int, int] | None = None
@@ -172,7 +161,7 @@ def _wait_value64():
     attribute that used to say so (CAN_USE_64_BIT_STREAM_MEM_OPS) is deprecated and reads
     0 on the H100 with CUDA 13, where the v2 call works.
     """
-    fn = _driver_fn("cuStreamWaitValue64", [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint])
+    fn = driver_fn("cuStreamWaitValue64", [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint])
     if fn is None:
         return None
     word = cupy.cuda.alloc_pinned_memory(8)

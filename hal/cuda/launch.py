@@ -27,6 +27,8 @@ import cupy
 import numpy as np
 from cupy.cuda import driver
 
+from hal.cuda._compat import func_ptr
+
 _NUMPY = {"P": np.uint64, "Q": np.uint64, "I": np.uint32}  # extra formats, for CuPy's call
 _CODES = {  # NumPy scalar type -> struct code (native size and alignment, as in CUDA C++)
     np.bool_: "?", np.int8: "b", np.uint8: "B", np.int16: "h", np.uint16: "H", np.int32: "i",
@@ -92,7 +94,7 @@ class PackedLauncher:
             packed = self._packed.setdefault(fmt, _Packed(fmt))
         function = self._functions.get(device)
         if function is None:
-            function = self._functions.setdefault(device, self.kernel.kernel.ptr)
+            function = self._functions.setdefault(device, func_ptr(self.kernel))
         values = [a.data.ptr if isinstance(a, cupy.ndarray) else a for a in args]
         with packed.lock:
             packed.struct.pack_into(packed.buffer, 0, *values, *extra)
