@@ -43,6 +43,12 @@ class HwQueue(ABC):
     def synchronize(self, timeout: float | None = None) -> bool:
         """Block until every launched command has completed; False on timeout."""
 
+    def wait_for(self, cmd: HwCommand) -> bool:
+        """Block until `cmd`, launched with a completion callback, has completed (its
+        callback may come later), the way `synchronize(None)` does for all; False where
+        the adapter cannot, and the caller then waits for the callback instead."""
+        return False
+
     def deactivate(self) -> None:
         raise UnsupportedLevelError(f"{type(self).__name__} does not support level 2 (deactivate)")
 

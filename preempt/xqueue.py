@@ -233,18 +233,40 @@ class XQueue:
     def _wait_in_driver(self, xcmd: XCommand) -> None:
         """Block in the driver (`HwQueue.direct_wait`) once `xcmd` is launched with nothing
         pending behind it: the driver waits for all that was launched, then the same as
-        for `xcmd`. Until then wait here, for the completions that make room to launch it;
-        the last of them is then not the waiter's to wait for through the completion
-        thread (a poll and a thread hand-over late). Retire through `xcmd` ourselves."""
+        for `xcmd`. Until then, while the queue is throttled, wait in the driver too, for
+        the in-flight command whose completion makes room (`HwQueue.wait_for`), retire
+        through it and launch the next ones on this thread: the completion thread would
+        see it a poll later and hand over to this thread after (at threshold 1, every
+        command). Retire through `xcmd` ourselves."""
         launched_last = lambda: (  # noqa: E731
             xcmd.done or self._error is not None or (xcmd.state is CommandState.IN_FLIGHT and not self._pending)
         )
-        self.clock.wait_for(launched_last, self._cond)
+        while True:
+            self.clock.wait_for(lambda: launched_last() or self._room_maker_locked() is not None, self._cond)
+            with self._cond:
+                if launched_last():
+                    break
+                maker = self._room_maker_locked()
+            if maker is not None and self.hwq.wait_for(maker.hw):
+                self._on_complete(maker.hw, hold_news=True)
+            elif maker is not None:  # the adapter cannot: its completion thread makes room
+                self.clock.wait_for(launched_last, self._cond)
         with self._cond:
             direct = xcmd.state is CommandState.IN_FLIGHT and self._error is None
         if direct:
             self.hwq.synchronize()
             self._on_complete(xcmd.hw, hold_news=True)
+
+    def _room_maker_locked(self) -> XCommand | None:
+        """While throttled with work pending: the first in-flight sync point whose
+        completion lets the launcher go on (at most half the threshold left in flight)."""
+        if not (self._throttled and self._pending and not self._suspended and self._error is None):
+            return None
+        first = len(self._in_flight) - 1 - self._threshold // 2
+        for i, xcmd in enumerate(self._in_flight):
+            if i >= first and xcmd.sync:
+                return xcmd
+        return None
 
     def synchronize(self, timeout: float | None = None) -> None:
         """Block until every submitted command has completed."""
@@ -326,6 +348,7 @@ class XQueue:
                 self._hw_resume_locked(self._suspended_level)
             self._gate_held = False
             self._pump_locked()
+            self._cond.notify_all()  # a waiter may make room in the driver again
             event = self._event_locked(EventKind.RESUMED)
         self._emit(event)
 

@@ -157,6 +157,14 @@ class CudaHwQueue(HwQueue):
         self.device.pool.put(event)
         return True
 
+    def wait_for(self, cmd: HwCommand) -> bool:
+        poller = self.device.poller
+        with poller.waiting(id(self)):
+            event = poller.event_of(id(self), cmd)
+            if event is not None:
+                event.synchronize()
+        return True
+
     def deactivate(self) -> None:
         if self._guard is None:
             self._guard = True

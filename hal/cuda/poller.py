@@ -102,6 +102,16 @@ class Poller:
                     self._waited[key] = left
                 self._cond.notify()
 
+    def event_of(self, key: int, cmd: Any) -> Any | None:
+        """The event tracked for `cmd` of queue `key`, or None once it was collected (the
+        command completed). Call it inside `waiting(key)`: the event is not given back to
+        the pool meanwhile."""
+        with self._cond:
+            for event, c, _ in self._queues.get(key, ()):
+                if c is cmd:
+                    return event
+        return None
+
     def outstanding(self, key: int) -> int:
         with self._cond:
             return len(self._queues.get(key, ()))

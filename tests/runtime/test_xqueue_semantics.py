@@ -503,6 +503,58 @@ def test_closing_sends_the_idle_news_a_direct_waiter_held():
     assert kinds == [EventKind.READY, EventKind.IDLE, EventKind.CLOSED]
 
 
+class _WaitingDriverQueue(_DriverQueue):
+    """`_DriverQueue` whose driver can also wait for one command (`wait_for`): it returns
+    once the command is done; the callbacks still come only with `deliver()`."""
+
+    def __init__(self, clock=None) -> None:
+        super().__init__(clock)
+        self.launched: list[tuple[int, int]] = []  # (command id, launching thread)
+        self.waited: list[int] = []
+
+    def launch(self, cmd, on_complete=None) -> None:
+        self.launched.append((cmd.id, threading.get_ident()))
+        super().launch(cmd, on_complete)
+
+    def wait_for(self, cmd) -> bool:
+        assert any(c is cmd for c, _ in self.callbacks), "waited for a command launched without a callback"
+        self.waited.append(cmd.id)
+        return True
+
+
+@pytest.mark.parametrize("threshold", [1, 2, 4])
+def test_a_waiter_makes_room_in_the_driver_and_launches_the_rest_itself(threshold):
+    """While the queue is throttled, XQueue.wait blocks in the driver for the in-flight
+    command whose completion makes room, retires through it and launches the next ones
+    on its own thread; the adapter's callbacks, later, retire nothing twice."""
+    hwq = _WaitingDriverQueue()
+    xq = XQueue(hwq, threshold=threshold)
+    cmds = [xq.submit(HwCommand(100)) for _ in range(9)]
+    assert len(hwq.launched) == threshold  # throttled: the rest pend
+    assert xq.wait(cmds[-1]) is None
+    assert all(c.done for c in cmds) and xq.state is XQueueState.IDLE
+    assert [i for i, _ in hwq.launched] == [c.hw.id for c in cmds]  # in order, each once
+    assert {t for _, t in hwq.launched} == {threading.get_ident()}  # all on the waiter's thread
+    assert hwq.waited and len(hwq.waited) <= len(cmds) - threshold
+    hwq.deliver()
+    assert xq.info().completed == len(cmds) and xq.info().in_flight == 0
+
+
+def test_a_waiter_leaves_a_suspended_queue_to_its_resume():
+    """No driver wait for room while suspended: the waiter waits for the resume."""
+    hwq = _WaitingDriverQueue(RealClock())
+    xq = XQueue(hwq, threshold=1)
+    cmds = [xq.submit(HwCommand(100)) for _ in range(3)]
+    xq.suspend()
+    waiter = threading.Thread(target=xq.wait, args=(cmds[-1],), daemon=True)
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive() and hwq.waited == [] and len(hwq.launched) == 1
+    xq.resume()
+    waiter.join(5)
+    assert not waiter.is_alive() and all(c.done for c in cmds)
+
+
 def test_a_waiter_for_a_pending_command_goes_to_the_driver_once_it_is_launched_last():
     """With more commands than the threshold, the last is launched by a completion; the
     waiter then blocks in the driver instead of waiting for the last completion's news."""
