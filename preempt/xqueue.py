@@ -269,7 +269,15 @@ class XQueue:
         return None
 
     def synchronize(self, timeout: float | None = None) -> None:
-        """Block until every submitted command has completed."""
+        """Block until every submitted command has completed (with a direct-wait adapter
+        and no timeout, in the driver, as `wait` for the last of them)."""
+        if timeout is None and self.hwq.direct_wait:
+            with self._cond:
+                last = self._pending[-1] if self._pending else self._in_flight[-1] if self._in_flight else None
+                if last is not None and last.state is CommandState.PENDING:
+                    last.wanted = True
+            if last is not None:
+                self._wait_in_driver(last)
         idle = lambda: (not self._pending and not self._in_flight) or self._error is not None  # noqa: E731
         if not self.clock.wait_for(idle, self._cond, timeout):
             raise XQueueTimeout(f"XQueue {self.name!r} not idle after {timeout} s")

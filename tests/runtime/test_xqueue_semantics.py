@@ -540,6 +540,21 @@ def test_a_waiter_makes_room_in_the_driver_and_launches_the_rest_itself(threshol
     assert xq.info().completed == len(cmds) and xq.info().in_flight == 0
 
 
+def test_synchronize_and_task_wait_in_the_driver_too():
+    """XQueue.synchronize (and so `task()`) on a direct-wait queue goes the way of `wait`
+    for the last command: room made in the driver, then the driver's wait for all."""
+    hwq = _WaitingDriverQueue()
+    xq = XQueue(hwq, threshold=2)
+    with xq.task():
+        cmds = [xq.submit(HwCommand(100)) for _ in range(6)]
+    assert all(c.done for c in cmds) and xq.state is XQueueState.IDLE
+    assert hwq.waited and hwq.synchronized.is_set()
+    assert xq.task_latency.count == 1
+    xq.synchronize()  # nothing submitted: returns at once
+    hwq.deliver()
+    assert xq.info().completed == 6
+
+
 def test_a_waiter_leaves_a_suspended_queue_to_its_resume():
     """No driver wait for room while suspended: the waiter waits for the resume."""
     hwq = _WaitingDriverQueue(RealClock())
