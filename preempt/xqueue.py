@@ -9,10 +9,11 @@ each exactly once.
 
 Threads: the launcher is event-driven rather than a thread of its own. It runs, under
 the XQueue's lock, on whichever thread made room to launch: the submitter, the hardware
-adapter's completion thread (at the half-threshold mark), or the scheduler resuming the
-queue. XSched's C++ runtime uses a dedicated launch thread; in Python a hop to such a
-thread costs 100-200 us per refill, which bench/overhead.py showed to slow tasks of
-500 us commands by 18% at threshold 2 (docs/architecture.md has the numbers). In
+adapter's completion thread (at the half-threshold mark), a waiter that made the room
+itself in the driver (`HwQueue.wait_for`), or the scheduler resuming the queue.
+XSched's C++ runtime uses a dedicated launch thread; in Python a hop to such a thread
+costs 100-200 us per refill, which bench/overhead.py showed to slow tasks of 500 us
+commands by 18% at threshold 2 (docs/architecture.md has the numbers). In
 virtual time the same code runs on the clock's caller, so tests are deterministic.
 Listeners are called outside the lock, on whichever thread caused the change, with one
 exception: a waiter blocked in the driver (`HwQueue.direct_wait`) leaves the IDLE news
