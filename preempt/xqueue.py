@@ -263,9 +263,10 @@ class XQueue:
         completion lets the launcher go on (at most half the threshold left in flight)."""
         if not (self._throttled and self._pending and not self._suspended and self._error is None):
             return None
-        first = len(self._in_flight) - 1 - self._threshold // 2
-        for i, xcmd in enumerate(self._in_flight):
-            if i >= first and xcmd.sync:
+        left = len(self._in_flight)
+        for xcmd in self._in_flight:
+            left -= 1  # in flight once the launcher retired through xcmd (as _retire_locked)
+            if left <= self._threshold // 2 and xcmd.sync:
                 return xcmd
         return None
 

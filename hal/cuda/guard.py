@@ -64,7 +64,8 @@ class GuardedKernel:
     def fix(self) -> cupy.RawKernel:
         return self._compiled[0].get_function(self.name + FIX_SUFFIX)
 
-    # the launchers a queue uses (hal.cuda.launch: a guarded launch costs the host 7.8 us, 11.6 through CuPy's call)
+    # the launchers a queue uses (hal.cuda.launch: a guarded launch costs the host 7.8 us,
+    # 11.6 through CuPy's call)
     @cached_property
     def launch_plain(self) -> PackedLauncher:
         return PackedLauncher(self.plain)

@@ -48,9 +48,21 @@ MAIN_EXTRA = ("const volatile unsigned int* __xs_flag, const volatile unsigned i
               "unsigned int __xs_tail")  # fmt: skip
 FIX_EXTRA = ("unsigned int* __xs_state, const unsigned int* __xs_flushed, unsigned int __xs_epoch, "
              "unsigned int __xs_gx, unsigned int __xs_gy, unsigned int __xs_gz")  # fmt: skip
-# the struct codes of the extras (hal.cuda.launch): pointers P, unsigned int I
-MAIN_EXTRA_FORMAT = "PPPPIPIII"
-FIX_EXTRA_FORMAT = "PPIIII"
+
+
+def _struct_codes(params: str) -> str:
+    """The struct codes (hal.cuda.launch) of extra parameters: a pointer P, an unsigned int I."""
+    codes = []
+    for p in params.split(","):
+        p = p.strip()
+        if "*" not in p and not p.startswith("unsigned int "):
+            raise GuardError(f"extra parameter {p!r}: only pointers and unsigned ints are packed")
+        codes.append("P" if "*" in p else "I")
+    return "".join(codes)
+
+
+MAIN_EXTRA_FORMAT = _struct_codes(MAIN_EXTRA)
+FIX_EXTRA_FORMAT = _struct_codes(FIX_EXTRA)
 GATE_SUFFIX = "__xs_gate"
 TAIL_MACRO = "XS_TAIL_LAUNCH"
 # relocatable device code, linked with the device runtime (CuPy links cudadevrt for -rdc)

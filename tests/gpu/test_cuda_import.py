@@ -98,6 +98,7 @@ def test_the_packed_formats_of_the_extras_match_their_declarations():
         params = [p.strip() for p in decl.split(",")]
         assert fmt == "".join("P" if "*" in p else "I" for p in params), decl
         assert all("*" in p or p.startswith("unsigned int ") for p in params), decl
+    assert (ins.MAIN_EXTRA_FORMAT, ins.FIX_EXTRA_FORMAT) == ("PPPPIPIII", "PPIIII")
 
 
 @pytest.mark.parametrize(
