@@ -18,6 +18,7 @@ events per second the daemon takes in, its decisions, CPU and RSS.
 
 Usage: python bench/control_plane.py [--rounds 40] [--configs 1x1,10x10,100x10]
        [--events-s 5 (0: skip the sustained run)] [--no-save | --save-as NAME]
+       [--cpu-latency-us US (every configuration again with xschedd --cpu-latency-us US)]
 """
 
 from __future__ import annotations
@@ -51,13 +52,22 @@ from xschedd.agents import OPERATION_DELAY_S
 from xschedd.launch import DaemonProcess
 
 BUSY_US = 200_000.0  # target commands: long, so targets stay ready all along
+ROUND_GAP_S = (0.08, 0.12)  # the trigger's rounds, far apart: no overlap
+
+
+def target_commands(rounds: int) -> int:
+    """Commands for each target to stay busy through all rounds and then some: one whose
+    commands ran out would have nothing to launch at a resume, which would then read as
+    applied by the operation, 10 ms late."""
+    return 20 + int(rounds * ROUND_GAP_S[1] * 1e6 / BUSY_US)
 
 
 # -- the processes ---------------------------------------------------------------------
 
 
-def role_process(targets: int, rounds: int) -> int:
-    """Run `targets` busy XQueues (and, with rounds > 0, the trigger); print timings as JSON.
+def role_process(targets: int, rounds: int, trigger: bool) -> int:
+    """Run `targets` busy XQueues for `rounds` (and, with `trigger`, the trigger's rounds);
+    print timings as JSON.
 
     Targets stop when stdin closes (the benchmark's signal), or after the trigger's rounds.
     """
@@ -86,12 +96,12 @@ def role_process(targets: int, rounds: int) -> int:
         xq = runtime.create_xqueue(hwq, name=f"t{i}", priority=0, threshold=1)
         logs[xq.id] = log
         xq.add_listener(listener)
-        for _ in range(100):
+        for _ in range(target_commands(rounds)):
             xq.submit(HwCommand(BUSY_US))
     print(json.dumps({"ready": os.getpid()}), flush=True)
     triggers: list[float] = []
     idles: list[float] = []
-    if rounds:
+    if trigger:
         # its own device: we time the control plane, not the targets' commands ahead of it
         fg = runtime.create_xqueue(SimDevice.local().create_queue(), name="trigger", priority=10)
         ready_since = [0.0]
@@ -108,7 +118,7 @@ def role_process(targets: int, rounds: int) -> int:
         fg.add_listener(on_trigger)
         sys.stdin.readline()  # the benchmark says go once every target is registered
         for _ in range(rounds):
-            time.sleep(random.uniform(0.08, 0.12))  # rounds far apart: no overlap
+            time.sleep(random.uniform(*ROUND_GAP_S))
             triggers.append(time.monotonic())
             fg.wait(fg.submit(HwCommand(2000.0)))
         time.sleep(0.1)
@@ -191,12 +201,12 @@ def run_config(procs: int, per_proc: int, rounds: int, base_env: dict, daemon_so
     env = dict(base_env)
     if daemon_sock is None:
         env.update(XSCHED_POLICY="HPF")
-        children = [spawn(["--role", str(procs * per_proc), str(rounds)], env)]
+        children = [spawn(["--role", str(procs * per_proc), str(rounds), "trigger"], env)]
         trigger = children[0]
     else:
         env.update(XSCHED_SCHEDULER="GLB", XSCHED_SOCKET=str(daemon_sock))
-        children = [spawn(["--role", str(per_proc), "0"], env) for _ in range(procs)]
-        trigger = spawn(["--role", "0", str(rounds)], env)
+        children = [spawn(["--role", str(per_proc), str(rounds), "targets"], env) for _ in range(procs)]
+        trigger = spawn(["--role", "0", str(rounds), "trigger"], env)
         children.append(trigger)
     for child in children:
         read_json(child)  # ready
@@ -308,30 +318,16 @@ def events_per_second(
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "--role":
-        return role_process(int(argv[1]), int(argv[2]))
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=40)
-    parser.add_argument("--configs", default="1x1,10x10,100x10")
-    parser.add_argument("--events-s", type=float, default=5.0)
-    parser.add_argument("--no-save", action="store_true")
-    parser.add_argument("--save-as", default="control_plane", metavar="NAME",
-                        help="write bench/results/NAME.json (e.g. control_plane_16core)")
-    args = parser.parse_args(argv)
-    configs = [tuple(int(x) for x in c.split("x")) for c in args.configs.split(",")]
-    tmp = Path(tempfile.mkdtemp(prefix="xcp-", dir="/tmp"))
+def measure(configs, rounds: int, base_env: dict, tmp: Path, cpu_latency_us: int | None, events_s: float):
+    """Every configuration through a fresh daemon (with `--cpu-latency-us`, if given: the
+    bound is the whole machine's, so the local scheduler's rows of this pass run under it
+    too) and the local scheduler; then, with events_s, the sustained run."""
     sock = tmp / "xschedd.sock"
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith("XSCHED_")}
-    base_env.update(
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        XSCHED_SIM_SOCKET=str(tmp / "sim.sock"),
-    )
     metrics_port = free_port()
+    bound_args = [] if cpu_latency_us is None else ["--cpu-latency-us", str(cpu_latency_us)]
     daemon = DaemonProcess(
         sock, tmp / "state", tmp / "xschedd.log", log_level="WARNING", env=base_env,
-        args=["--policy", "HPF", "--metrics-port", str(metrics_port)],
+        args=["--policy", "HPF", "--metrics-port", str(metrics_port), *bound_args],
     )  # fmt: skip
     daemon.start(wait=False)
     results: dict[str, dict] = {}
@@ -341,22 +337,55 @@ def main(argv: list[str] | None = None) -> int:
         for procs, per_proc in configs:
             name = f"{procs}x{per_proc}"
             proc.cpu_percent()
-            glb = run_config(procs, per_proc, args.rounds, base_env, sock)
+            glb = run_config(procs, per_proc, rounds, base_env, sock)
             glb["daemon_cpu_percent"] = proc.cpu_percent()
             glb["daemon_rss_mb"] = proc.memory_info().rss / 2**20
-            lcl = run_config(procs, per_proc, args.rounds, base_env, None)
-            results[name] = {"daemon": glb, "local": lcl}
-            print(f"{name}: xschedd suspend P99 {glb['gated_p99_ms'] or float('nan'):.2f} ms at the gate, "
+            lcl = run_config(procs, per_proc, rounds, base_env, None)
+            results[name] = {"daemon": glb, "local": lcl, "cpu_latency_us": cpu_latency_us}
+            print(f"{name}{'' if cpu_latency_us is None else f' (CPU wake-up <= {cpu_latency_us} us)'}: "
+                  f"xschedd suspend P99 {glb['gated_p99_ms'] or float('nan'):.2f} ms at the gate, "
                   f"local {lcl['suspend_p99_ms']:.2f} ms", file=sys.stderr, flush=True)  # fmt: skip
-        if args.events_s > 0:
-            results["sustained"] = events_per_second(base_env, sock, proc, args.events_s, metrics_port, tmp)
+        if events_s > 0:
+            results["sustained"] = events_per_second(base_env, sock, proc, events_s, metrics_port, tmp)
     finally:
         daemon.stop(timeout_s=15)
         stop_sim(tmp / "sim.sock")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--role":
+        return role_process(int(argv[1]), int(argv[2]), argv[3] == "trigger")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--configs", default="1x1,10x10,100x10")
+    parser.add_argument("--events-s", type=float, default=5.0)
+    parser.add_argument("--no-save", action="store_true")
+    parser.add_argument("--save-as", default="control_plane", metavar="NAME",
+                        help="write bench/results/NAME.json (e.g. control_plane_16core)")
+    parser.add_argument("--cpu-latency-us", type=int, metavar="US",
+                        help="run every configuration again with xschedd --cpu-latency-us US (root)")
+    args = parser.parse_args(argv)
+    if args.cpu_latency_us is not None and args.cpu_latency_us < 0:
+        parser.error(f"--cpu-latency-us must be >= 0, got {args.cpu_latency_us}")
+    configs = [tuple(int(x) for x in c.split("x")) for c in args.configs.split(",")]
+    tmp = Path(tempfile.mkdtemp(prefix="xcp-", dir="/tmp"))
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("XSCHED_")}
+    base_env.update(
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        XSCHED_SIM_SOCKET=str(tmp / "sim.sock"),
+    )
+    bounds = [None] if args.cpu_latency_us is None else [None, args.cpu_latency_us]
+    results: dict[str, dict] = {}
+    for bound in bounds:  # without the bound, then with it (the sustained run only without)
+        suffix = "" if bound is None else f" cpu<={bound}us"
+        part = measure(configs, args.rounds, base_env, tmp, bound, args.events_s if bound is None else 0)
+        results.update({name + suffix: value for name, value in part.items()})
     print("\nstatus change -> applied in the target process (HPF; ms): through xschedd at the gate")
     print("(its shared memory, xschedd/gates.py) and by the operation (the target's agent thread;")
     print(f"a gated level-1 queue's follows its gate by {OPERATION_DELAY_S * 1e3:.0f} ms), and by the local scheduler")
-    print(f"{'P x Q':<8} {'path':<10} {'suspend p50':>11} {'p99':>7} {'resume p50':>11} {'p99':>7} "
+    print(f"{'P x Q':<16} {'path':<10} {'suspend p50':>11} {'p99':>7} {'resume p50':>11} {'p99':>7} "
           f"{'applied':>11} {'daemon CPU%':>11} {'RSS MB':>7}")  # fmt: skip
     for name, pair in results.items():
         if name == "sustained":
@@ -373,14 +402,24 @@ def main(argv: list[str] | None = None) -> int:
         for i, (path, s50, s99, r50, r99, seen) in enumerate(rows):
             extra = (f"{g['daemon_cpu_percent']:>11.0f} {g['daemon_rss_mb']:>7.0f}"
                      if i == 0 else f"{'':>11} {'':>7}")  # fmt: skip
-            print(f"{name:<8} {path:<10} {s50:>11.3f} {s99:>7.3f} {r50:>11.3f} {r99:>7.3f} "
+            print(f"{name:<16} {path:<10} {s50:>11.3f} {s99:>7.3f} {r50:>11.3f} {r99:>7.3f} "
                   f"{seen:>5}/{g['operations_expected']:<5} {extra}")  # fmt: skip
         if len(rows) == 3:
-            print(f"{'':<8} xschedd at the gate / local, P99: suspend {g['gated_p99_ms'] / lcl['suspend_p99_ms']:.2f}x, "
+            print(f"{'':<16} xschedd at the gate / local, P99: suspend {g['gated_p99_ms'] / lcl['suspend_p99_ms']:.2f}x, "
                   f"resume {g['ungated_p99_ms'] / lcl['resume_p99_ms']:.2f}x; of the resumes, "
                   + (f"{g['stalled_seen']} stalled (pumped by the agent's gate thread): P50 "
                      f"{g['stalled_p50_ms']:.3f}, P99 {g['stalled_p99_ms']:.3f} ms"
                      if g["stalled_seen"] else "none stalled"))  # fmt: skip
+    for name, pair in results.items():
+        base = results.get(name.split(" ")[0])
+        if pair is base or name == "sustained" or base is None:
+            continue
+        g, g0 = pair["daemon"], base["daemon"]
+        if g.get("gated_p99_ms") and g0.get("gated_p99_ms") and g.get("ungated_p99_ms") and g0.get("ungated_p99_ms"):
+            print(f"{name}: xschedd at the gate with the bound / without, P99: suspend "
+                  f"{g['gated_p99_ms'] / g0['gated_p99_ms']:.2f}x, resume {g['ungated_p99_ms'] / g0['ungated_p99_ms']:.2f}x; "
+                  f"local {pair['local']['suspend_p99_ms'] / base['local']['suspend_p99_ms']:.2f}x "
+                  f"and {pair['local']['resume_p99_ms'] / base['local']['resume_p99_ms']:.2f}x")  # fmt: skip
     s = results.get("sustained")
     if s is not None:
         print(f"\nsustained: {s['events_offered_per_s']:,.0f} events/s offered by 100 XQueues, "
@@ -390,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_save:
         params = {"rounds": args.rounds, "policy": "HPF",
                   "transport": "unix socket (native agent stream)", "configs": args.configs,
-                  "events_s": args.events_s}  # fmt: skip
+                  "events_s": args.events_s, "cpu_latency_us": args.cpu_latency_us}  # fmt: skip
         path = write_results(args.save_as, "simulated XPU (sim:local per process)", params, results)
         print(f"wrote {path}")
     return 0

@@ -28,6 +28,7 @@ from protos.xsched.v1 import agent_pb2, agent_pb2_grpc, control_pb2, control_pb2
 from xschedd import gates
 from xschedd.agent_socket import AgentConnection
 from xschedd.auth import Authorizer, PeerTable
+from xschedd.cpu_latency import CpuLatencyRequest
 from xschedd.daemon import DEFAULT_LEASE_S, Daemon
 from xschedd.errors import AlreadyRunning, DaemonError
 from xschedd.metrics import Metrics
@@ -70,6 +71,7 @@ class DaemonConfig:
     token: str | None = None
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_connections: int = 1024
+    cpu_latency_us: int | None = None  # a PM QoS bound held while serving (xschedd/cpu_latency.py)
 
 
 class _SocketLock:
@@ -131,7 +133,11 @@ async def serve(config: DaemonConfig, ready: asyncio.Event | None = None) -> int
     server = None
     proxy = None
     daemon = None
+    cpu_latency = None
     try:
+        if config.cpu_latency_us is not None:
+            cpu_latency = CpuLatencyRequest(config.cpu_latency_us)
+            log.info("holding the CPUs' wake-up latency at %d us or less while serving", config.cpu_latency_us)
         _clear_stale(sock_path)
         if gates.remove_stale():
             log.info("removed the suspend-gate pages of daemons that are gone")
@@ -224,4 +230,6 @@ async def serve(config: DaemonConfig, ready: asyncio.Event | None = None) -> int
             if proxy is not None:
                 sock_path.unlink()
         shutil.rmtree(private, ignore_errors=True)
+        if cpu_latency is not None:
+            cpu_latency.close()
         lock.release()
