@@ -13,7 +13,9 @@ the kernel picks no idle state slower to leave than the lowest bound, and at 0 i
 CPUs poll instead of sleeping. Closing the file (or the process exiting, even killed)
 withdraws the request. That costs power on bare metal and, on a VM, the host sees idle
 vCPUs as busy: the reason it is off unless asked for. Opening the file takes root (it
-is 0600 root).
+is 0600 root). The kernel applies the bound through its cpuidle driver: where there is
+none (`current_driver` reads "none", as on the H100 host's VM), idle CPUs halt whatever
+the bound, and the daemon says so when it starts.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import struct
 from xschedd.errors import DaemonError
 
 PM_QOS_PATH = "/dev/cpu_dma_latency"
+CPUIDLE_DRIVER_PATH = "/sys/devices/system/cpu/cpuidle/current_driver"
 _VALUE = struct.Struct("=i")  # the kernel reads and writes a native s32
 MAX_US = 2_000_000_000  # the kernel's default, "no bound"
 
@@ -76,3 +79,17 @@ def current_bound_us(path: str = PM_QOS_PATH) -> int | None:
     finally:
         os.close(fd)
     return _VALUE.unpack(data)[0] if len(data) == _VALUE.size else None
+
+
+def cpuidle_driver(path: str = CPUIDLE_DRIVER_PATH) -> str | None:
+    """The kernel's cpuidle driver ("none" if it has none), or None if it cannot be read."""
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def bound_has_effect(path: str = CPUIDLE_DRIVER_PATH) -> bool:
+    """Whether a bound can change how this machine's CPUs idle (unknown counts as yes)."""
+    return cpuidle_driver(path) != "none"

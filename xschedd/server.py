@@ -28,7 +28,7 @@ from protos.xsched.v1 import agent_pb2, agent_pb2_grpc, control_pb2, control_pb2
 from xschedd import gates
 from xschedd.agent_socket import AgentConnection
 from xschedd.auth import Authorizer, PeerTable
-from xschedd.cpu_latency import CpuLatencyRequest
+from xschedd.cpu_latency import CpuLatencyRequest, bound_has_effect
 from xschedd.daemon import DEFAULT_LEASE_S, Daemon
 from xschedd.errors import AlreadyRunning, DaemonError
 from xschedd.metrics import Metrics
@@ -138,6 +138,8 @@ async def serve(config: DaemonConfig, ready: asyncio.Event | None = None) -> int
         if config.cpu_latency_us is not None:
             cpu_latency = CpuLatencyRequest(config.cpu_latency_us)
             log.info("holding the CPUs' wake-up latency at %d us or less while serving", config.cpu_latency_us)
+            if not bound_has_effect():
+                log.warning("--cpu-latency-us: this kernel has no cpuidle driver, so idle CPUs halt whatever the bound")
         _clear_stale(sock_path)
         if gates.remove_stale():
             log.info("removed the suspend-gate pages of daemons that are gone")

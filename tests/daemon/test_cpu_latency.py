@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from tests.daemon.conftest import ROOT, _env, wait_for
-from xschedd.cpu_latency import MAX_US, PM_QOS_PATH, CpuLatencyError, CpuLatencyRequest, current_bound_us
+from xschedd.cpu_latency import (
+    MAX_US,
+    PM_QOS_PATH,
+    CpuLatencyError,
+    CpuLatencyRequest,
+    bound_has_effect,
+    cpuidle_driver,
+    current_bound_us,
+)
 
 
 def test_a_request_writes_its_bound_as_a_native_int32_and_holds_the_file(tmp_path: Path) -> None:
@@ -38,6 +46,17 @@ def test_a_missing_or_forbidden_file_says_which_and_why(tmp_path: Path) -> None:
     with pytest.raises(CpuLatencyError, match=r"qos-missing: No such file"):
         CpuLatencyRequest(0, str(tmp_path / "qos-missing"))
     assert current_bound_us(str(tmp_path / "qos-missing")) is None
+
+
+def test_a_kernel_without_a_cpuidle_driver_is_told_apart(tmp_path: Path) -> None:
+    driver = tmp_path / "current_driver"
+    driver.write_text("none\n")
+    assert cpuidle_driver(str(driver)) == "none"
+    assert not bound_has_effect(str(driver))
+    driver.write_text("haltpoll\n")
+    assert bound_has_effect(str(driver))
+    assert cpuidle_driver(str(tmp_path / "missing")) is None
+    assert bound_has_effect(str(tmp_path / "missing"))  # unknown: the bound may matter
 
 
 def _xschedd(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
