@@ -27,10 +27,15 @@ def main(argv: list[str] | None = None) -> int:
     run_loads([alone], a.duration_s, lambda r: None)
     peak = alone.tasks_done / alone.elapsed_s
     results, rows = {"standalone_tps": peak}, []
-    for name, level, thr in (("ours_lv1_thr2", 1, 2), ("ours_lv1_thr8", 1, 8), ("ours_lv2_thr8", 2, 8)):
+    configs = (("ours_lv1_thr2", 1, 2, True), ("ours_lv1_thr8", 1, 8, True), ("ours_lv2_thr8", 2, 8, True),
+               ("ours_lv2_thr8_host_relaunch", 2, 8, False))  # fmt: skip
+    for name, level, thr, gpu_relaunch in configs:
         rt = runtime("UP")
-        qa = rt.create_xqueue(dev.create_queue(guard=level >= 2), name="a", level=level, threshold=thr, utilization=75)
-        qb = rt.create_xqueue(dev.create_queue(guard=level >= 2), name="b", level=level, threshold=thr, utilization=25)
+        hwqs = [dev.create_queue(guard=level >= 2) for _ in range(2)]
+        for hwq in hwqs:  # level 2: the relaunch from the GPU after a flush, or from the host always
+            hwq.gpu_relaunch = gpu_relaunch
+        qa = rt.create_xqueue(hwqs[0], name="a", level=level, threshold=thr, utilization=75)
+        qb = rt.create_xqueue(hwqs[1], name="b", level=level, threshold=thr, utilization=25)
         la, lb = QueueLoad(QueueSpec("a", **task), qa), QueueLoad(QueueSpec("b", **task), qb)
         run_loads([la, lb], a.duration_s, lambda r: None)
         qa.close()

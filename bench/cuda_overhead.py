@@ -1,7 +1,8 @@
 """Runtime overhead on the GPU (paper Fig. 11c/12a): a transformer-layer stack task alone,
 natively on a stream and through an XQueue at threshold 1..16 (level 1, cuBLAS GEMMs), and
-the all-guarded variant natively vs level 2 (with the gate launched by the GPU after a
-flush, and from the host after every command). Configurations interleave round by round.
+the all-guarded variant natively vs level 2: the gate and the relaunch launched by the GPU
+after a flush only; the gate from the GPU and the relaunch from the host behind every
+command; both from the host. Configurations interleave round by round.
 Usage: python bench/cuda_overhead.py
 """
 
@@ -41,9 +42,10 @@ def main(argv: list[str] | None = None) -> int:
             return time.perf_counter() - t
         return run
 
-    def xqueue(task, level, threshold, device_gate=True):
+    def xqueue(task, level, threshold, device_gate=True, gpu_relaunch=True):
         hwq = dev.create_queue(guard=level >= 2)
         hwq.device_gate = device_gate
+        hwq.gpu_relaunch = gpu_relaunch
         xq = XQueue(hwq, level=level, threshold=threshold)
 
         def run():
@@ -62,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     configs["native_guarded_plain"] = native(gtask, s)
     for thr in (4, 8, 16):
         configs[f"xq_lv2_thr{thr}_guarded"] = xqueue(gtask, 2, thr)
-    for thr in (4, 8):  # the baseline for the GPU-launched gate: every gate from the host
+    for thr in (4, 8):  # the baselines: the relaunch behind every command from the host (the
+        # gate from the GPU after a flush), and both the gate and the relaunch from the host
+        configs[f"xq_lv2_thr{thr}_guarded_host_relaunch"] = xqueue(gtask, 2, thr, gpu_relaunch=False)
         configs[f"xq_lv2_thr{thr}_guarded_host_gate"] = xqueue(gtask, 2, thr, device_gate=False)
     samples = {k: [] for k in configs}
     for r in range(a.rounds + 3):

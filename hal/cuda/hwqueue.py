@@ -14,12 +14,17 @@ from hal.board import BoardFull, PriorityBoard, level_of, may_run
 from hal.command import HwCommand, Level
 from hal.cuda.commands import GuardedLaunch
 from hal.cuda.gate import DeviceFlag, StreamGate, TicketGate, stream_priority_for, ticket_gate
+from hal.cuda.instrument import TAIL_GATE, TAIL_GATE_AND_RELAUNCH, TAIL_NONE
 from hal.errors import HalError
 from hal.hwqueue import CompletionCallback, HwQueue
 
 log = logging.getLogger(__name__)
 _bound = threading.local()
 _live: weakref.WeakSet[CudaHwQueue] = weakref.WeakSet()
+
+# Dynamic shared memory a launch may use without the kernel opting in (a function attribute
+# the host sets; the relaunch that the GPU launches carries none).
+_SHARED_NO_OPT_IN = 48 * 1024
 
 
 @atexit.register
@@ -105,7 +110,8 @@ class CudaHwQueue(HwQueue):
             self._streams = {priority: self.stream}
             self._stream_priority = priority
             self._flag = DeviceFlag()
-            self._flushed = cupy.zeros(1, dtype=cupy.uint32)
+            # the flushed epoch; the GPU relaunch's round and (uint64) when it last read the host word
+            self._flushed = cupy.zeros(4, dtype=cupy.uint32)
             self._flushed_ptr = self._flushed.data.ptr
             self._state = cupy.zeros(4096, dtype=cupy.uint32)
             cupy.cuda.Device(device.index).synchronize()
@@ -122,6 +128,9 @@ class CudaHwQueue(HwQueue):
         # the device runtime links (hal.cuda.instrument); a ticket cannot. Set it False to
         # gate every guarded command from the host (benchmarks and tests compare the two).
         self.device_gate = ticket is None
+        # `gpu_relaunch` (with `device_gate`): the flushed launch also tail-launches its
+        # relaunch, so an undisturbed guarded command is one kernel (hal.cuda.instrument).
+        self.gpu_relaunch = True
         if self._board is not None:
             self._board.watch(self._on_board)
         _live.add(self)
@@ -328,11 +337,16 @@ class CudaHwQueue(HwQueue):
         self._epoch = epoch = self._epoch % 0xFFFFFFFE + 1  # never 0, the state's initial value
         state = self._state.data.ptr
         tail = k.tail and self.device_gate
+        mode = TAIL_NONE
+        if tail:  # the GPU's relaunch only where its launch needs no attribute (<= 48 KiB shared)
+            mode = TAIL_GATE_AND_RELAUNCH if self.gpu_relaunch and cmd.shared_mem <= _SHARED_NO_OPT_IN else TAIL_GATE
         k.launch_main(cmd.grid, cmd.block, cmd.args, cmd.shared_mem, self.stream, dev,
                       (self._flag.ptr, self._flag.host_ptr, state, self._flushed_ptr, epoch, board, self._level,
-                       fix_blocks, int(tail)))  # fmt: skip
+                       fix_blocks, mode, cmd.shared_mem))  # fmt: skip
         if not tail:  # else a flush launches the gate from the GPU (hal.cuda.instrument)
             self._gate.wait(self.stream, board, self._level)
+        if mode == TAIL_GATE_AND_RELAUNCH:  # and the relaunch too
+            return
         gx, gy, gz = cmd.grid
         k.launch_fix((fix_blocks, 1, 1), cmd.block, cmd.args, cmd.shared_mem, self.stream, dev,
                      (state, self._flushed_ptr, epoch, gx, gy, gz))  # fmt: skip

@@ -2,7 +2,7 @@
 
 Pure text work, no CuPy: each named `extern "C" __global__` kernel becomes a device
 function (its body, with `blockIdx`/`gridDim` read from shared memory) plus two kernels
-(three with dynamic parallelism):
+(four with dynamic parallelism):
 
 - `NAME` (guarded main launch): thread 0 of each block reads the queue's deactivation
   state once into shared memory; a block that sees it set records the launch as
@@ -19,18 +19,24 @@ function (its body, with `blockIdx`/`gridDim` read from shared memory) plus two 
   the launch was flushed, and otherwise runs exactly the blocks whose state is not
   `epoch`, each with its original block index. Blocks must be independent (no
   inter-block communication within one launch); they need not be idempotent.
-- `NAME__xs_gate` (compiled only with `TAIL_OPTIONS`, dynamic parallelism): the gate,
-  launched by the GPU itself and only for a launch that flushed. The first block to
-  flush (the one whose exchange of the "flushed" mark wins) tail-launches this
-  one-thread kernel, which starts once every block of the main launch has left and
-  naps while the host word is set; a kernel is not complete until its tail launches
-  are, so the relaunch behind it on the stream waits. An undisturbed guarded launch is
-  then two kernels (main, relaunch), not three: on the H100's 8-layer stack the host's
-  gate cost +2.9%, the relaunch +4.8% and the main kernel's guard +3.1%. The relaunch
-  stays a host launch: the same grid launched from the device ran 2.9x slower there (a
-  spin grid of one wave: 4.45 ms against 1.54 ms, tail, fire-and-forget or named stream
-  alike), which left a long, unpreemptible relaunch in the way of the next suspend.
-  `__xs_tail` 0 leaves the gate to the host (a ticket gate, or no device runtime).
+- `NAME__xs_gate` and `NAME__xs_tfix` (compiled only with `TAIL_OPTIONS`, dynamic
+  parallelism): the gate and the relaunch, launched by the GPU itself and only for a
+  launch that flushed. The first block to flush (the one whose exchange of the
+  "flushed" mark wins) tail-launches the one-thread gate, which starts once every block
+  of the main launch has left and naps while the host word is set, and, with
+  `__xs_tail` 2, the relaunch behind it (tail launches of one grid run in order, and a
+  kernel is not complete until its tail launches are, so the next command waits). An
+  undisturbed guarded launch is then one kernel: on the H100's 8-layer stack at
+  threshold 8, +5.2% against +9.7% with the host's relaunch behind every launch (one
+  run). The GPU's relaunch is itself preemptible, unlike the host's: the same grid
+  launched from the device runs about 2.9x slower (a spin grid of one wave: 4.45 ms
+  against 1.54 ms), which would leave a long relaunch in the way of the next suspend.
+  So before each block it runs, it reads the device's copy of the host word, which one
+  block (whichever wins a compare-and-swap of the last read's %globaltimer stamp)
+  refreshes from the host every 4 us; a deactivated relaunch's first block to see it
+  launches the gate and a relaunch of what is left again (a round counter elects it).
+  With `__xs_tail` 1 the relaunch is `NAME__xs_fix`, the host's, behind every launch;
+  with 0 (a ticket gate, or no device runtime) the gate is the host's too.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ FIX_SUFFIX = "__xs_fix"
 MAIN_EXTRA = ("const volatile unsigned int* __xs_flag, const volatile unsigned int* __xs_host, unsigned int* __xs_state, "
               "unsigned int* __xs_flushed, unsigned int __xs_epoch, "
               "const volatile unsigned int* __xs_board, unsigned int __xs_level, unsigned int __xs_every, "
-              "unsigned int __xs_tail")  # fmt: skip
+              "unsigned int __xs_tail, unsigned int __xs_smem")  # fmt: skip
 FIX_EXTRA = ("unsigned int* __xs_state, const unsigned int* __xs_flushed, unsigned int __xs_epoch, "
              "unsigned int __xs_gx, unsigned int __xs_gy, unsigned int __xs_gz")  # fmt: skip
 
@@ -64,6 +70,9 @@ def _struct_codes(params: str) -> str:
 MAIN_EXTRA_FORMAT = _struct_codes(MAIN_EXTRA)
 FIX_EXTRA_FORMAT = _struct_codes(FIX_EXTRA)
 GATE_SUFFIX = "__xs_gate"
+TFIX_SUFFIX = "__xs_tfix"
+# __xs_tail: what a flushed launch tail-launches from the GPU
+TAIL_NONE, TAIL_GATE, TAIL_GATE_AND_RELAUNCH = 0, 1, 2
 TAIL_MACRO = "XS_TAIL_LAUNCH"
 # relocatable device code, linked with the device runtime (CuPy links cudadevrt for -rdc)
 TAIL_OPTIONS = ("-rdc=true", f"-D{TAIL_MACRO}")
@@ -102,6 +111,12 @@ extern "C" __global__ void {bounds}{name}({params}{sep}{extra}) {{
       if (__xs_tail != 0u) {{
         {name}{gate_suffix}<<<1, 1, 0, cudaStreamTailLaunch>>>(__xs_host, (volatile unsigned int*)__xs_flag);
         if (cudaGetLastError() != cudaSuccess) __trap();  // never a relaunch ahead of the gate
+        if (__xs_tail == 2u) {{  // and the relaunch, behind the gate
+          {name}{tfix_suffix}<<<__xs_every, blockDim, __xs_smem, cudaStreamTailLaunch>>>({args}{sep}__xs_state,
+              __xs_flushed, __xs_epoch, gridDim.x, gridDim.y, gridDim.z, __xs_host, (unsigned int*)__xs_flag, __xs_smem,
+              ((volatile unsigned int*)__xs_flushed)[1]);
+          if (cudaGetLastError() != cudaSuccess) __trap();
+        }}
       }}
 #endif
     }}
@@ -142,6 +157,50 @@ _GATE = """
 extern "C" __global__ void {name}{gate_suffix}(const volatile unsigned int* __xs_host, volatile unsigned int* __xs_flag) {{
   while (*__xs_host != 0u) __nanosleep(2000);
   __xs_flag[0] = 0u;  // the next kernel runs whole
+}}
+#endif
+"""
+
+_TFIX = """
+#ifdef {tail_macro}
+extern "C" __global__ void {bounds}{name}{tfix_suffix}({params}{sep}unsigned int* __xs_state, unsigned int* __xs_flushed,
+    unsigned int __xs_epoch, unsigned int __xs_gx, unsigned int __xs_gy, unsigned int __xs_gz,
+    const volatile unsigned int* __xs_host, unsigned int* __xs_flag, unsigned int __xs_smem, unsigned int __xs_round) {{
+  __shared__ int __xs_run;
+  const unsigned int __xs_n = __xs_gx * __xs_gy * __xs_gz;
+  for (unsigned int __xs_b = blockIdx.x; __xs_b < __xs_n; __xs_b += gridDim.x) {{
+    if (threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0) {{
+      int __xs_r = __xs_state[__xs_b] != __xs_epoch;
+      if (__xs_r) {{  // the device's copy of the host word, refreshed by one block every 4 us
+        volatile unsigned long long* __xs_seen = (volatile unsigned long long*)(__xs_flushed + 2);
+        unsigned long long __xs_now, __xs_old = *__xs_seen;
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(__xs_now));
+        if ((long long)(__xs_now - __xs_old) > 4000ll &&
+            atomicCAS((unsigned long long*)__xs_seen, __xs_old, __xs_now) == __xs_old)
+          ((volatile unsigned int*)__xs_flag)[0] = *__xs_host != 0u;
+      }}
+      if (__xs_r && ((volatile unsigned int*)__xs_flag)[0] != 0u) {{
+        __xs_r = -1;  // deactivated: what is left goes to the next relaunch, behind the next gate
+        if (atomicCAS(__xs_flushed + 1, __xs_round, __xs_round + 1u) == __xs_round) {{
+          {name}{gate_suffix}<<<1, 1, 0, cudaStreamTailLaunch>>>(__xs_host, (volatile unsigned int*)__xs_flag);
+          if (cudaGetLastError() != cudaSuccess) __trap();
+          {name}{tfix_suffix}<<<gridDim.x, blockDim, __xs_smem, cudaStreamTailLaunch>>>({args}{sep}__xs_state,
+              __xs_flushed, __xs_epoch, __xs_gx, __xs_gy, __xs_gz, __xs_host, __xs_flag, __xs_smem, __xs_round + 1u);
+          if (cudaGetLastError() != cudaSuccess) __trap();
+        }}
+      }} else if (__xs_r) {{
+        __xs_state[__xs_b] = __xs_epoch;
+        __xs_bid = make_uint3(__xs_b % __xs_gx, (__xs_b / __xs_gx) % __xs_gy, __xs_b / (__xs_gx * __xs_gy));
+        __xs_grid = make_uint3(__xs_gx, __xs_gy, __xs_gz);
+      }}
+      __xs_run = __xs_r;
+    }}
+    __syncthreads();
+    const int __xs_go = __xs_run;
+    if (__xs_go < 0) return;
+    if (__xs_go) __xs_body_{name}({args});
+    __syncthreads();
+  }}
 }}
 #endif
 """
@@ -230,10 +289,12 @@ def instrument(source: str, names: list[str] | tuple[str, ...]) -> Instrumented:
             args=args,
             suffix=FIX_SUFFIX,
             gate_suffix=GATE_SUFFIX,
+            tfix_suffix=TFIX_SUFFIX,
             tail_macro=TAIL_MACRO,
             top=LEVELS - 1,
         )
-        wrappers.append(_GATE.format(**fmt))  # declared before the main launch names it
+        wrappers.append(_GATE.format(**fmt))  # declared before the launches that name them
+        wrappers.append(_TFIX.format(**fmt))
         wrappers.append(_MAIN.format(extra=MAIN_EXTRA, **fmt))
         wrappers.append(_FIX.format(extra=FIX_EXTRA, **fmt))
     out = "\n".join([*includes, _PRELUDE, body, "#undef blockIdx", "#undef gridDim", *wrappers])

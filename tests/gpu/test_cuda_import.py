@@ -79,14 +79,19 @@ def test_instrumenting_a_kernel_keeps_its_body_and_adds_guard_and_relaunch():
     assert "__xs_b % __xs_every == 0u" in out  # the sentinel, about one block per wave,
     assert "*__xs_host" in out  # reads the host's flag (and a board's word)
     assert "__xs_body_scale(y, x, a, n);" in out
-    # with dynamic parallelism the first flushing block tail-launches the gate, declared
-    # before the main kernel that names it; the relaunch stays the host's
-    assert "unsigned int __xs_every, unsigned int __xs_tail)" in out
-    gate, main = out.index("void scale__xs_gate("), out.index("void __launch_bounds__(256) scale(")
-    assert gate < main
-    assert "scale__xs_gate<<<1, 1, 0, cudaStreamTailLaunch>>>(__xs_host, " in out
-    assert "scale__xs_fix<<<" not in out
-    assert out.count(f"#ifdef {ins.TAIL_MACRO}") == 2 and f"-D{ins.TAIL_MACRO}" in ins.TAIL_OPTIONS
+    # with dynamic parallelism the first flushing block tail-launches the gate and (tail
+    # mode 2) the GPU's relaunch behind it, both declared before the main kernel that
+    # names them; the relaunch flushes too, and then launches the gate and itself again
+    assert "unsigned int __xs_every, unsigned int __xs_tail, unsigned int __xs_smem)" in out
+    gate, tfix = out.index("void scale__xs_gate("), out.index("void __launch_bounds__(256) scale__xs_tfix(")
+    main = out.index("void __launch_bounds__(256) scale(")
+    assert gate < tfix < main
+    assert out.count("scale__xs_gate<<<1, 1, 0, cudaStreamTailLaunch>>>(__xs_host, ") == 2
+    assert "if (__xs_tail == 2u)" in out and out.count("scale__xs_tfix<<<") == 2
+    assert "__xs_round + 1u" in out and "%%globaltimer" in out
+    assert "scale__xs_fix<<<" not in out  # the host's relaunch (tail modes 0 and 1)
+    assert (ins.TAIL_NONE, ins.TAIL_GATE, ins.TAIL_GATE_AND_RELAUNCH) == (0, 1, 2)
+    assert out.count(f"#ifdef {ins.TAIL_MACRO}") == 3 and f"-D{ins.TAIL_MACRO}" in ins.TAIL_OPTIONS
     assert 'extern "C" __global__ void other(int* p)' in out  # untouched, still a kernel
 
 
@@ -98,7 +103,7 @@ def test_the_packed_formats_of_the_extras_match_their_declarations():
         params = [p.strip() for p in decl.split(",")]
         assert fmt == "".join("P" if "*" in p else "I" for p in params), decl
         assert all("*" in p or p.startswith("unsigned int ") for p in params), decl
-    assert (ins.MAIN_EXTRA_FORMAT, ins.FIX_EXTRA_FORMAT) == ("PPPPIPIII", "PPIIII")
+    assert (ins.MAIN_EXTRA_FORMAT, ins.FIX_EXTRA_FORMAT) == ("PPPPIPIIII", "PPIIII")
 
 
 @pytest.mark.parametrize(

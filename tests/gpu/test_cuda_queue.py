@@ -56,12 +56,20 @@ def test_a_queue_waited_for_in_the_driver_is_left_to_its_waiter(cuda, device):
     assert a_done.wait(1), "A's completion did not follow its waiter's return"
 
 
-@pytest.mark.parametrize("gate", ["device", "host"])
+def _set_gate(q, gate: str) -> None:
+    """device: the gate and the relaunch from the GPU, after a flush only; device-host-relaunch:
+    the relaunch from the host behind every launch; host: what a GPU without the device
+    runtime does (both from the host)."""
+    q.device_gate = gate != "host"
+    q.gpu_relaunch = gate == "device"
+
+
+@pytest.mark.parametrize("gate", ["device", "device-host-relaunch", "host"])
 def test_deactivate_flushes_a_running_kernel_and_reactivate_runs_each_block_once(cuda, device, gate):
     import cupy
 
     q = device.create_queue(guard=True)
-    q.device_gate = gate == "device"  # host: what a GPU without the device runtime does
+    _set_gate(q, gate)
     spin = device.spin
     blocks = spin.shape(100_000)[0]  # ~100 ms
     count = cupy.zeros(blocks, dtype=cupy.uint32)
@@ -94,6 +102,45 @@ def test_deactivate_flushes_a_running_kernel_and_reactivate_runs_each_block_once
     q.synchronize()
     assert int(count.min()) == 1 and int(count.max()) == 1
     assert spin.kernel.tail or gate == "host", "the spin kernel did not compile with dynamic parallelism"
+    q.close()
+
+
+def test_the_relaunch_from_the_gpu_is_preemptible_and_runs_each_block_once(cuda, device):
+    """Suspended again while it relaunches a flushed kernel, the GPU's relaunch flushes
+    too (no block starts while deactivated) and the next one runs the rest, once each."""
+    import cupy
+
+    q = device.create_queue(guard=True)
+    _set_gate(q, "device")
+    spin = device.spin
+    blocks = spin.shape(100_000)[0]  # ~100 ms
+    count = cupy.zeros(blocks, dtype=cupy.uint32)
+    q.launch(spin.command(1000))
+    q.launch(cuda.call(count.__iadd__, 0))
+    q.synchronize()
+    int((count == 1).sum())  # load every kernel used below before any deactivate
+    count.fill(0)
+    cupy.cuda.Device().synchronize()
+    done = threading.Event()
+    q.launch(spin.command(100_000, count=count), lambda c: done.set())
+    seen = []
+    try:
+        for pause_s in (0.02, 0.015, 0.015):  # the main launch, then two relaunches
+            time.sleep(pause_s)
+            q.deactivate()
+            time.sleep(0.02)
+            ran = int((count == 1).sum())
+            time.sleep(0.02)
+            assert int((count == 1).sum()) == ran, f"blocks started while deactivated ({len(seen)} resumes)"
+            assert not done.is_set()
+            seen.append(ran)
+            q.reactivate()
+    finally:
+        q.reactivate()
+    assert done.wait(5)
+    q.synchronize()
+    assert seen == sorted(seen) and 0 < seen[0] < seen[-1] < blocks, seen
+    assert int(count.min()) == 1 and int(count.max()) == 1
     q.close()
 
 
@@ -184,8 +231,8 @@ def test_a_high_priority_queue_overtakes_older_low_priority_work(cuda, device):
 
 
 @pytest.mark.parametrize(
-    "board, gate", [(False, "device"), (False, "host"), (True, "host")],
-    ids=["kernel-gate-from-the-gpu", "kernel-gate", "ticket-gate"],
+    "board, gate", [(False, "device"), (False, "device-host-relaunch"), (False, "host"), (True, "host")],
+    ids=["kernel-gate-from-the-gpu", "kernel-gate-from-the-gpu-host-relaunch", "kernel-gate", "ticket-gate"],
 )
 def test_rapid_suspend_resume_never_strands_the_stream_and_runs_each_block_once(cuda, device, board, gate):
     """Deactivate/reactivate at random points across many guarded launches and level-1
@@ -197,7 +244,7 @@ def test_rapid_suspend_resume_never_strands_the_stream_and_runs_each_block_once(
 
     q = device.create_queue(guard=True, board=board)
     assert q.gate_kind == ("ticket" if board else "kernel")
-    q.device_gate = gate == "device"
+    _set_gate(q, gate)
     spin = device.spin
     blocks = spin.shape(2000)[0]
     count = cupy.zeros(blocks, dtype=cupy.uint32)
