@@ -10,6 +10,14 @@ whose XQueues change (`dispatch` is called once per such process). The status ha
 arrive (not rebuilt from the records on each decision), metrics are counted once per
 decision, and the XQueue-state gauges are refreshed at most every STATE_METRICS_DELAY_S.
 Events that arrive together (one read from an agent) are decided on once: `batch()`.
+
+Decision memo: a policy that is `readiness_only` (HPF, HHPF) decides the same way for the
+same XQueues, hints and ready set. Such decisions are remembered by (generation, ready
+set), the generation counting every other change they depend on, and when that state
+comes back (a periodic task going ready again), the remembered decision goes into the
+suspend gates first: the urgent queue's suspends take effect before the policy runs.
+The policy still decides, and if its answer differs (a change the generation missed),
+the gates are put right at once, before any operation leaves.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from itertools import groupby
 from typing import Protocol
 
@@ -51,6 +60,7 @@ log = logging.getLogger(__name__)
 _RESCHEDULE_ON = {pb.EVENT_KIND_READY, pb.EVENT_KIND_IDLE, pb.EVENT_KIND_CLOSED}
 HINT_GC_INTERVAL_S = 5.0
 STATE_METRICS_DELAY_S = 0.1
+MEMO_ENTRIES = 64  # remembered decisions; forgotten all at once beyond it
 _pid_of = (32).__rrshift__  # xqueue_id -> its process's pid (xqueue_id >> 32), in C
 
 
@@ -114,6 +124,11 @@ class GlobalScheduler:
         # The priority each XQueue's hardware queue has, as far as we know: its process's
         # own at creation (the runtime sets it), then what we pushed.
         self._hw_priority: dict[int, int] = {}
+        # The decision memo (module docstring): ready XQueues, the generation, decisions.
+        self._ready_ids: set[int] = set()
+        self._generation = 0
+        self._memo: dict[tuple[int, frozenset[int]], tuple[frozenset[int], frozenset[int]]] = {}
+        self.memo_hits = 0
         self._batch_depth = 0
         self._decision_due = False
         self._state_metrics_due = False
@@ -195,12 +210,17 @@ class GlobalScheduler:
                 if hint_pid(hint) == pid:
                     self.hints.put(hint)
                     self._policy.on_hint(hint)
+                    self._generation += 1
             was_ready = rec.ready
+            if info.device != rec.info.device:
+                self._generation += 1
             rec.info = info
             if rec.ready and not was_ready:
                 rec.ready_since = self.clock()
+                self._ready_ids.add(rec.xqueue_id)
             elif not rec.ready:
                 rec.ready_since = None
+                self._ready_ids.discard(rec.xqueue_id)
             self._xqueue_status[rec.xqueue_id] = _status_of(rec)
         if hints:
             self._push_priority(info.xqueue_id)
@@ -232,6 +252,7 @@ class GlobalScheduler:
         proc.nice = nice
         if changed:
             self._process_status[pid] = ProcessStatus(pid, nice, proc.name)
+            self._generation += 1
         self.bus.process_changed(pid)
         if changed:
             self.reschedule()
@@ -247,6 +268,7 @@ class GlobalScheduler:
             raise NotFound(f"no process {pid} is registered")
         self.hints.put(hint)
         self._policy.on_hint(hint)
+        self._generation += 1
         if xq is not None:
             self._push_priority(xq)
             self.bus.xqueue_changed(xq)
@@ -263,6 +285,7 @@ class GlobalScheduler:
             log.info("policy is now %s", policy.name)
         if gang is not None:
             self.gang = gang
+        self._generation += 1
         self.bus.policy_changed()
         self._persist(True)
         self.reschedule()
@@ -271,6 +294,7 @@ class GlobalScheduler:
         rec = self.xqueue(xqueue_id)
         rec.held = held
         (self._held.add if held else self._held.discard)(xqueue_id)
+        self._generation += 1
         self.bus.xqueue_changed(xqueue_id)
         self.reschedule()
         return rec
@@ -291,6 +315,7 @@ class GlobalScheduler:
         dropped = [p for p in pids if not self._pid_alive(p)]
         for pid in dropped:
             self.hints.forget_pid(pid)
+            self._generation += 1
         if dropped:
             log.info("forgot the hints of exited processes %s", sorted(dropped))
             self._persist(False)
@@ -316,6 +341,16 @@ class GlobalScheduler:
             self._decision_due = True
             return
         self._decision_due = False
+        key = None
+        early = None
+        if self._policy.readiness_only:
+            key = (self._generation, frozenset(self._ready_ids))
+            wanted = self._memo.get(key)
+            if wanted is not None:  # this state was decided before: gate as then, then decide
+                self.memo_hits += 1
+                early = self._changes_by_pid(*wanted)
+                for pid, changes in early:
+                    self._gate(pid, changes)
         now = self.clock()
         status = Status(now=now, xqueues=dict(self._xqueue_status), processes=dict(self._process_status))
         ops = self._policy.schedule(status)
@@ -328,32 +363,47 @@ class GlobalScheduler:
                 self._set_timer(op.at - now)
         else:
             suspend, resume = self._wanted_from_ops(ops, now)
+        if key is not None:
+            if len(self._memo) >= MEMO_ENTRIES:
+                self._memo.clear()
+            self._memo[key] = (frozenset(suspend), frozenset(resume))
         # Only changes are sent: what differs from the last operation sent for each XQueue.
+        by_pid = self._changes_by_pid(suspend, resume)
         suspend -= self._sent_suspend
         resume -= self._sent_resume
         self._sent_suspend -= resume
         self._sent_suspend |= suspend
         self._sent_resume -= suspend
         self._sent_resume |= resume
-        sent = {True: len(suspend), False: len(resume)}  # suspend -> operations sent
-        # XQueue ids are pid << 32 | n (checked at registration): in id order, each
-        # process's XQueues come together. Every process's gates, then the operations,
-        # then the bookkeeping.
-        by_pid = [
-            (pid, [(xqueue_id, xqueue_id in suspend) for xqueue_id in ids])
-            for pid, ids in groupby(sorted(suspend | resume), _pid_of)
-        ]
-        for pid, changes in by_pid:
-            self._gate(pid, changes)
+        # Every process's gates, then the operations, then the bookkeeping.
+        if early is None:
+            for pid, changes in by_pid:
+                self._gate(pid, changes)
+        elif early != by_pid:  # the memo was wrong: every gate it or the policy touched, as sent
+            touched = {xqueue_id for _, changes in (*early, *by_pid) for xqueue_id, _ in changes}
+            for pid, ids in groupby(sorted(touched), _pid_of):
+                self._gate(pid, [(xqueue_id, xqueue_id in self._sent_suspend) for xqueue_id in ids])
         for pid, changes in by_pid:
             self._dispatch(pid, changes)
         self.metrics.decision(self._policy.name)
-        for suspend, count in sent.items():
+        for suspended, count in ((True, len(suspend)), (False, len(resume))):
             if count:
-                self.metrics.operation("suspend" if suspend else "resume", count)
+                self.metrics.operation("suspend" if suspended else "resume", count)
         if not self._state_metrics_due:
             self._state_metrics_due = True
             self._call_later(STATE_METRICS_DELAY_S, self._update_state_metrics)
+
+    def _changes_by_pid(
+        self, suspend: AbstractSet[int], resume: AbstractSet[int]
+    ) -> list[tuple[int, list[tuple[int, bool]]]]:
+        """What differs from the last operations sent, as (pid, [(xqueue_id, suspend), ...])
+        in id order. XQueue ids are pid << 32 | n (checked at registration): in id order,
+        each process's XQueues come together."""
+        suspend = suspend - self._sent_suspend
+        return [
+            (pid, [(xqueue_id, xqueue_id in suspend) for xqueue_id in ids])
+            for pid, ids in groupby(sorted(suspend | (resume - self._sent_resume)), _pid_of)
+        ]
 
     def _wanted_from_sets(self, ops: RunOnly) -> tuple[set[int], set[int]]:
         """The XQueues to be suspended and resumed, by set arithmetic (in C): the fast
@@ -432,8 +482,10 @@ class GlobalScheduler:
         """`own`: the priorities its process sent with its XQueues (what it gave the hardware)."""
         rec = XQueueRecord(info=info)
         self._hw_priority[info.xqueue_id] = own.get(info.xqueue_id, H.PRIORITY_DEFAULT)
+        self._generation += 1
         if rec.ready:
             rec.ready_since = self.clock()
+            self._ready_ids.add(info.xqueue_id)
         proc.xqueues[info.xqueue_id] = rec
         self.xqueues[info.xqueue_id] = rec
         self._xqueue_status[info.xqueue_id] = _status_of(rec)
@@ -444,6 +496,8 @@ class GlobalScheduler:
     def _remove_xqueue(self, rec: XQueueRecord) -> None:
         self.xqueues.pop(rec.xqueue_id, None)
         self._hw_priority.pop(rec.xqueue_id, None)
+        self._ready_ids.discard(rec.xqueue_id)
+        self._generation += 1
         for ids in (self._sent_suspend, self._sent_resume, self._held):
             ids.discard(rec.xqueue_id)
         self._xqueue_status.pop(rec.xqueue_id, None)
@@ -470,6 +524,7 @@ class GlobalScheduler:
                 self.hints.put(hint)
                 self._policy.on_hint(hint)
                 adopted = True
+                self._generation += 1
         if adopted:
             self._persist(False)
         # Hints kept from before (a daemon restart, or an agent reconnecting) already

@@ -82,6 +82,11 @@ class Policy(ABC):
     """
 
     name: ClassVar[str]
+    # True where `schedule` depends on nothing but the XQueues (ids, pids, devices), which
+    # of them are ready, and the hints: no clock, no CPU nice, no suspended state. The
+    # global scheduler may then write a decision it made before for the same state into
+    # the suspend gates ahead of deciding again (xschedd.scheduler, "decision memo").
+    readiness_only: ClassVar[bool] = False
 
     @abstractmethod
     def schedule(self, status: Status) -> Sequence[Operation]:

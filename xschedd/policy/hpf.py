@@ -18,6 +18,7 @@ class HighestPriorityFirst(Policy):
     """
 
     name = "HPF"
+    readiness_only = True
 
     def __init__(self) -> None:
         self._priorities: dict[int, int] = {}
