@@ -353,9 +353,14 @@ class GlobalScheduler:
                     self._gate(pid, changes)
         now = self.clock()
         status = Status(now=now, xqueues=dict(self._xqueue_status), processes=dict(self._process_status))
-        ops = self._policy.schedule(status)
-        if self.gang:
-            ops = gang_ops(status, ops)
+        try:
+            ops = self._policy.schedule(status)
+            if self.gang:
+                ops = gang_ops(status, ops)
+        except BaseException:
+            if early:  # the gates go back to what was sent before the error goes up
+                self._regate(early)
+            raise
         self.decisions += 1
         if isinstance(ops, RunOnly):
             suspend, resume = self._wanted_from_sets(ops)
@@ -380,9 +385,7 @@ class GlobalScheduler:
             for pid, changes in by_pid:
                 self._gate(pid, changes)
         elif early != by_pid:  # the memo was wrong: every gate it or the policy touched, as sent
-            touched = {xqueue_id for _, changes in (*early, *by_pid) for xqueue_id, _ in changes}
-            for pid, ids in groupby(sorted(touched), _pid_of):
-                self._gate(pid, [(xqueue_id, xqueue_id in self._sent_suspend) for xqueue_id in ids])
+            self._regate([*early, *by_pid])
         for pid, changes in by_pid:
             self._dispatch(pid, changes)
         self.metrics.decision(self._policy.name)
@@ -392,6 +395,12 @@ class GlobalScheduler:
         if not self._state_metrics_due:
             self._state_metrics_due = True
             self._call_later(STATE_METRICS_DELAY_S, self._update_state_metrics)
+
+    def _regate(self, changes_by_pid: Iterable[tuple[int, list[tuple[int, bool]]]]) -> None:
+        """Write the gates of these changes' XQueues as the operations last sent say."""
+        touched = {xqueue_id for _, changes in changes_by_pid for xqueue_id, _ in changes}
+        for pid, ids in groupby(sorted(touched), _pid_of):
+            self._gate(pid, [(xqueue_id, xqueue_id in self._sent_suspend) for xqueue_id in ids])
 
     def _changes_by_pid(
         self, suspend: AbstractSet[int], resume: AbstractSet[int]

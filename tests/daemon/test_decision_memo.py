@@ -3,6 +3,7 @@ before goes into the suspend gates first, and the policy's own decision always w
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -87,6 +88,23 @@ def test_a_wrong_memo_is_put_right_before_any_operation_leaves() -> None:
     assert log.gates == _gated(s)
     assert log.gates[FG] and not any(log.gates[x] for x in BG)
     assert log.ops[n_ops:] == [(FG, True)]  # only what the policy decided was sent
+
+
+def test_a_policy_that_fails_after_a_memo_hit_leaves_the_gates_as_sent() -> None:
+    s, log = _sched()
+    for ready in (True, False):
+        s.xqueue_event(10, pb.EVENT_KIND_READY if ready else pb.EVENT_KIND_IDLE, _info(FG, ready))
+    hits = s.memo_hits
+
+    def broken(status):
+        raise RuntimeError("a policy bug")
+
+    s._policy.schedule = broken
+    with pytest.raises(RuntimeError, match="a policy bug"):
+        s.xqueue_event(10, pb.EVENT_KIND_READY, _info(FG, True))
+    assert s.memo_hits == hits + 1  # the memo gated the background first...
+    assert log.gates == _gated(s)  # ...and the gates went back to what was sent
+    assert not any(log.gates[x] for x in BG)
 
 
 _ACTION = st.one_of(
