@@ -40,6 +40,11 @@ class Metrics:
         self._decisions = Counter(
             "xsched_scheduler_decisions_total", "Policy runs", ["policy"], registry=r
         )
+        self._memo_hits = Counter(
+            "xsched_scheduler_memo_hits_total",
+            "Decisions that wrote their suspend gates from the decision memo before the policy ran",
+            registry=r,
+        )
         self._operations = Counter(
             "xsched_operations_total", "Operations sent to agents", ["kind"], registry=r
         )
@@ -86,6 +91,9 @@ class Metrics:
 
     def decision(self, policy: str) -> None:
         self._decisions.labels(policy).inc()
+
+    def memo_hit(self) -> None:
+        self._memo_hits.inc()
 
     def operation(self, kind: str, count: int = 1) -> None:
         self._operations.labels(kind).inc(count)

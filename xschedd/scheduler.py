@@ -348,6 +348,7 @@ class GlobalScheduler:
             wanted = self._memo.get(key)
             if wanted is not None:  # this state was decided before: gate as then, then decide
                 self.memo_hits += 1
+                self.metrics.memo_hit()
                 early = self._changes_by_pid(*wanted)
                 for pid, changes in early:
                     self._gate(pid, changes)

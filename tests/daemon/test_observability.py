@@ -24,7 +24,16 @@ def test_metrics_endpoint_reports_queues_decisions_and_latencies(make_env) -> No
         assert name in text, name
     # latency histograms, fed by the agent's reports (a queue's series leave with it)
     wait_for(lambda: 'xsched_task_latency_seconds_bucket{' in scrape(), 3)
+    # the queue goes ready and idle again and again: HPF's decisions come from the memo
+    wait_for(lambda: _value(scrape(), "xsched_scheduler_memo_hits_total") > 0, 5)
     assert w.wait(20) == 0
+
+
+def _value(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
 
 
 def test_watch_status_sends_a_snapshot_then_deltas_for_changes(env) -> None:
