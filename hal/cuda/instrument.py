@@ -27,10 +27,11 @@ function (its body, with `blockIdx`/`gridDim` read from shared memory) plus two 
   `__xs_tail` 2, the relaunch behind it (tail launches of one grid run in order, and a
   kernel is not complete until its tail launches are, so the next command waits). An
   undisturbed guarded launch is then one kernel: on the H100's 8-layer stack at
-  threshold 8, +5.2% against +9.7% with the host's relaunch behind every launch (one
-  run). The GPU's relaunch is itself preemptible, unlike the host's: the same grid
-  launched from the device runs about 2.9x slower (a spin grid of one wave: 4.45 ms
-  against 1.54 ms), which would leave a long relaunch in the way of the next suspend.
+  threshold 8, +3.5-5.4% against +9.0-9.7% with the host's relaunch behind every
+  launch (four runs). The GPU's relaunch is itself preemptible, unlike the host's: a
+  grid launched from the device can run slower (2.0x for 16 blocks of 128 threads per
+  SM on the H100, 1.01-1.02x for 32-, 256- and 1,024-thread blocks), which would leave
+  a long relaunch in the way of the next suspend.
   So before each block it runs, it reads the device's copy of the host word, which one
   block (whichever wins a compare-and-swap of the last read's %globaltimer stamp)
   refreshes from the host every 4 us; a deactivated relaunch's first block to see it
