@@ -1,8 +1,11 @@
 """Runtime overhead on the GPU (paper Fig. 11c/12a): a transformer-layer stack task alone,
 natively on a stream and through an XQueue at threshold 1..16 (level 1, cuBLAS GEMMs), and
-the all-guarded variant natively vs level 2: the gate and the relaunch launched by the GPU
-after a flush only; the gate from the GPU and the relaunch from the host behind every
-command; both from the host. Configurations interleave round by round.
+the all-guarded variant natively vs level 2: short launches plain within the queue's
+budget (the default, hal.cuda.durations) or every launch flushing; the gate and the
+relaunch launched by the GPU after a flush only; the gate from the GPU and the relaunch
+from the host behind every command; both from the host. Configurations interleave
+round by round, in a new random order each round (a fixed order favoured some
+positions by a few percent).
 Usage: python bench/cuda_overhead.py
 """
 
@@ -10,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
+import re
 import time
 
 from cuda_common import open_cuda, pct, table, write
@@ -22,7 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--d", type=int, default=1024)
     p.add_argument("--hidden", type=int, default=4096)
     p.add_argument("--layers", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0, help="of the configurations' order in each round")
+    p.add_argument("--fixed-order", action="store_true", help="the same order every round (the old way, biased)")
+    p.add_argument("--save-as", default="cuda_overhead", help="results file name (without .json)")
     a = p.parse_args(argv)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", a.save_as):
+        p.error(f"--save-as {a.save_as!r}: letters, digits, '_', '.' and '-' only")
     import cupy
 
     from hal.cuda.tasks import TransformerStack
@@ -42,10 +52,12 @@ def main(argv: list[str] | None = None) -> int:
             return time.perf_counter() - t
         return run
 
-    def xqueue(task, level, threshold, device_gate=True, gpu_relaunch=True):
+    def xqueue(task, level, threshold, device_gate=True, gpu_relaunch=True, plain_budget_us=None):
         hwq = dev.create_queue(guard=level >= 2)
         hwq.device_gate = device_gate
         hwq.gpu_relaunch = gpu_relaunch
+        if plain_budget_us is not None:
+            hwq.plain_budget_us = plain_budget_us
         xq = XQueue(hwq, level=level, threshold=threshold)
 
         def run():
@@ -55,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                 last = xq.submit(c)
             xq.wait(last)
             return time.perf_counter() - t
+        run.hwq = hwq
         return run
 
     s = cupy.cuda.Stream(non_blocking=True)
@@ -64,14 +77,19 @@ def main(argv: list[str] | None = None) -> int:
     configs["native_guarded_plain"] = native(gtask, s)
     for thr in (4, 8, 16):
         configs[f"xq_lv2_thr{thr}_guarded"] = xqueue(gtask, 2, thr)
+    for thr in (8, 16):  # every launch flushing, however short
+        configs[f"xq_lv2_thr{thr}_guarded_flush_all"] = xqueue(gtask, 2, thr, plain_budget_us=0)
     for thr in (4, 8):  # the baselines: the relaunch behind every command from the host (the
         # gate from the GPU after a flush), and both the gate and the relaunch from the host
         configs[f"xq_lv2_thr{thr}_guarded_host_relaunch"] = xqueue(gtask, 2, thr, gpu_relaunch=False)
         configs[f"xq_lv2_thr{thr}_guarded_host_gate"] = xqueue(gtask, 2, thr, device_gate=False)
     samples = {k: [] for k in configs}
+    order, rng = list(configs), random.Random(a.seed)
     for r in range(a.rounds + 3):
-        for k, run in configs.items():
-            dt = run()
+        if not a.fixed_order:
+            rng.shuffle(order)
+        for k in order:
+            dt = configs[k]()
             if r >= 3:
                 samples[k].append(dt)
     results, rows = {}, []
@@ -79,9 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         base = samples["native_guarded_plain" if "guarded" in k else "native_cublas"]
         ov = pct(v, 50) / pct(base, 50) - 1
         results[k] = {"p50_ms": pct(v, 50) * 1e3, "mean_ms": sum(v) / len(v) * 1e3, "overhead_vs_native": ov}
+        hwq = getattr(configs[k], "hwq", None)
+        if hwq is not None and hwq.plain_launches:  # guarded launches measured short, run plain
+            results[k]["plain_launches_per_task"] = hwq.plain_launches / (a.rounds + 3)
         rows.append([k, results[k]["p50_ms"], f"{ov * 100:+.2f}%"])
     params = {**vars(a), "commands_per_task": len(blas.commands())}
-    path = write("cuda_overhead", dev, params, results)
+    path = write(a.save_as, dev, params, results)
     print(table(f"Runtime overhead on {dev.info.name} ({params['commands_per_task']} commands/task) -> {path}",
                 ["config", "task p50 ms", "overhead"], rows))  # fmt: skip
     return 0

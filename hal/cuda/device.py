@@ -12,6 +12,7 @@ from hal.board import ENV as BOARD_ENV
 from hal.board import PriorityBoard, board_for
 from hal.board import enabled as board_enabled
 from hal.clock import Clock, default_clock
+from hal.cuda.durations import LaunchDurations
 from hal.cuda.errors import CudaUnavailableError
 from hal.cuda.poller import EventPool, Poller
 
@@ -87,6 +88,7 @@ class CudaDevice:
         self.clock = clock or default_clock()
         self.pool = EventPool(index)
         self.poller = Poller(index, self.pool)
+        self.durations = LaunchDurations(index)
 
     @classmethod
     def open(cls, index: int = 0) -> CudaDevice:

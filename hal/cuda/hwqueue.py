@@ -13,6 +13,7 @@ import cupy
 from hal.board import BoardFull, PriorityBoard, level_of, may_run
 from hal.command import HwCommand, Level
 from hal.cuda.commands import GuardedLaunch
+from hal.cuda.durations import shape_key
 from hal.cuda.gate import DeviceFlag, StreamGate, TicketGate, stream_priority_for, ticket_gate
 from hal.cuda.instrument import TAIL_GATE, TAIL_GATE_AND_RELAUNCH, TAIL_NONE
 from hal.errors import HalError
@@ -25,6 +26,9 @@ _live: weakref.WeakSet[CudaHwQueue] = weakref.WeakSet()
 # Dynamic shared memory a launch may use without the kernel opting in (a function attribute
 # the host sets; the relaunch that the GPU launches carries none).
 _SHARED_NO_OPT_IN = 48 * 1024
+# guarded launches measured shorter than this run plain, while the run of them in a row
+# stays within it (hal.cuda.durations): what a suspend may wait for beyond a guarded launch
+PLAIN_BUDGET_US = 20.0
 
 
 @atexit.register
@@ -131,6 +135,12 @@ class CudaHwQueue(HwQueue):
         # `gpu_relaunch` (with `device_gate`): the flushed launch also tail-launches its
         # relaunch, so an undisturbed guarded command is one kernel (hal.cuda.instrument).
         self.gpu_relaunch = True
+        # `plain_budget_us`: a guarded launch of a shape measured to run at most this long
+        # runs plain while the plain launches in a row add up to no more (0: guard all)
+        self.plain_budget_us = PLAIN_BUDGET_US
+        self.plain_launches = 0  # guarded launches that ran plain so (tests, diagnostics)
+        self._plain_run_us = 0.0
+        self._short: dict[tuple, float] = {}  # shape -> measured duration (us), once known
         if self._board is not None:
             self._board.watch(self._on_board)
         _live.add(self)
@@ -182,6 +192,7 @@ class CudaHwQueue(HwQueue):
 
     def reactivate(self) -> None:
         _bind_thread(self.device.index)
+        self._plain_run_us = 0.0
         self._open()
 
     def set_priority(self, priority: int) -> None:
@@ -316,6 +327,7 @@ class CudaHwQueue(HwQueue):
         elif cmd.payload is not None:
             if guard:
                 self._gate.wait(self.stream, board, self._level)
+                self._plain_run_us = 0.0  # what follows a gate starts no run of plain work
             cmd.run_payload()
         elif cmd.duration_us > 0:
             self._launch_guarded(self.device.spin.command(cmd.duration_us), guard, board)
@@ -328,6 +340,31 @@ class CudaHwQueue(HwQueue):
         if not guard:
             k.launch_plain(cmd.grid, cmd.block, cmd.args, cmd.shared_mem, self.stream, dev)
             return
+        timing = None
+        if self.plain_budget_us > 0:
+            key = shape_key(k, cmd.grid, cmd.block, cmd.shared_mem, cmd.args)
+            us = self._short.get(key)
+            if us is None:
+                us = self.device.durations.estimate_us(key)
+                if us is not None:
+                    self._short[key] = us
+                elif self.device.durations.wants_sample(key):
+                    timing = key, self.device.durations.begin(key, self.stream)
+            if us is not None and self._plain_run_us + us <= self.plain_budget_us:
+                self._plain_run_us += us
+                self.plain_launches += 1
+                k.launch_plain(cmd.grid, cmd.block, cmd.args, cmd.shared_mem, self.stream, dev)
+                return
+        self._plain_run_us = 0.0
+        self._launch_flushing(cmd, board)
+        if timing is not None:
+            self.device.durations.end(timing[0], timing[1], self.stream)
+
+    def _launch_flushing(self, cmd: GuardedLaunch, board: int) -> None:
+        """The guarded launch itself: the main kernel, and from the host what the GPU does
+        not launch behind it (the gate, the relaunch)."""
+        k = cmd.kernel
+        dev = self.device.index
         shape = self._shapes.get((k, cmd.grid, cmd.block, cmd.shared_mem))
         if shape is None:
             shape = self._shape(cmd)

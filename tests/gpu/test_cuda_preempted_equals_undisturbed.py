@@ -11,13 +11,15 @@ import pytest
 pytestmark = pytest.mark.gpu
 
 
-def _run(device, level, threshold, build, preempt):
-    """Submit `build()`'s commands through an XQueue, suspending/resuming at random if asked."""
+def _run(device, level, threshold, build, preempt, plain_budget_us=0.0):
+    """Submit `build()`'s commands through an XQueue, suspending/resuming at random if asked.
+    `plain_budget_us` 0 (the default here) flushes every guarded launch, however short."""
     import cupy
 
     from preempt import XQueue
 
     hwq = device.create_queue(guard=level >= 2)
+    hwq.plain_budget_us = plain_budget_us
     xq = XQueue(hwq, level=level, threshold=threshold)
     cmds, outputs = build()
     stop = threading.Event()
@@ -129,15 +131,17 @@ WORKLOADS = {
 }
 
 
-@pytest.mark.parametrize("level", [1, 2])
+@pytest.mark.parametrize("level, plain_budget_us", [(1, 0.0), (2, 0.0), (2, 20.0)],
+                         ids=["level1", "level2-flush-all", "level2-short-plain"])  # fmt: skip
 @pytest.mark.parametrize("threshold", [1, 4, 16])
 @pytest.mark.parametrize("workload", sorted(WORKLOADS))
-def test_preempted_result_equals_undisturbed_bit_for_bit(device, workload, level, threshold):
+def test_preempted_result_equals_undisturbed_bit_for_bit(device, workload, level, threshold, plain_budget_us):
     import numpy as np
 
     seed = random.randrange(1 << 30)
     ref, _ = _run(device, 1, 16, WORKLOADS[workload](seed), preempt=False)
-    got, cycles = _run(device, level, threshold, WORKLOADS[workload](seed), preempt=True)
+    got, cycles = _run(device, level, threshold, WORKLOADS[workload](seed), preempt=True,
+                       plain_budget_us=plain_budget_us)  # fmt: skip
     assert cycles > 0, "the preempter never got a turn"
     for r, g in zip(ref, got):
         assert not np.isnan(r).any()

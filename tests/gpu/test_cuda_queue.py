@@ -381,3 +381,59 @@ def test_priority_board_parks_a_lower_queue_while_a_higher_one_has_work(cuda, de
     lo.close()
     hi.close()
     assert lo._board.word == 32
+
+
+
+def _axpy(q):
+    import cupy
+
+    y, x = cupy.zeros(4096, dtype=cupy.float32), cupy.ones(4096, dtype=cupy.float32)
+    cupy.cuda.Device().synchronize()
+    return y, x
+
+
+def test_short_guarded_launches_run_plain_within_the_budget(cuda, device):
+    """A guarded shape measured shorter than `plain_budget_us` runs plain, but never more
+    of them in a row than the budget holds: a suspend waits at most that beyond them."""
+    from hal.cuda import kernels as K
+    from hal.cuda.durations import SAMPLES, shape_key
+
+    q = device.create_queue(guard=True)
+    y, x = _axpy(q)
+    q.launch(device.spin.command(500))  # the measured launches queue behind it, as in an XQueue
+    for _ in range(SAMPLES):
+        q.launch(K.axpy_(y, x, 1.0))
+    assert q.synchronize(30)
+    assert q.plain_launches == 0  # measured while flushing
+    cmd = K.axpy_(y, x, 1.0)
+    us = device.durations.estimate_us(shape_key(cmd.kernel, cmd.grid, cmd.block, cmd.shared_mem, cmd.args))
+    assert us is not None and 0 < us < q.plain_budget_us, f"4,096-element axpy measured {us} us"
+    runs = [0]
+    for _ in range(40):
+        before = q.plain_launches
+        q.launch(K.axpy_(y, x, 1.0))
+        runs.append(runs[-1] + 1 if q.plain_launches > before else 0)
+    assert q.synchronize(30)
+    most = int(q.plain_budget_us // us)
+    assert max(runs) >= 1, "a short launch never ran plain"
+    assert max(runs) <= most, f"{max(runs)} plain launches in a row, the budget holds {most} of {us:.1f} us"
+    assert 0 in runs[1:], "the run of plain launches never ended in a flushing one"
+    assert float(y.min()) == float(y.max()) == SAMPLES + 40  # each launch ran once either way
+    q.close()
+
+
+def test_plain_budget_zero_and_long_launches_always_flush(cuda, device):
+    from hal.cuda import kernels as K
+
+    q = device.create_queue(guard=True)
+    q.plain_budget_us = 0
+    y, x = _axpy(q)
+    for _ in range(8):
+        q.launch(K.axpy_(y, x, 1.0))
+    q2 = device.create_queue(guard=True)
+    for _ in range(6):
+        q2.launch(device.spin.command(200))  # 200 us: over the budget
+    assert q.synchronize(30) and q2.synchronize(30)
+    assert q.plain_launches == 0 and q2.plain_launches == 0
+    q.close()
+    q2.close()

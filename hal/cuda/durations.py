@@ -1,0 +1,99 @@
+"""How long a guarded launch runs on the GPU, measured per launch shape.
+
+At level 2 the guard costs each block a flag read and a barrier before its body: under
+1% of a long kernel, but 25-60% of a few-microsecond elementwise or normalisation
+kernel, whose blocks are all latency (H100: a 4,096-block bias-GELU 5.1 -> 8.2 us). A
+launch that short gains nothing from flushing: a suspend would wait longer for its
+guard's news than for the kernel. So a queue launches it plain (hal.cuda.hwqueue,
+`plain_budget_us`) once its shape is measured short.
+
+A shape is the kernel, grid, block, dynamic shared memory and the launch's scalar
+arguments (a GEMM's sizes, a spin's duration), not its array pointers. The first
+`SAMPLES` launches of a shape are timed with a pair of timing events around them
+(about 5 us of host time each); the estimate is the shortest, so a launch that waited
+behind another process, or started on an idle stream behind its own launch call,
+counts only if nothing faster was seen: an overestimate only keeps a launch guarded.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable
+from typing import Any
+
+import cupy
+
+SAMPLES = 3
+
+
+def shape_key(kernel: Any, grid: tuple, block: tuple, shared_mem: int, args: tuple) -> tuple:
+    """What a launch's duration depends on: everything but its arrays."""
+    scalars = tuple(a for a in args if not hasattr(a, "__cuda_array_interface__") and isinstance(a, Hashable))
+    return (kernel, grid, block, shared_mem, scalars)
+
+
+class LaunchDurations:
+    """Measured GPU durations of launch shapes on one device; thread-safe."""
+
+    def __init__(self, device_index: int) -> None:
+        self._device_index = device_index
+        self._lock = threading.Lock()
+        self._best: dict[tuple, float] = {}  # shape -> shortest measured duration (us)
+        self._count: dict[tuple, int] = {}  # shape -> samples taken (finished or not)
+        self._pending: dict[tuple, list[tuple[cupy.cuda.Event, cupy.cuda.Event]]] = {}
+        self._free: list[cupy.cuda.Event] = []
+
+    def estimate_us(self, key: tuple) -> float | None:
+        """The shortest of the shape's `SAMPLES` durations, or None until all are in."""
+        with self._lock:
+            pending = self._pending.get(key)
+            if pending:
+                self._collect_locked(key, pending)
+            if self._count.get(key, 0) < SAMPLES or self._pending.get(key):
+                return None
+            return self._best.get(key)
+
+    def wants_sample(self, key: tuple) -> bool:
+        with self._lock:
+            return self._count.get(key, 0) < SAMPLES
+
+    def begin(self, key: tuple, stream: cupy.cuda.Stream) -> cupy.cuda.Event:
+        """Record the start of a timed launch on `stream` (the launch comes next)."""
+        with self._lock:
+            self._count[key] = self._count.get(key, 0) + 1
+            start = self._event_locked()
+        start.record(stream)
+        return start
+
+    def end(self, key: tuple, start: cupy.cuda.Event, stream: cupy.cuda.Stream) -> None:
+        """Record the end of the timed launch begun with `start`."""
+        with self._lock:
+            stop = self._event_locked()
+        stop.record(stream)
+        with self._lock:
+            self._pending.setdefault(key, []).append((start, stop))
+
+    def known(self) -> dict[tuple, float]:
+        """Every shape measured so far (tests, diagnostics)."""
+        with self._lock:
+            return dict(self._best)
+
+    def _collect_locked(self, key: tuple, pending: list) -> None:
+        left = []
+        for start, stop in pending:
+            if not stop.done:
+                left.append((start, stop))
+                continue
+            us = cupy.cuda.get_elapsed_time(start, stop) * 1e3
+            self._best[key] = min(us, self._best.get(key, us))
+            self._free += (start, stop)
+        if left:
+            self._pending[key] = left
+        else:
+            del self._pending[key]
+
+    def _event_locked(self) -> cupy.cuda.Event:
+        if self._free:
+            return self._free.pop()
+        with cupy.cuda.Device(self._device_index):
+            return cupy.cuda.Event(block=False)
