@@ -23,6 +23,8 @@ from typing import Any
 
 import cupy
 
+from hal.cuda.poller import EventPool
+
 SAMPLES = 3
 
 
@@ -36,47 +38,46 @@ class LaunchDurations:
     """Measured GPU durations of launch shapes on one device; thread-safe."""
 
     def __init__(self, device_index: int) -> None:
-        self._device_index = device_index
+        self._events = EventPool(device_index, timing=True)
         self._lock = threading.Lock()
-        self._best: dict[tuple, float] = {}  # shape -> shortest measured duration (us)
+        # shape -> the shortest of its SAMPLES durations (us), once all are in; read
+        # without the lock on every guarded launch (a dict lookup is atomic in CPython)
+        self._final: dict[tuple, float] = {}
+        self._best: dict[tuple, float] = {}  # shape -> shortest duration so far (us)
         self._count: dict[tuple, int] = {}  # shape -> samples taken (finished or not)
         self._pending: dict[tuple, list[tuple[cupy.cuda.Event, cupy.cuda.Event]]] = {}
-        self._free: list[cupy.cuda.Event] = []
 
     def estimate_us(self, key: tuple) -> float | None:
         """The shortest of the shape's `SAMPLES` durations, or None until all are in."""
+        us = self._final.get(key)
+        if us is not None:
+            return us
         with self._lock:
             pending = self._pending.get(key)
             if pending:
                 self._collect_locked(key, pending)
-            if self._count.get(key, 0) < SAMPLES or self._pending.get(key):
+            if self._count.get(key, 0) < SAMPLES or key in self._pending:
                 return None
-            return self._best.get(key)
+            self._final[key] = us = self._best[key]
+            return us
 
-    def wants_sample(self, key: tuple) -> bool:
+    def begin(self, key: tuple, stream: cupy.cuda.Stream) -> cupy.cuda.Event | None:
+        """Record the start of a timed launch on `stream` (the launch comes next), or
+        None where the shape has all its samples taken."""
         with self._lock:
-            return self._count.get(key, 0) < SAMPLES
-
-    def begin(self, key: tuple, stream: cupy.cuda.Stream) -> cupy.cuda.Event:
-        """Record the start of a timed launch on `stream` (the launch comes next)."""
-        with self._lock:
+            if self._count.get(key, 0) >= SAMPLES:
+                return None
             self._count[key] = self._count.get(key, 0) + 1
-            start = self._event_locked()
+        start = self._events.get()
         start.record(stream)
         return start
 
     def end(self, key: tuple, start: cupy.cuda.Event, stream: cupy.cuda.Stream) -> None:
         """Record the end of the timed launch begun with `start`."""
-        with self._lock:
-            stop = self._event_locked()
+        stop = self._events.get()
         stop.record(stream)
         with self._lock:
             self._pending.setdefault(key, []).append((start, stop))
-
-    def known(self) -> dict[tuple, float]:
-        """Every shape measured so far (tests, diagnostics)."""
-        with self._lock:
-            return dict(self._best)
 
     def _collect_locked(self, key: tuple, pending: list) -> None:
         left = []
@@ -86,14 +87,9 @@ class LaunchDurations:
                 continue
             us = cupy.cuda.get_elapsed_time(start, stop) * 1e3
             self._best[key] = min(us, self._best.get(key, us))
-            self._free += (start, stop)
+            self._events.put(start)
+            self._events.put(stop)
         if left:
             self._pending[key] = left
         else:
             del self._pending[key]
-
-    def _event_locked(self) -> cupy.cuda.Event:
-        if self._free:
-            return self._free.pop()
-        with cupy.cuda.Device(self._device_index):
-            return cupy.cuda.Event(block=False)

@@ -140,7 +140,6 @@ class CudaHwQueue(HwQueue):
         self.plain_budget_us = PLAIN_BUDGET_US
         self.plain_launches = 0  # guarded launches that ran plain so (tests, diagnostics)
         self._plain_run_us = 0.0
-        self._short: dict[tuple, float] = {}  # shape -> measured duration (us), once known
         if self._board is not None:
             self._board.watch(self._on_board)
         _live.add(self)
@@ -340,25 +339,22 @@ class CudaHwQueue(HwQueue):
         if not guard:
             k.launch_plain(cmd.grid, cmd.block, cmd.args, cmd.shared_mem, self.stream, dev)
             return
-        timing = None
+        key = start = None
         if self.plain_budget_us > 0:
+            durations = self.device.durations
             key = shape_key(k, cmd.grid, cmd.block, cmd.shared_mem, cmd.args)
-            us = self._short.get(key)
+            us = durations.estimate_us(key)
             if us is None:
-                us = self.device.durations.estimate_us(key)
-                if us is not None:
-                    self._short[key] = us
-                elif self.device.durations.wants_sample(key):
-                    timing = key, self.device.durations.begin(key, self.stream)
-            if us is not None and self._plain_run_us + us <= self.plain_budget_us:
+                start = durations.begin(key, self.stream)
+            elif self._plain_run_us + us <= self.plain_budget_us:
                 self._plain_run_us += us
                 self.plain_launches += 1
                 k.launch_plain(cmd.grid, cmd.block, cmd.args, cmd.shared_mem, self.stream, dev)
                 return
         self._plain_run_us = 0.0
         self._launch_flushing(cmd, board)
-        if timing is not None:
-            self.device.durations.end(timing[0], timing[1], self.stream)
+        if start is not None:
+            self.device.durations.end(key, start, self.stream)
 
     def _launch_flushing(self, cmd: GuardedLaunch, board: int) -> None:
         """The guarded launch itself: the main kernel, and from the host what the GPU does

@@ -43,10 +43,12 @@ def _tight_timer_slack(slack_ns: int = 1000) -> None:
 
 
 class EventPool:
-    """Reusable timing-free CUDA events of one device (creating one costs a driver call)."""
+    """Reusable CUDA events of one device (creating one costs a driver call), timing-free
+    unless `timing` (hal.cuda.durations times launches with them)."""
 
-    def __init__(self, device_index: int) -> None:
+    def __init__(self, device_index: int, timing: bool = False) -> None:
         self._device_index = device_index
+        self._timing = timing
         self._free: list[cupy.cuda.Event] = []
         self._lock = threading.Lock()
 
@@ -55,7 +57,7 @@ class EventPool:
             if self._free:
                 return self._free.pop()
         with cupy.cuda.Device(self._device_index):
-            return cupy.cuda.Event(block=False, disable_timing=True)
+            return cupy.cuda.Event(block=False, disable_timing=not self._timing)
 
     def put(self, event: cupy.cuda.Event) -> None:
         with self._lock:
