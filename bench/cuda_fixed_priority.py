@@ -8,8 +8,8 @@ under HPF at level 1 (threshold 1, 4, 16) and level 2. Both queues live in one p
 priorities (HwQueue.set_priority), the `_board` rows add the priority board (hal.board:
 the background's kernels flush on the GPU as soon as the foreground launches, without
 the scheduler's round trip), and the `_no_hw_prio` rows turn that off to show what
-scheduling alone gives; the `_poller_wait` rows make XQueue.wait wait for the completion
-poller instead of blocking in the driver. bench/cuda_fixed_priority_2proc.py runs two processes through
+scheduling alone gives; the `_callback_wait` rows make XQueue.wait wait for the completion
+thread's callback instead of blocking in the driver. bench/cuda_fixed_priority_2proc.py runs two processes through
 xschedd. Usage: python bench/cuda_fixed_priority.py
 """
 
@@ -76,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         "ours_lv2_thr8_board": lambda: ours(2, 8, board=True),
         "ours_lv1_thr4_no_hw_prio": lambda: ours(1, 4, hw_priority=False),
         "ours_lv2_thr8_no_hw_prio": lambda: ours(2, 8, hw_priority=False),
-        "ours_lv1_thr4_poller_wait": lambda: ours(1, 4, direct_wait=False),
-        "ours_lv2_thr8_poller_wait": lambda: ours(2, 8, direct_wait=False),
+        "ours_lv1_thr4_callback_wait": lambda: ours(1, 4, direct_wait=False),
+        "ours_lv2_thr8_callback_wait": lambda: ours(2, 8, direct_wait=False),
     }  # fmt: skip
     results = {"standalone": {"fg_p50_ms": pct(alone.latency.samples(), 50) * 1e3,
                               "fg_p99_ms": alone_p99 * 1e3, "tasks": alone.tasks_done}}  # fmt: skip
@@ -105,4 +105,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    os._exit(main())  # daemon threads (poller, clock) need no joining
+    os._exit(main())  # daemon threads (completions, clock) need no joining

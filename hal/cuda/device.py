@@ -14,7 +14,7 @@ from hal.board import enabled as board_enabled
 from hal.clock import Clock, default_clock
 from hal.cuda.durations import LaunchDurations
 from hal.cuda.errors import CudaUnavailableError
-from hal.cuda.poller import EventPool, Poller
+from hal.cuda.completions import Completions, EventPool
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def _open_board(pci_bus_id: str) -> PriorityBoard:
 
 
 class CudaDevice:
-    """A GPU: `create_queue()` gives CudaHwQueues sharing one completion poller."""
+    """A GPU: `create_queue()` gives CudaHwQueues sharing one event pool."""
 
     _opened: dict[int, CudaDevice] = {}
     _lock = threading.Lock()
@@ -87,7 +87,7 @@ class CudaDevice:
         self.name = f"cuda:{index}"
         self.clock = clock or default_clock()
         self.pool = EventPool(index)
-        self.poller = Poller(index, self.pool)
+        self.completions = Completions(index, self.pool)
         self.durations = LaunchDurations(index)
 
     @classmethod

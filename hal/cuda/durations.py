@@ -23,7 +23,7 @@ from typing import Any
 
 import cupy
 
-from hal.cuda.poller import EventPool
+from hal.cuda.completions import EventPool
 
 SAMPLES = 3
 

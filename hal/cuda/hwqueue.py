@@ -71,8 +71,8 @@ class CudaHwQueue(HwQueue):
     """A CUDA stream as a hardware queue.
 
     Launch enqueues a command's work on the stream and, when it has a completion callback,
-    records a pooled event the device's poller watches; callbacks run on the poller thread
-    in launch order. Level 2 (`deactivate`) sets this queue's flag (a store to pinned host
+    records a pooled event that the queue's completion thread waits for (hal.cuda.completions);
+    callbacks run on that thread in launch order. Level 2 (`deactivate`) sets this queue's flag (a store to pinned host
     memory, see hal.cuda.gate): guarded kernels in flight flush their not-yet-started
     blocks and the stream stops at the gate after the flushed kernel (a napping kernel that
     the flushed kernel launches itself where CUDA's device runtime links: no launch for a
@@ -158,11 +158,11 @@ class CudaHwQueue(HwQueue):
                     return
                 event = self.device.pool.get()
                 event.record(self.stream)
-                self.device.poller.add(id(self), event, cmd, on_complete)
+                self.device.completions.add(id(self), event, cmd, on_complete)
 
     def synchronize(self, timeout: float | None = None) -> bool:
         if timeout is None:
-            with self.device.poller.waiting(id(self)):
+            with self.device.completions.waiting(id(self)):
                 self.stream.synchronize()
             return True
         event = self.device.pool.get()
@@ -176,11 +176,11 @@ class CudaHwQueue(HwQueue):
         return True
 
     def wait_for(self, cmd: HwCommand) -> bool:
-        poller = self.device.poller
-        with poller.waiting(id(self)):
-            event = poller.event_of(id(self), cmd)
+        completions = self.device.completions
+        with completions.waiting(id(self)):
+            event = completions.event_of(id(self), cmd)
             if event is not None:
-                event.synchronize()
+                cupy.cuda.runtime.eventSynchronize(event.ptr)  # without the interpreter lock
         return True
 
     def deactivate(self) -> None:
@@ -231,6 +231,7 @@ class CudaHwQueue(HwQueue):
             self._closed = True
         self._open()  # a deactivated stream would never drain
         self.stream.synchronize()
+        self.device.completions.close(id(self))
         if self._board is not None:
             self._board.unwatch(self._on_board)
             with self._inflight_lock:
@@ -314,7 +315,7 @@ class CudaHwQueue(HwQueue):
     @property
     def outstanding(self) -> int:
         """Launched commands with a completion callback not yet delivered."""
-        return self.device.poller.outstanding(id(self))
+        return self.device.completions.outstanding(id(self))
 
     # -- internals (stream current, lock held) -----------------------------------------------------
     def _enqueue(self, cmd: HwCommand) -> None:

@@ -36,24 +36,70 @@ def test_completions_arrive_in_launch_order(cuda, device):
     assert float(a[1]) == 2.0**50
 
 
-def test_a_queue_waited_for_in_the_driver_is_left_to_its_waiter(cuda, device):
-    """While a thread blocks in synchronize() on queue A, the poller leaves A's events
-    alone (its callbacks come once the waiter returns) and still delivers queue B's."""
+def test_completions_arrive_while_a_thread_waits_in_the_driver(cuda, device):
+    """A thread blocked in synchronize() on queue A holds up no completion: queue B's
+    arrive meanwhile, and A's own as soon as A's work is done."""
     a, b = device.create_queue(guard=False), device.create_queue(guard=False)
     b.set_priority(10)  # its blocks go before A's: it is done long before A
     for q in (a, b):  # warm up
         q.launch(device.spin.command(100))
         assert q.synchronize(5)
-    a_done, b_done = threading.Event(), threading.Event()
+    a_first, a_done, b_done = threading.Event(), threading.Event(), threading.Event()
+    a.launch(device.spin.command(1_000), lambda c: a_first.set())
     a.launch(device.spin.command(200_000), lambda c: a_done.set())  # ~200 ms
     waiter = threading.Thread(target=a.synchronize)
     waiter.start()
     time.sleep(0.02)  # the waiter is in the driver
     b.launch(device.spin.command(100), lambda c: b_done.set())
     assert b_done.wait(5), "B's completion waited for A's waiter"
+    assert a_first.is_set(), "A's finished command was not delivered while A was waited for"
     assert not a_done.is_set()
+    assert a_done.wait(5)
     waiter.join(10)
-    assert a_done.wait(1), "A's completion did not follow its waiter's return"
+    assert not waiter.is_alive()
+
+
+def test_an_event_a_thread_waits_on_is_not_reused_until_it_returns(cuda, device):
+    """event_of() inside waiting(): the command's event, which its completion thread may
+    collect meanwhile, is parked then, not pooled, so no later launch records it again
+    under the waiter's feet; it goes back to the pool once the waiter leaves."""
+    q = device.create_queue(guard=False)
+    completions, key = device.completions, id(q)
+    q.launch(device.spin.command(100))
+    assert q.synchronize(5)
+    first_done = threading.Event()
+    first = device.spin.command(50_000)  # ~50 ms
+    q.launch(first, lambda c: first_done.set())
+    time.sleep(0.01)  # the completion thread waits in the driver for it
+    with completions.waiting(key):
+        held = completions.event_of(key, first)
+        assert held is not None
+        assert first_done.wait(5), "a completion the thread was already waiting for did not come"
+        assert completions.event_of(key, first) is None  # collected: the command completed
+        later = [device.spin.command(100) for _ in range(8)]
+        for cmd in later:
+            q.launch(cmd, lambda c: None)
+        assert all(completions.event_of(key, cmd) is not held for cmd in later)
+    assert q.synchronize(5)
+    again = [device.spin.command(100) for _ in range(32)]
+    seen = []
+    for cmd in again:  # launched together, they take 32 events off the pool: the parked one too
+        q.launch(cmd, lambda c: None)
+        seen.append(completions.event_of(key, cmd))
+    assert q.synchronize(5)
+    assert any(e is held for e in seen), "the parked event never went back to the pool"
+
+
+def test_a_closed_queue_ends_its_completion_thread(cuda, device):
+    q = device.create_queue(guard=False)
+    done = threading.Event()
+    q.launch(device.spin.command(1_000), lambda c: done.set())
+    thread = device.completions._lanes[id(q)].thread
+    q.close()
+    assert done.wait(5)
+    thread.join(5)
+    assert not thread.is_alive()
+    assert id(q) not in device.completions._lanes
 
 
 def _set_gate(q, gate: str) -> None:
