@@ -15,6 +15,14 @@ XSched's C++ runtime uses a dedicated launch thread; in Python a hop to such a t
 costs 100-200 us per refill, which bench/overhead.py showed to slow tasks of 500 us
 commands by 18% at threshold 2 (docs/architecture.md has the numbers). In
 virtual time the same code runs on the clock's caller, so tests are deterministic.
+Sync points: the XQueue learns of completions only at commands launched with a
+completion callback. Those are every `batch_size`-th launch, a waited-for command, the
+commands that fill the hardware queue to half the threshold and to the threshold (a
+throttled launcher goes on when in flight drops to half), and a command launched with
+nothing pending when no sync point is in flight; a sync point that completes with
+commands behind it and none among them adds a marker behind the tail. A task submitted
+one command at a time used to make each a sync point (each was the last pending): on
+CUDA an event per launch, ~7 us of the launching thread's time.
 Listeners are called outside the lock, on whichever thread caused the change, with one
 exception: a waiter blocked in the driver (`HwQueue.direct_wait`) leaves the IDLE news
 to the adapter's completion thread, so that its task does not pay for the news.
@@ -163,6 +171,7 @@ class XQueue:
         self._in_flight: deque[XCommand] = deque()
         self._seq = itertools.count()
         self._launches = 0
+        self._syncs_in_flight = 0  # in-flight commands that are sync points
         self._submitted = 0
         self._completed = 0
         self._suspended = False
@@ -506,10 +515,16 @@ class XQueue:
             ready_since=self._ready_since,
         )
 
-    def _event_locked(self, kind: EventKind, latency_s: float | None = None) -> XQueueEvent:
+    def _event_locked(self, kind: EventKind, latency_s: float | None = None) -> XQueueEvent | None:
+        """The news of a change, or None with nobody listening (a snapshot of the queue
+        costs more than a CUDA launch: the first commands of a task would wait for it)."""
+        if not self._listeners:
+            return None
         return XQueueEvent(kind, self._info_locked(), latency_s)
 
-    def _emit(self, event: XQueueEvent) -> None:
+    def _emit(self, event: XQueueEvent | None) -> None:
+        if event is None:
+            return
         for listener in list(self._listeners):
             listener(event)
 
@@ -554,12 +569,15 @@ class XQueue:
         while self._can_launch_locked():
             xcmd = self._pending.popleft()
             self._launches += 1
+            n = len(self._in_flight) + 1
             xcmd.sync = (
                 xcmd.wanted
-                or not self._pending
                 or self._launches % self._batch_size == 0
-                or len(self._in_flight) + 1 >= self._threshold
+                or n >= self._threshold
+                or n % max(1, self._threshold // 2) == 0  # where the launcher, throttled, goes on
+                or (not self._pending and not self._syncs_in_flight)  # else news of idle would wait
             )
+            self._syncs_in_flight += xcmd.sync
             self._in_flight.append(xcmd)
             xcmd.state = CommandState.IN_FLIGHT
             if len(self._in_flight) >= self._threshold:
@@ -568,6 +586,7 @@ class XQueue:
                 self.hwq.launch(xcmd.hw, self._on_complete if xcmd.sync else None)
             except Exception as exc:  # the device is gone: stop, keep the command, tell waiters
                 self._in_flight.pop()
+                self._syncs_in_flight -= xcmd.sync
                 xcmd.state = CommandState.PENDING
                 self._pending.appendleft(xcmd)
                 self._error = exc
@@ -583,6 +602,7 @@ class XQueue:
         if self._in_flight and not self._in_flight[-1].sync:
             tail = self._in_flight[-1]
             tail.sync = True
+            self._syncs_in_flight += 1
             self.hwq.launch(HwCommand(0.0, name="xq-sync"), lambda _: self._on_complete(tail.hw))
 
     def _on_complete(self, hw: HwCommand, hold_news: bool = False) -> None:
@@ -611,6 +631,7 @@ class XQueue:
         """Retire up to `hw` and launch what that makes room for; the IDLE event, if any."""
         while self._in_flight:
             xcmd = self._in_flight.popleft()
+            self._syncs_in_flight -= xcmd.sync
             xcmd.state = CommandState.DONE
             self._completed += 1
             if xcmd.hw is hw:
@@ -627,4 +648,6 @@ class XQueue:
             event = self._event_locked(EventKind.IDLE, latency)
         self._cond.notify_all()
         self._pump_locked()
+        if self._in_flight and not self._syncs_in_flight:  # launched after the last sync point
+            self._sync_tail_locked()
         return event

@@ -137,6 +137,49 @@ def test_with_batching_completion_is_learned_per_batch(device):
     assert us[8:] == [400] * 4
 
 
+class SyncRecordingQueue(RecordingQueue):
+    """Also records which launches carry a completion callback (the sync points)."""
+
+    def __init__(self, inner: HwQueue) -> None:
+        super().__init__(inner)
+        self.syncs: list[tuple[str, bool]] = []
+
+    def launch(self, cmd, on_complete=None):
+        self.syncs.append((cmd.name, on_complete is not None))
+        super().launch(cmd, on_complete)
+
+
+def test_a_burst_submitted_one_by_one_has_sync_points_only_where_they_are_needed(device):
+    """Each command, submitted alone, is the last one pending, yet it need not tell its
+    completion: one already in flight will, so the first is a sync point and then only
+    the half-threshold and threshold marks (where a throttled launcher goes on)."""
+    hwq = SyncRecordingQueue(device.create_queue())
+    xq = XQueue(hwq, threshold=8, batch_size=8)
+    for i in range(8):
+        xq.submit(HwCommand(100, name=f"c{i}"))
+    assert [sync for _, sync in hwq.syncs] == [True, False, False, True, False, False, False, True]
+    xq.synchronize()
+    assert xq.state is XQueueState.IDLE
+
+
+def test_commands_launched_after_the_last_sync_point_still_end_in_idle(device):
+    """The sync point completes with commands behind it that tell nobody of theirs: a
+    marker behind the tail does, so listeners hear IDLE when the last one ends."""
+    clock = device.clock
+    hwq = SyncRecordingQueue(device.create_queue())
+    xq = XQueue(hwq, threshold=16, batch_size=16)
+    events = []
+    xq.add_listener(events.append)
+    cmds = [xq.submit(HwCommand(100, name=f"c{i}")) for i in range(3)]
+    assert [sync for _, sync in hwq.syncs] == [True, False, False]
+    xq.synchronize()
+    assert all(c.done for c in cmds)
+    assert ("xq-sync", True) in hwq.syncs
+    assert [e.kind for e in events] == [EventKind.READY, EventKind.IDLE]
+    assert events[-1].latency_s == pytest.approx(300e-6)
+    assert clock.now() == pytest.approx(300e-6)
+
+
 def test_wait_returns_the_payload_result_and_raises_its_error(device):
     xq = XQueue(device.create_queue())
     ok = xq.submit(HwCommand(10, payload=lambda: 42))
@@ -442,7 +485,7 @@ def test_a_queue_whose_launches_are_cheap_launches_its_first_command_before_read
 class _DriverQueue(HwQueue):
     """A direct-wait queue (as CUDA's) whose completion thread is the test: synchronize()
     returns at once, as the driver does when the work is done; callbacks wait for
-    `deliver()`, as the adapter's poller comes a little later."""
+    `deliver()`, as the adapter's completion thread comes a little later."""
 
     direct_wait = True
 
