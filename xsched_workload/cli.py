@@ -4,6 +4,8 @@ Example:
   XSCHED_POLICY=HPF xsched-workload --device sim --duration-s 5 \\
     --queue name=fg,priority=10,period_ms=20,commands=10,command_us=500 \\
     --queue name=bg,priority=0,commands=10,command_us=500 --json
+  xsched-workload --device cuda:0 --queue name=infer,kind=dnn,layers=8,priority=10 \
+    --queue name=train,kind=dnn,layers=16
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from preempt.runtime import Runtime
 from xsched_workload.live import LiveView
 from xsched_workload.runner import QueueLoad, TaskRecord, run_loads
 from xsched_workload.spec import KEYS, SpecError, parse_queue_spec
+from xsched_workload.tasks import task_of
 from xschedd.policy import PolicyError
 
 
@@ -74,10 +77,12 @@ def main(argv: list[str] | None = None) -> int:
         loads = []
         for spec in specs:
             hwq = device.create_queue()
+            task = task_of(spec.kind, device, commands=spec.commands, command_us=spec.command_us,
+                           layers=spec.layers)  # fmt: skip
             if runtime is None:
                 if spec.priority is not None:  # native: the hardware's own priorities, if any
                     hwq.set_priority(spec.priority)
-                loads.append(QueueLoad(spec, hwq))
+                loads.append(QueueLoad(spec, hwq, task))
                 continue
             xq = runtime.create_xqueue(
                 hwq,
@@ -91,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                 deadline_us=spec.deadline,
                 laxity_us=spec.laxity,
             )
-            loads.append(QueueLoad(spec, xq))
+            loads.append(QueueLoad(spec, xq, task))
     except (PreemptError, PolicyError, ValueError) as exc:
         parser.error(str(exc))
     except (DeviceError, HalError) as exc:

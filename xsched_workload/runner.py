@@ -12,6 +12,7 @@ from hal.stats import percentile
 from preempt import XQueue
 from preempt.latency import LatencyStats
 from xsched_workload.spec import QueueSpec
+from xsched_workload.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -43,20 +44,22 @@ class QueueSummary:
 
 
 class QueueLoad:
-    """One queue's load: a task is `commands` commands then a wait, periodic or back to back.
+    """One queue's load: a task (its commands, then a wait), periodic or back to back.
 
     `target` is an XQueue (ours) or a bare HwQueue (the native baseline).
     """
 
-    def __init__(self, spec: QueueSpec, target: XQueue | HwQueue) -> None:
+    def __init__(self, spec: QueueSpec, target: XQueue | HwQueue, task: Task | None = None) -> None:
         self.spec = spec
         self.target = target
+        # one task's commands; spin commands of the spec's size unless given (xsched_workload.tasks)
+        self.task = task or (lambda: [HwCommand(spec.command_us) for _ in range(spec.commands)])
         self.latency = LatencyStats(keep=1_000_000)
         self.tasks_done = 0
         self.elapsed_s = 0.0
 
     def run_task(self) -> float:
-        cmds = [HwCommand(self.spec.command_us) for _ in range(self.spec.commands)]
+        cmds = self.task()
         start = time.monotonic()
         if isinstance(self.target, XQueue):
             last = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from xsched_workload.tasks import KINDS, MAX_LAYERS
+
 
 class SpecError(ValueError):
     """A bad --queue value; the message names the key, the value and what is allowed."""
@@ -24,10 +26,12 @@ class QueueSpec:
     timeslice: int | None = None  # us
     deadline: int | None = None  # us
     laxity: int | None = None  # us
+    kind: str = "spin"  # what a task is (xsched_workload.tasks): spin commands or a dnn stack
+    layers: int | None = None  # kind=dnn: layers per task (default 4)
 
 
 _INT_KEYS = {"commands", "tasks", "level", "threshold", "batch_size", "priority", "utilization",
-             "timeslice", "deadline", "laxity"}  # fmt: skip
+             "timeslice", "deadline", "laxity", "layers"}  # fmt: skip
 _FLOAT_KEYS = {"command_us", "period_ms"}
 KEYS = [f.name for f in fields(QueueSpec)]
 
@@ -48,7 +52,7 @@ def parse_queue_spec(text: str, index: int = 0) -> QueueSpec:
         values[key] = _convert(text, key, raw)
     values.setdefault("name", f"q{index}")
     spec = QueueSpec(**values)  # type: ignore[arg-type]
-    _check(text, spec)
+    _check(text, spec, set(values))
     return spec
 
 
@@ -64,7 +68,7 @@ def _convert(text: str, key: str, raw: str) -> object:
     return raw
 
 
-def _check(text: str, spec: QueueSpec) -> None:
+def _check(text: str, spec: QueueSpec, given: set[str]) -> None:
     def bad(key: str, allowed: str) -> SpecError:
         return SpecError(f"--queue {text!r}: {key}={getattr(spec, key)!r} must be {allowed}")
 
@@ -76,3 +80,11 @@ def _check(text: str, spec: QueueSpec) -> None:
         raise bad("period_ms", "> 0")
     if spec.tasks is not None and spec.tasks < 1:
         raise bad("tasks", ">= 1")
+    if spec.kind not in KINDS:
+        raise bad("kind", f"one of {', '.join(KINDS)}")
+    if spec.kind == "dnn" and "commands" in given:
+        raise SpecError(f"--queue {text!r}: commands is for kind=spin; a kind=dnn task has `layers` layers")
+    if spec.layers is not None and spec.kind != "dnn":
+        raise SpecError(f"--queue {text!r}: layers is for kind=dnn")
+    if spec.layers is not None and not 1 <= spec.layers <= MAX_LAYERS:
+        raise bad("layers", f"in [1, {MAX_LAYERS}]")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -200,6 +201,22 @@ def test_workload_cli_runs_spin_kernels_on_cuda(cuda):
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert '"summary": true, "queue": "fg"' in out.stdout
+
+
+def test_workload_cli_runs_a_dnn_stack_on_cuda(cuda):
+    """kind=dnn: each task is a forward pass of real guarded kernels (hal.cuda.tasks)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "xsched_workload.cli", "--device", "cuda:0", "--duration-s", "2",
+         "--queue", "name=infer,kind=dnn,layers=4,priority=5,period_ms=20,level=2,threshold=8",
+         "--queue", "name=train,kind=dnn,layers=8,level=2", "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "XSCHED_POLICY": "HPF", "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}"},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    summaries = {s["queue"]: s for s in map(json.loads, out.stdout.splitlines()) if s.get("summary")}
+    assert set(summaries) == {"infer", "train"}
+    assert summaries["infer"]["tasks"] > 10 and summaries["train"]["tasks"] > 0
+    assert 0 < summaries["infer"]["p50_ms"] < 20  # four layers, ahead of the background
 
 
 def test_stream_xqueue_runs_a_task_of_closures(cuda):

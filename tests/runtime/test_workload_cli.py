@@ -98,6 +98,10 @@ def test_two_processes_really_contend_for_one_shared_device(sim_env):
         (["--queue", "name=a"], {"XSCHED_AUTO_XQUEUE_LEVEL": "9"}, "XSCHED_AUTO_XQUEUE_LEVEL='9'"),
         (["--queue", "name=a"], {"XSCHED_CUDA_BOARD": "maybe"}, "XSCHED_CUDA_BOARD='maybe': expected 1"),
         (["--queue", "name=a", "--json", "--live"], {}, "not allowed with argument"),
+        (["--queue", "name=a,kind=cnn"], {}, "kind='cnn' must be one of spin, dnn"),
+        (["--queue", "name=a,kind=dnn,commands=3"], {}, "commands is for kind=spin"),
+        (["--queue", "name=a,layers=3"], {}, "layers is for kind=dnn"),
+        (["--queue", "name=a,kind=dnn,layers=0"], {}, r"layers=0 must be in \[1, 64\]"),
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message(sim_env, args, extra_env, message):
@@ -111,3 +115,16 @@ def test_hints_without_a_scheduler_say_they_have_no_effect(sim_env):
     result = workload(sim_env, "--duration-s", "0.3", "--queue", "name=a,priority=5,commands=1")
     assert result.returncode == 0
     assert "hints have no effect" in result.stderr
+
+
+def test_a_dnn_task_is_its_layers_of_commands_on_the_simulated_device(sim_env):
+    """kind=dnn: each layer is two GEMMs of command_us and three short commands, so a
+    task of 3 layers of 400 us GEMMs takes at least 3 x 813 us."""
+    result = workload(
+        sim_env, "--device", "sim", "--duration-s", "1", "--json",
+        "--queue", "name=net,kind=dnn,layers=3,command_us=400",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    tasks, summaries = parse(result.stdout)
+    assert summaries["net"]["tasks"] == len(tasks) > 10
+    assert 3 * 0.813 <= summaries["net"]["p50_ms"] < 3 * 0.813 * 3
