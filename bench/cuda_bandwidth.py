@@ -2,10 +2,11 @@
 
 Each side's throughput normalised to one queue alone (native), and the total; the
 switches (suspensions) per second, and the device time each one cost: (1 - total) /
-switches. The `guarded_alone` row runs the load alone with its launches guarded
+switches. `--task dnn` runs a stack of transformer-style layers of real kernels instead
+of spin kernels (xsched_workload.tasks). The `guarded_alone` row runs the load alone with its launches guarded
 (level 2's flushing kernels, no XQueue, no switch): what the guard costs throughput.
 Both queues in one process with the local scheduler.
-Usage: python bench/cuda_bandwidth.py [--timeslice-us US]
+Usage: python bench/cuda_bandwidth.py [--timeslice-us US] [--task dnn --layers N]
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration-s", type=float, default=4.0)
     p.add_argument("--commands", type=int, default=10)
     p.add_argument("--command-us", type=float, default=1000.0)
+    p.add_argument("--task", choices=("spin", "dnn"), default="spin",
+                   help="spin: --commands spin kernels of --command-us; dnn: a --layers transformer stack")
+    p.add_argument("--layers", type=int, default=8, help="layers of a dnn task")
     p.add_argument("--timeslice-us", type=int, default=None, help="UP's time slice (default: the policy's)")
     p.add_argument("--save-as", default="cuda_bandwidth", help="results file name (without .json)")
     a = p.parse_args(argv)
@@ -29,20 +33,27 @@ def main(argv: list[str] | None = None) -> int:
 
     if a.timeslice_us is not None and not TIMESLICE_MIN_US <= a.timeslice_us <= TIMESLICE_MAX_US:
         p.error(f"--timeslice-us {a.timeslice_us}: must be in [{TIMESLICE_MIN_US}, {TIMESLICE_MAX_US}]")
+    if not 1 <= a.layers <= 64:
+        p.error(f"--layers {a.layers}: must be in [1, 64]")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", a.save_as):
         p.error(f"--save-as {a.save_as!r}: letters, digits, '_', '.' and '-' only")
     from preempt import EventKind
     from xsched_workload.runner import QueueLoad, run_loads
     from xsched_workload.spec import QueueSpec
+    from xsched_workload.tasks import task_of
 
     dev = open_cuda()
-    task = dict(commands=a.commands, command_us=a.command_us)
-    alone = QueueLoad(QueueSpec("alone", **task), dev.create_queue(guard=False))
+    size = dict(commands=a.commands, command_us=a.command_us)
+
+    def load(name, target):  # each load its own task (a dnn task: its own buffers)
+        return QueueLoad(QueueSpec(name, **size), target, task_of(a.task, dev, **size, layers=a.layers))
+
+    alone = load("alone", dev.create_queue(guard=False))
     run_loads([alone], a.duration_s, lambda r: None)
     peak = alone.tasks_done / alone.elapsed_s
     results, rows = {"standalone_tps": peak}, []
     # what level 2 costs before any switch: the same load alone, its launches guarded
-    guarded = QueueLoad(QueueSpec("guarded", **task), dev.create_queue(guard=True))
+    guarded = load("guarded", dev.create_queue(guard=True))
     run_loads([guarded], a.duration_s, lambda r: None)
     g = guarded.tasks_done / guarded.elapsed_s / peak
     results["guarded_alone"] = {"total_vs_standalone": g}
@@ -64,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
         qa.add_listener(count)
         qb.add_listener(count)
-        la, lb = QueueLoad(QueueSpec("a", **task), qa), QueueLoad(QueueSpec("b", **task), qb)
+        la, lb = load("a", qa), load("b", qb)
         run_loads([la, lb], a.duration_s, lambda r: None)
         qa.close()
         qb.close()
