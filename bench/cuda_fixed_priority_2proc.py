@@ -28,31 +28,20 @@ Usage: python bench/cuda_fixed_priority_2proc.py [--duration-s 4] [--mps]
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from types import SimpleNamespace
 
-from cuda_common import ROOT, pct, table, write
+from cuda_common import pct, table, write
+from cuda_procs import child_env, device_info, mps_server, start_daemon, workload
 
 from hal.board import ENV as BOARD_ENV
 
 FG = "name=fg,commands=4,command_us=250"
 BG = "name=bg,commands=10,command_us=1000,priority=0"
-
-
-def workload(queue: str, duration_s: float, env: dict, native: bool) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "xsched_workload.cli", "--device", "cuda:0", "--json",
-           "--duration-s", str(duration_s), "--queue", queue]  # fmt: skip
-    if native:
-        cmd.append("--native")
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def latencies(out: str, name: str) -> list[float]:
@@ -84,51 +73,13 @@ def run_alone(fg_queue: str, duration_s: float, env: dict) -> dict:
     return {"fg": latencies(out, "fg"), "bg_tasks": 0}
 
 
-MPS_CONTROL = "nvidia-cuda-mps-control"
-MPS_DIRS = ("/usr/local/nvidia/bin", "/usr/bin")
-
-
-@contextlib.contextmanager
-def mps_server(tmp: Path):
-    """A private MPS control daemon for the duration; yields the env its clients need."""
-    path = os.pathsep.join([os.environ.get("PATH", ""), *MPS_DIRS])
-    control = shutil.which(MPS_CONTROL, path=path)
-    if control is None:
-        raise SystemExit(f"--mps: {MPS_CONTROL} not found on PATH or in {', '.join(MPS_DIRS)}")
-    env = {"CUDA_MPS_PIPE_DIRECTORY": str(tmp / "mps-pipe"), "CUDA_MPS_LOG_DIRECTORY": str(tmp / "mps-log")}
-    for d in env.values():
-        Path(d).mkdir()
-    subprocess.run([control, "-d"], env={**os.environ, **env}, check=True)
-    try:
-        yield env
-    finally:
-        subprocess.run([control], check=False, input="quit\n", text=True, env={**os.environ, **env}, timeout=30)
-        log = Path(env["CUDA_MPS_LOG_DIRECTORY"]) / "control.log"
-        clients = log.read_text().lower().count("new client") if log.exists() else 0
-        print(f"MPS: {clients} client connections logged", flush=True)
-
-
-def start_daemon(tmp: Path, env: dict) -> subprocess.Popen:
-    sock = tmp / "xschedd.sock"
-    d = subprocess.Popen([sys.executable, "-m", "xschedd.cli", "--socket", str(sock), "--policy", "HPF",
-                          "--state-dir", str(tmp / "state")], cwd=ROOT, env=env)  # fmt: skip
-    deadline = time.monotonic() + 30
-    while not sock.exists():
-        if d.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("xschedd did not start")
-        time.sleep(0.05)
-    time.sleep(0.5)
-    return d
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--duration-s", type=float, default=4.0)
     p.add_argument("--mps", action="store_true", help="run every configuration as clients of an MPS server")
     p.add_argument("--only", default="", help="comma-separated configuration names to run (default: all)")
     a = p.parse_args(argv)
-    base = {k: v for k, v in os.environ.items() if not k.startswith("XSCHED_")}
-    base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), base.get("PYTHONPATH", "")]))
+    base = child_env()
     if not a.mps:
         return run_all(a, base)
     with tempfile.TemporaryDirectory(prefix="xs-mps-") as tmp, mps_server(Path(tmp)) as mps_env:
@@ -207,7 +158,7 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
         record(f"ours_board_only_lv{lv}_thr{thr}", run_pair, f"{fg},priority=10,{q}", a.duration_s, board_only,
                                                           native=False, bg_queue=f"{BG},{q}")  # fmt: skip
     params = {**vars(a), "fg": fg, "bg": BG, "fg_period_ms": period_ms, "processes": 2}
-    dev = _device_info()
+    dev = device_info()
     name, setup = "cuda_fixed_priority_2proc", "two processes; ours through xschedd (HPF)"
     if a.mps:
         name, setup = f"{name}_mps", f"{setup}; every process an MPS client"
@@ -216,16 +167,6 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
                 f"(fg P99 / standalone P99) -> {path}",
                 ["config", "fg p50 ms", "fg p99 ms", "p99/standalone", "bg tasks"], rows))  # fmt: skip
     return 0
-
-
-def _device_info() -> SimpleNamespace:
-    """cuda:0's name and SM count, read in a child process: under MPS this process must not
-    hold a CUDA context, or the MPS server would wait for it before quitting."""
-    code = ("import json; from hal.cuda import CudaDevice; d = CudaDevice.open(0); "
-            "print(json.dumps([d.name, d.info.name, d.info.sm_count]))")  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    name, model, sms = json.loads(out.stdout.strip().splitlines()[-1])
-    return SimpleNamespace(name=name, info=SimpleNamespace(name=model, sm_count=sms))
 
 
 if __name__ == "__main__":

@@ -143,6 +143,8 @@ class CudaHwQueue(HwQueue):
         if self._board is not None:
             self._board.watch(self._on_board)
         _live.add(self)
+        # a queue dropped without close() ends its completion thread too
+        weakref.finalize(self, device.completions.close, id(self))
 
     # -- HwQueue ---------------------------------------------------------------------------
     def launch(self, cmd: HwCommand, on_complete: CompletionCallback | None = None) -> None:

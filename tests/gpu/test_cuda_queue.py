@@ -103,6 +103,21 @@ def test_a_closed_queue_ends_its_completion_thread(cuda, device):
     assert id(q) not in device.completions._lanes
 
 
+def test_a_queue_dropped_without_close_ends_its_completion_thread(cuda, device):
+    import gc
+
+    q = device.create_queue(guard=False)
+    done = threading.Event()
+    q.launch(device.spin.command(1_000), lambda c: done.set())
+    assert done.wait(5)
+    key, thread = id(q), device.completions._lanes[id(q)].thread
+    del q
+    gc.collect()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert key not in device.completions._lanes
+
+
 def _set_gate(q, gate: str) -> None:
     """device: the gate and the relaunch from the GPU, after a flush only; device-host-relaunch:
     the relaunch from the host behind every launch; host: what a GPU without the device

@@ -1,0 +1,103 @@
+"""Bandwidth partition on the GPU with TWO PROCESSES (paper Fig. 9 bottom): UP 75/25.
+
+Each side is its own `xsched-workload --device cuda:0` process, flat out (tasks back to
+back). Each side's throughput is normalised to one process alone (native), and the
+total. Configurations: native (two processes, no scheduler: the GPU's own sharing),
+and ours through xschedd running UP with utilization hints 75 and 25, at level 1
+(threshold 2 and 8) and level 2 (threshold 8). `--task dnn` (the default) runs
+transformer stacks of real guarded kernels (xsched_workload.tasks, `--layers`), `spin`
+10 x 1 ms spin commands. With --mps every process is a client of a private MPS server.
+Usage: python bench/cuda_bandwidth_2proc.py [--task dnn|spin] [--duration-s 4] [--mps]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from cuda_common import table, write
+from cuda_procs import child_env, device_info, mps_server, start_daemon, workload
+
+CONFIGS = (("ours_lv1_thr2", 1, 2), ("ours_lv1_thr8", 1, 8), ("ours_lv2_thr8", 2, 8))
+
+
+def throughput(out: str, name: str) -> float:
+    """Tasks per second from the process's summary line for queue `name`."""
+    for line in out.splitlines():
+        if line.startswith("{"):
+            row = json.loads(line)
+            if row.get("summary") and row.get("queue") == name:
+                return float(row["throughput_tps"])
+    raise RuntimeError(f"no summary for {name!r} in the output")
+
+
+def run_side_by_side(queues: tuple[str, str], duration_s: float, env: dict, native: bool) -> tuple[float, float]:
+    procs = [workload(q, duration_s, env, native) for q in queues]
+    outs = []
+    for proc, name in zip(procs, ("a", "b"), strict=True):
+        out, err = proc.communicate(timeout=duration_s + 180)
+        if proc.returncode != 0:
+            raise RuntimeError(f"side {name} failed ({proc.returncode}): {err[-2000:]}")
+        outs.append(throughput(out, name))
+    return outs[0], outs[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--duration-s", type=float, default=4.0)
+    p.add_argument("--task", choices=("dnn", "spin"), default="dnn")
+    p.add_argument("--layers", type=int, default=8, help="layers of a dnn task")
+    p.add_argument("--mps", action="store_true", help="run every process as a client of an MPS server")
+    a = p.parse_args(argv)
+    if not a.duration_s > 0:
+        p.error(f"--duration-s must be > 0, got {a.duration_s}")
+    if not 1 <= a.layers <= 64:
+        p.error(f"--layers {a.layers}: must be in [1, 64]")
+    base = child_env()
+    if not a.mps:
+        return run_all(a, base)
+    with tempfile.TemporaryDirectory(prefix="xs-mps-") as tmp, mps_server(Path(tmp)) as mps_env:
+        return run_all(a, {**base, **mps_env})
+
+
+def run_all(a: argparse.Namespace, base: dict) -> int:
+    task = f"kind=dnn,layers={a.layers}" if a.task == "dnn" else "commands=10,command_us=1000"
+    native_env = {**base, "XSCHED_SCHEDULER": "APP"}
+    alone = workload(f"name=a,{task}", a.duration_s, native_env, native=True)
+    out, err = alone.communicate(timeout=a.duration_s + 180)
+    if alone.returncode != 0:
+        raise RuntimeError(f"standalone run failed: {err[-2000:]}")
+    peak = throughput(out, "a")
+    results, rows = {"standalone_tps": peak}, []
+
+    def record(name: str, ta: float, tb: float) -> None:
+        sa, sb = ta / peak, tb / peak
+        results[name] = {"a_share": sa, "b_share": sb, "total_vs_standalone": sa + sb}
+        rows.append([name, sa, sb, sa + sb])
+        print(name, {k: round(v, 3) for k, v in results[name].items()}, flush=True)
+
+    record("native", *run_side_by_side((f"name=a,{task}", f"name=b,{task}"), a.duration_s, native_env, True))
+    with tempfile.TemporaryDirectory(prefix="xs-") as tmp:
+        daemon = start_daemon(Path(tmp), base, policy="UP")
+        glb = {**base, "XSCHED_SCHEDULER": "GLB", "XSCHED_SOCKET": str(Path(tmp) / "xschedd.sock")}
+        try:
+            for name, level, thr in CONFIGS:
+                q = f"{task},level={level},threshold={thr}"
+                queues = (f"name=a,{q},utilization=75", f"name=b,{q},utilization=25")
+                record(name, *run_side_by_side(queues, a.duration_s, glb, False))
+        finally:
+            daemon.terminate()
+            daemon.wait(30)
+    name = f"cuda_bandwidth_2proc_{a.task}{'_mps' if a.mps else ''}"
+    setup = "two processes; ours through xschedd (UP)" + ("; every process an MPS client" if a.mps else "")
+    dev = device_info()
+    path = write(name, dev, {**vars(a), "processes": 2}, results, setup=setup)
+    print(table(f"UP 75/25, two processes{' (MPS)' if a.mps else ''}, {a.task} tasks, on {dev.info.name} -> {path}",
+                ["config", "a share", "b share", "total"], rows))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

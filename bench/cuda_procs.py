@@ -1,0 +1,84 @@
+"""Helpers for the CUDA benchmarks that run each side as its own process: the
+`xsched-workload` processes, xschedd, a private MPS server, the device's name.
+(cuda_fixed_priority_2proc.py, cuda_bandwidth_2proc.py)"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+from cuda_common import ROOT
+
+
+def child_env() -> dict:
+    """This process's environment for the children: no XSCHED_* setting, the repository
+    on PYTHONPATH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XSCHED_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    return env
+
+
+def workload(queue: str, duration_s: float, env: dict, native: bool) -> subprocess.Popen:
+    """One `xsched-workload --device cuda:0 --json` process running `queue`."""
+    cmd = [sys.executable, "-m", "xsched_workload.cli", "--device", "cuda:0", "--json",
+           "--duration-s", str(duration_s), "--queue", queue]  # fmt: skip
+    if native:
+        cmd.append("--native")
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+MPS_CONTROL = "nvidia-cuda-mps-control"
+MPS_DIRS = ("/usr/local/nvidia/bin", "/usr/bin")
+
+
+@contextlib.contextmanager
+def mps_server(tmp: Path):
+    """A private MPS control daemon for the duration; yields the env its clients need."""
+    path = os.pathsep.join([os.environ.get("PATH", ""), *MPS_DIRS])
+    control = shutil.which(MPS_CONTROL, path=path)
+    if control is None:
+        raise SystemExit(f"--mps: {MPS_CONTROL} not found on PATH or in {', '.join(MPS_DIRS)}")
+    env = {"CUDA_MPS_PIPE_DIRECTORY": str(tmp / "mps-pipe"), "CUDA_MPS_LOG_DIRECTORY": str(tmp / "mps-log")}
+    for d in env.values():
+        Path(d).mkdir()
+    subprocess.run([control, "-d"], env={**os.environ, **env}, check=True)
+    try:
+        yield env
+    finally:
+        subprocess.run([control], check=False, input="quit\n", text=True, env={**os.environ, **env}, timeout=30)
+        log = Path(env["CUDA_MPS_LOG_DIRECTORY"]) / "control.log"
+        clients = log.read_text().lower().count("new client") if log.exists() else 0
+        print(f"MPS: {clients} client connections logged", flush=True)
+
+
+
+def start_daemon(tmp: Path, env: dict, policy: str = "HPF") -> subprocess.Popen:
+    """xschedd on a socket in `tmp`, running `policy`; returns once it listens."""
+    sock = tmp / "xschedd.sock"
+    d = subprocess.Popen([sys.executable, "-m", "xschedd.cli", "--socket", str(sock), "--policy", policy,
+                          "--state-dir", str(tmp / "state")], cwd=ROOT, env=env)  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not sock.exists():
+        if d.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("xschedd did not start")
+        time.sleep(0.05)
+    time.sleep(0.5)
+    return d
+
+
+
+def device_info() -> SimpleNamespace:
+    """cuda:0's name and SM count, read in a child process: under MPS this process must not
+    hold a CUDA context, or the MPS server would wait for it before quitting."""
+    code = ("import json; from hal.cuda import CudaDevice; d = CudaDevice.open(0); "
+            "print(json.dumps([d.name, d.info.name, d.info.sm_count]))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    name, model, sms = json.loads(out.stdout.strip().splitlines()[-1])
+    return SimpleNamespace(name=name, info=SimpleNamespace(name=model, sm_count=sms))
