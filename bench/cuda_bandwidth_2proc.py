@@ -4,7 +4,8 @@ Each side is its own `xsched-workload --device cuda:0` process, flat out (tasks 
 back). Each side's throughput is normalised to one process alone (native), and the
 total. Configurations: native (two processes, no scheduler: the GPU's own sharing),
 and ours through xschedd running UP with utilization hints 75 and 25, at level 1
-(threshold 2 and 8) and level 2 (threshold 8). `--task dnn` (the default) runs
+(threshold 2 and 8) and level 2 (threshold 8), without and with the priority board
+($XSCHED_CUDA_BOARD=1: a suspended side's stream parks on a ticket). `--task dnn` (the default) runs
 transformer stacks of real guarded kernels (xsched_workload.tasks, `--layers`), `spin`
 10 x 1 ms spin commands. With --mps every process is a client of a private MPS server.
 Usage: python bench/cuda_bandwidth_2proc.py [--task dnn|spin] [--duration-s 4] [--mps]
@@ -20,7 +21,13 @@ from pathlib import Path
 from cuda_common import table, write
 from cuda_procs import child_env, device_info, mps_server, start_daemon, workload
 
-CONFIGS = (("ours_lv1_thr2", 1, 2), ("ours_lv1_thr8", 1, 8), ("ours_lv2_thr8", 2, 8))
+from hal.board import ENV as BOARD_ENV
+
+# (name, level, threshold, priority board): at level 2 across processes a parked stream
+# without the board waits in a napping kernel, which keeps its context in the GPU's time
+# slices; with the board it waits on a ticket and runs nothing (hal.cuda.gate)
+CONFIGS = (("ours_lv1_thr2", 1, 2, False), ("ours_lv1_thr8", 1, 8, False), ("ours_lv2_thr8", 2, 8, False),
+           ("ours_lv2_thr8_board", 2, 8, True))
 
 
 def throughput(out: str, name: str) -> float:
@@ -83,10 +90,11 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
         daemon = start_daemon(Path(tmp), base, policy="UP")
         glb = {**base, "XSCHED_SCHEDULER": "GLB", "XSCHED_SOCKET": str(Path(tmp) / "xschedd.sock")}
         try:
-            for name, level, thr in CONFIGS:
+            for name, level, thr, board in CONFIGS:
                 q = f"{task},level={level},threshold={thr}"
                 queues = (f"name=a,{q},utilization=75", f"name=b,{q},utilization=25")
-                record(name, *run_side_by_side(queues, a.duration_s, glb, False))
+                env = {**glb, BOARD_ENV: "1"} if board else glb
+                record(name, *run_side_by_side(queues, a.duration_s, env, False))
         finally:
             daemon.terminate()
             daemon.wait(30)
