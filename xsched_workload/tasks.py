@@ -33,7 +33,26 @@ def task_of(kind: str, device, *, commands: int, command_us: float, layers: int 
     if str(getattr(device, "name", "")).startswith("cuda"):
         from hal.cuda.tasks import TransformerStack
 
-        return TransformerStack(layers=n, guarded=True).commands
+        stack = TransformerStack(layers=n, guarded=True)
+        _warm_up(device, stack)
+        return stack.commands
     return lambda: [HwCommand(2.0, name="load")] + [
         HwCommand(command_us if us is None else us, name=name) for _ in range(n) for name, us in _SIM_LAYER
     ]
+
+
+def _warm_up(device, stack) -> None:
+    """Run one task plain and one guarded, each on a queue of its own, before any
+    scheduling: CUDA loads a kernel's module (the plain one, the instrumented one) on
+    first use and may wait for the device to go idle to do it, which a queue deactivated
+    at level 2 never does (hal.cuda.hwqueue), so a first use while another queue is
+    suspended could wait for that queue, and it for us."""
+    for guard in (False, True):
+        q = device.create_queue(guard=guard)
+        q.plain_budget_us = 0.0  # every guarded launch flushes: its module loads
+        try:
+            for cmd in stack.commands():
+                q.launch(cmd)
+            q.synchronize()
+        finally:
+            q.close()
