@@ -206,13 +206,20 @@ def test_the_relaunch_from_the_gpu_is_preemptible_and_runs_each_block_once(cuda,
     q.close()
 
 
-def test_workload_cli_runs_spin_kernels_on_cuda(cuda):
-    out = subprocess.run(
-        [sys.executable, "-m", "xsched_workload.cli", "--device", "cuda:0", "--duration-s", "1",
-         "--queue", "name=fg,priority=5,period_ms=20,commands=4,command_us=500,level=2,threshold=4",
-         "--queue", "name=bg,commands=8,command_us=1000", "--json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+def _workload_on_cuda(*args: str, timeout: float) -> subprocess.CompletedProcess:
+    """`xsched-workload --device cuda:0 ARGS --json` under HPF, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "xsched_workload.cli", "--device", "cuda:0", *args, "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
         env={**os.environ, "XSCHED_POLICY": "HPF", "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}"},
+    )  # fmt: skip
+
+
+def test_workload_cli_runs_spin_kernels_on_cuda(cuda):
+    out = _workload_on_cuda(
+        "--duration-s", "1",
+        "--queue", "name=fg,priority=5,period_ms=20,commands=4,command_us=500,level=2,threshold=4",
+        "--queue", "name=bg,commands=8,command_us=1000", timeout=60,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert '"summary": true, "queue": "fg"' in out.stdout
@@ -220,12 +227,10 @@ def test_workload_cli_runs_spin_kernels_on_cuda(cuda):
 
 def test_workload_cli_runs_a_dnn_stack_on_cuda(cuda):
     """kind=dnn: each task is a forward pass of real guarded kernels (hal.cuda.tasks)."""
-    out = subprocess.run(
-        [sys.executable, "-m", "xsched_workload.cli", "--device", "cuda:0", "--duration-s", "2",
-         "--queue", "name=infer,kind=dnn,layers=4,priority=5,period_ms=20,level=2,threshold=8",
-         "--queue", "name=train,kind=dnn,layers=8,level=2", "--json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "XSCHED_POLICY": "HPF", "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}"},
+    out = _workload_on_cuda(
+        "--duration-s", "2",
+        "--queue", "name=infer,kind=dnn,layers=4,priority=5,period_ms=20,level=2,threshold=8",
+        "--queue", "name=train,kind=dnn,layers=8,level=2", timeout=120,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     summaries = {s["queue"]: s for s in map(json.loads, out.stdout.splitlines()) if s.get("summary")}
