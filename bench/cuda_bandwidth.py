@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 
-from cuda_common import open_cuda, runtime, table, write
+from cuda_common import open_cuda, results_name, runtime, table, write
+
+from xsched_workload.tasks import MAX_LAYERS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,16 +28,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="spin: --commands spin kernels of --command-us; dnn: a --layers transformer stack")
     p.add_argument("--layers", type=int, default=8, help="layers of a dnn task")
     p.add_argument("--timeslice-us", type=int, default=None, help="UP's time slice (default: the policy's)")
-    p.add_argument("--save-as", default="cuda_bandwidth", help="results file name (without .json)")
+    p.add_argument("--save-as", type=results_name, default="cuda_bandwidth", help="results file name (without .json)")
     a = p.parse_args(argv)
     from xschedd.policy.hints import TIMESLICE_MAX_US, TIMESLICE_MIN_US
 
     if a.timeslice_us is not None and not TIMESLICE_MIN_US <= a.timeslice_us <= TIMESLICE_MAX_US:
         p.error(f"--timeslice-us {a.timeslice_us}: must be in [{TIMESLICE_MIN_US}, {TIMESLICE_MAX_US}]")
-    if not 1 <= a.layers <= 64:
-        p.error(f"--layers {a.layers}: must be in [1, 64]")
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", a.save_as):
-        p.error(f"--save-as {a.save_as!r}: letters, digits, '_', '.' and '-' only")
+    if not 1 <= a.layers <= MAX_LAYERS:
+        p.error(f"--layers {a.layers}: must be in [1, {MAX_LAYERS}]")
     from preempt import EventKind
     from xsched_workload.runner import QueueLoad, run_loads
     from xsched_workload.spec import QueueSpec

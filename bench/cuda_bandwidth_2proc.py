@@ -22,6 +22,7 @@ from cuda_common import table, write
 from cuda_procs import child_env, device_info, mps_server, start_daemon, workload
 
 from hal.board import ENV as BOARD_ENV
+from xsched_workload.tasks import MAX_LAYERS
 
 # (name, level, threshold, priority board): at level 2 across processes a parked stream
 # without the board waits in a napping kernel, which keeps its context in the GPU's time
@@ -60,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if not a.duration_s > 0:
         p.error(f"--duration-s must be > 0, got {a.duration_s}")
-    if not 1 <= a.layers <= 64:
-        p.error(f"--layers {a.layers}: must be in [1, 64]")
+    if not 1 <= a.layers <= MAX_LAYERS:
+        p.error(f"--layers {a.layers}: must be in [1, {MAX_LAYERS}]")
     base = child_env()
     if not a.mps:
         return run_all(a, base)

@@ -7,9 +7,11 @@ cuda_fixed_priority_2proc.py runs two processes through xschedd.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -17,6 +19,13 @@ from common import git_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+
+def results_name(text: str) -> str:
+    """An argparse type for --save-as: a results file name, without directories."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", text):
+        raise argparse.ArgumentTypeError(f"{text!r}: letters, digits, '_', '.' and '-' only")
+    return text
 
 
 def open_cuda(block_us: float = 10.0):

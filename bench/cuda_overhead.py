@@ -14,10 +14,9 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import re
 import time
 
-from cuda_common import open_cuda, pct, table, write
+from cuda_common import open_cuda, pct, results_name, table, write
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,10 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layers", type=int, default=8)
     p.add_argument("--seed", type=int, default=0, help="of the configurations' order in each round")
     p.add_argument("--fixed-order", action="store_true", help="the same order every round (the old way, biased)")
-    p.add_argument("--save-as", default="cuda_overhead", help="results file name (without .json)")
+    p.add_argument("--save-as", type=results_name, default="cuda_overhead", help="results file name (without .json)")
     a = p.parse_args(argv)
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", a.save_as):
-        p.error(f"--save-as {a.save_as!r}: letters, digits, '_', '.' and '-' only")
     import cupy
 
     from hal.cuda.tasks import TransformerStack

@@ -7,12 +7,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hal import HwCommand, HwQueue
+from hal import HwQueue
 from hal.stats import percentile
 from preempt import XQueue
 from preempt.latency import LatencyStats
 from xsched_workload.spec import QueueSpec
-from xsched_workload.tasks import Task
+from xsched_workload.tasks import Task, spin_task
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class QueueLoad:
         self.spec = spec
         self.target = target
         # one task's commands; spin commands of the spec's size unless given (xsched_workload.tasks)
-        self.task = task or (lambda: [HwCommand(spec.command_us) for _ in range(spec.commands)])
+        self.task = task or spin_task(spec.commands, spec.command_us)
         self.latency = LatencyStats(keep=1_000_000)
         self.tasks_done = 0
         self.elapsed_s = 0.0

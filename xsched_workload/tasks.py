@@ -23,10 +23,15 @@ _SIM_LAYER = (("layernorm", 5.0), ("gemm_up", None), ("bias_gelu", 5.0), ("gemm_
 Task = Callable[[], list[HwCommand]]
 
 
+def spin_task(commands: int, command_us: float) -> Task:
+    """`commands` commands of `command_us` each (each call: fresh commands)."""
+    return lambda: [HwCommand(command_us) for _ in range(commands)]
+
+
 def task_of(kind: str, device, *, commands: int, command_us: float, layers: int | None) -> Task:
     """A factory of one task's commands for a queue on `device` (each call: fresh commands)."""
     if kind == "spin":
-        return lambda: [HwCommand(command_us) for _ in range(commands)]
+        return spin_task(commands, command_us)
     if kind != "dnn":
         raise ValueError(f"task kind {kind!r}: choose one of {', '.join(KINDS)}")
     n = DNN_LAYERS if layers is None else layers
