@@ -28,10 +28,22 @@ from hal.cuda.completions import EventPool
 SAMPLES = 3
 
 
+_scalar_types: dict[type, bool] = {}  # an argument's type -> whether it goes into shapes
+
+
+def _scalar(arg: Any) -> bool:
+    """Whether `arg` is part of a shape: hashable and not an array. Decided once per type:
+    on every guarded launch, and a CuPy array's `__cuda_array_interface__` is a property
+    that builds a dict (~1 us of host time per array argument, asked afresh)."""
+    kind = _scalar_types.get(type(arg))
+    if kind is None:
+        kind = _scalar_types[type(arg)] = not hasattr(arg, "__cuda_array_interface__") and isinstance(arg, Hashable)
+    return kind
+
+
 def shape_key(kernel: Any, grid: tuple, block: tuple, shared_mem: int, args: tuple) -> tuple:
     """What a launch's duration depends on: everything but its arrays."""
-    scalars = tuple(a for a in args if not hasattr(a, "__cuda_array_interface__") and isinstance(a, Hashable))
-    return (kernel, grid, block, shared_mem, scalars)
+    return (kernel, grid, block, shared_mem, tuple([a for a in args if _scalar(a)]))
 
 
 class LaunchDurations:

@@ -101,6 +101,7 @@ class CudaHwQueue(HwQueue):
     def __init__(self, device, stream: cupy.cuda.Stream | None = None, *, priority: int = 0,
                  guard: bool | None = None, board: PriorityBoard | None = None) -> None:  # fmt: skip
         self.device = device
+        self._index, self._pool, self._completions, self._key = device.index, device.pool, device.completions, id(self)
         self.clock = device.clock
         self.device_name = device.name
         self._guard = guard
@@ -148,19 +149,19 @@ class CudaHwQueue(HwQueue):
 
     # -- HwQueue ---------------------------------------------------------------------------
     def launch(self, cmd: HwCommand, on_complete: CompletionCallback | None = None) -> None:
-        _bind_thread(self.device.index)
+        if getattr(_bound, "index", None) != self._index:
+            _bind_thread(self._index)
         with self._lock:
             if self._closed:
                 raise HalError(f"launch of {cmd.name or cmd.id!r} on a closed CUDA queue")
-            with self.stream:
-                if on_complete is not None and self._board is not None:
-                    on_complete = self._track(on_complete)
-                self._enqueue(cmd)
-                if on_complete is None:
-                    return
-                event = self.device.pool.get()
-                event.record(self.stream)
-                self.device.completions.add(id(self), event, cmd, on_complete)
+            if on_complete is not None and self._board is not None:
+                on_complete = self._track(on_complete)
+            self._enqueue(cmd)
+            if on_complete is None:
+                return
+            event = self._pool.get()
+            event.record(self.stream)
+            self._completions.add(self._key, event, cmd, on_complete)
 
     def synchronize(self, timeout: float | None = None) -> bool:
         if timeout is None:
@@ -319,7 +320,9 @@ class CudaHwQueue(HwQueue):
         """Launched commands with a completion callback not yet delivered."""
         return self.device.completions.outstanding(id(self))
 
-    # -- internals (stream current, lock held) -----------------------------------------------------
+    # -- internals (lock held) -----------------------------------------------------------------------
+    # Work goes to `self.stream`: given to each launch, or made current around what takes
+    # the current stream (payloads, gates, CuPy's allocations); entering it costs ~1 us.
     def _enqueue(self, cmd: HwCommand) -> None:
         # a board's sentinels and tickets run only where a higher level exists to yield to
         board = self._board.address if self._board is not None and self._board.outranked(self._level) else 0
@@ -327,10 +330,11 @@ class CudaHwQueue(HwQueue):
         if isinstance(cmd, GuardedLaunch):
             self._launch_guarded(cmd, guard, board)
         elif cmd.payload is not None:
-            if guard:
-                self._gate.wait(self.stream, board, self._level)
-                self._plain_run_us = 0.0  # what follows a gate starts no run of plain work
-            cmd.run_payload()
+            with self.stream:
+                if guard:
+                    self._gate.wait(self.stream, board, self._level)
+                    self._plain_run_us = 0.0  # what follows a gate starts no run of plain work
+                cmd.run_payload()
         elif cmd.duration_us > 0:
             self._launch_guarded(self.device.spin.command(cmd.duration_us), guard, board)
 
@@ -355,13 +359,14 @@ class CudaHwQueue(HwQueue):
                 k.launch_plain(cmd.grid, cmd.block, cmd.args, cmd.shared_mem, self.stream, dev)
                 return
         self._plain_run_us = 0.0
-        self._launch_flushing(cmd, board)
+        with self.stream:
+            self._launch_flushing(cmd, board)
         if start is not None:
             self.device.durations.end(key, start, self.stream)
 
     def _launch_flushing(self, cmd: GuardedLaunch, board: int) -> None:
         """The guarded launch itself: the main kernel, and from the host what the GPU does
-        not launch behind it (the gate, the relaunch)."""
+        not launch behind it (the gate, the relaunch). The stream is current."""
         k = cmd.kernel
         dev = self.device.index
         shape = self._shapes.get((k, cmd.grid, cmd.block, cmd.shared_mem))

@@ -475,6 +475,23 @@ def _axpy(q):
     return y, x
 
 
+def test_a_shape_is_the_launch_without_its_arrays(cuda):
+    """Two launches differing only in their arrays share a shape; a scalar tells them apart."""
+    import cupy
+    import numpy as np
+
+    from hal.cuda.durations import shape_key
+
+    a, b = cupy.zeros(8, dtype=cupy.float32), cupy.ones(8, dtype=cupy.float32)
+    key = shape_key("k", (4, 1, 1), (32, 1, 1), 0, (a, np.int32(8), 2.0, b))
+    assert key == shape_key("k", (4, 1, 1), (32, 1, 1), 0, (b, np.int32(8), 2.0, a))
+    assert key[-1] == (8, 2.0)
+    assert key != shape_key("k", (4, 1, 1), (32, 1, 1), 0, (a, np.int32(9), 2.0, b))
+    assert key != shape_key("k", (8, 1, 1), (32, 1, 1), 0, (a, np.int32(8), 2.0, b))
+    unhashable = shape_key("k", (4, 1, 1), (32, 1, 1), 0, (a, [1, 2]))  # not hashable: left out
+    assert unhashable[-1] == ()
+
+
 def test_short_guarded_launches_run_plain_within_the_budget(cuda, device):
     """A guarded shape measured shorter than `plain_budget_us` runs plain, but never more
     of them in a row than the budget holds: a suspend waits at most that beyond them."""
