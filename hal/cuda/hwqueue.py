@@ -145,12 +145,11 @@ class CudaHwQueue(HwQueue):
             self._board.watch(self._on_board)
         _live.add(self)
         # a queue dropped without close() ends its completion thread too
-        weakref.finalize(self, device.completions.close, id(self))
+        weakref.finalize(self, self._completions.close, self._key)
 
     # -- HwQueue ---------------------------------------------------------------------------
     def launch(self, cmd: HwCommand, on_complete: CompletionCallback | None = None) -> None:
-        if getattr(_bound, "index", None) != self._index:
-            _bind_thread(self._index)
+        _bind_thread(self._index)
         with self._lock:
             if self._closed:
                 raise HalError(f"launch of {cmd.name or cmd.id!r} on a closed CUDA queue")
@@ -165,23 +164,23 @@ class CudaHwQueue(HwQueue):
 
     def synchronize(self, timeout: float | None = None) -> bool:
         if timeout is None:
-            with self.device.completions.waiting(id(self)):
+            with self._completions.waiting(self._key):
                 self.stream.synchronize()
             return True
-        event = self.device.pool.get()
+        event = self._pool.get()
         event.record(self.stream)
         deadline = time.monotonic() + timeout
         while not event.done:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(50e-6)
-        self.device.pool.put(event)
+        self._pool.put(event)
         return True
 
     def wait_for(self, cmd: HwCommand) -> bool:
-        completions = self.device.completions
-        with completions.waiting(id(self)):
-            event = completions.event_of(id(self), cmd)
+        completions = self._completions
+        with completions.waiting(self._key):
+            event = completions.event_of(self._key, cmd)
             if event is not None:
                 cupy.cuda.runtime.eventSynchronize(event.ptr)  # without the interpreter lock
         return True
@@ -193,7 +192,7 @@ class CudaHwQueue(HwQueue):
         self._flag.raise_()  # a store to host memory: no driver call, no thread binding
 
     def reactivate(self) -> None:
-        _bind_thread(self.device.index)
+        _bind_thread(self._index)
         self._plain_run_us = 0.0
         self._open()
 
@@ -208,11 +207,11 @@ class CudaHwQueue(HwQueue):
         if not self.owns_stream:
             return
         target = stream_priority_for(priority)
-        _bind_thread(self.device.index)
+        _bind_thread(self._index)
         with self._lock:
             if target == self._stream_priority or self._closed:
                 return
-            with cupy.cuda.Device(self.device.index):
+            with cupy.cuda.Device(self._index):
                 new = self._streams.get(target)
                 if new is None:
                     new = self._streams[target] = cupy.cuda.Stream(non_blocking=True, priority=target)
@@ -234,7 +233,7 @@ class CudaHwQueue(HwQueue):
             self._closed = True
         self._open()  # a deactivated stream would never drain
         self.stream.synchronize()
-        self.device.completions.close(id(self))
+        self._completions.close(self._key)
         if self._board is not None:
             self._board.unwatch(self._on_board)
             with self._inflight_lock:
@@ -254,7 +253,7 @@ class CudaHwQueue(HwQueue):
         board is worth nothing without a ticket gate, and a queue runs rather than fails."""
         if board is None or not _map_for_device(board):
             return None, None
-        with cupy.cuda.Device(self.device.index):
+        with cupy.cuda.Device(self._index):
             ticket = ticket_gate()
         if ticket is None:
             log.warning("no stream memory waits on this driver: CUDA queues run without the priority board")
@@ -299,7 +298,7 @@ class CudaHwQueue(HwQueue):
         """Watcher thread: once no higher level is active, let a parked stream go on."""
         if self._closed or not may_run(word, self._level):
             return
-        _bind_thread(self.device.index)
+        _bind_thread(self._index)
         if self._gate.release():
             self._flag.set(0, word=1)  # the board latch: the next sentinel would clear it too
 
@@ -318,7 +317,7 @@ class CudaHwQueue(HwQueue):
     @property
     def outstanding(self) -> int:
         """Launched commands with a completion callback not yet delivered."""
-        return self.device.completions.outstanding(id(self))
+        return self._completions.outstanding(self._key)
 
     # -- internals (lock held) -----------------------------------------------------------------------
     # Work goes to `self.stream`: given to each launch, or made current around what takes
@@ -342,7 +341,7 @@ class CudaHwQueue(HwQueue):
         k = cmd.kernel
         if k is None:
             raise HalError(f"guarded launch {cmd.name!r} has no kernel")
-        dev = self.device.index
+        dev = self._index
         if not guard:
             k.launch_plain(cmd.grid, cmd.block, cmd.args, cmd.shared_mem, self.stream, dev)
             return
@@ -368,7 +367,7 @@ class CudaHwQueue(HwQueue):
         """The guarded launch itself: the main kernel, and from the host what the GPU does
         not launch behind it (the gate, the relaunch). The stream is current."""
         k = cmd.kernel
-        dev = self.device.index
+        dev = self._index
         shape = self._shapes.get((k, cmd.grid, cmd.block, cmd.shared_mem))
         if shape is None:
             shape = self._shape(cmd)
