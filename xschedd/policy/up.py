@@ -22,8 +22,6 @@ class UtilizationPartition(TimeSharing):
     def __init__(self) -> None:
         super().__init__()
         self._vtime: dict[int, float] = {}
-        self._was_ready: set[int] = set()
-        self._idle_since: dict[int, float] = {}
 
     def _weight(self, entity: int) -> float:
         return float(self.utilization(entity))
@@ -42,16 +40,11 @@ class UtilizationPartition(TimeSharing):
             known = [vt for e, vt in self._vtime.items() if lane_of.get(e) == lane]
             floor = min(steady, default=min(known, default=0.0))
             for e in entities:
-                idle_since = self._idle_since.pop(e, None)
-                brief = idle_since is not None and status.now - idle_since < self._timeslice_s
+                # readiness as of the last call (TimeSharing tracks it after this one)
+                idle_at = self._idle_at.get(e)
+                brief = idle_at is not None and status.now - idle_at < self._timeslice_s
                 if e not in self._was_ready and not (brief and e in self._vtime):
                     self._vtime[e] = max(self._vtime.get(e, floor), floor)
-        now_ready = {e for entities in ready.values() for e in entities}
-        for e in self._was_ready - now_ready:
-            self._idle_since[e] = status.now
-        for gone in set(self._idle_since) - set(lane_of):
-            del self._idle_since[gone]
-        self._was_ready = now_ready
 
     def _keeps_turn(self, holder: int, ready: list[int]) -> bool:
         # Wake-up preemption, as in CFS: a queue that comes back far behind takes the
