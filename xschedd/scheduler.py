@@ -215,7 +215,10 @@ class GlobalScheduler:
             if info.device != rec.info.device:
                 self._generation += 1
             rec.info = info
-            if rec.ready and not was_ready:
+            # READY starts a span (a task) also when the IDLE between two back-to-back
+            # tasks never came: its agent drops an IDLE it knows is stale, and deadline
+            # policies (KEDF, LAX) count from the span's start.
+            if rec.ready and (kind == pb.EVENT_KIND_READY or not was_ready):
                 rec.ready_since = self.clock()
                 self._ready_ids.add(rec.xqueue_id)
             elif not rec.ready:

@@ -12,7 +12,7 @@ from hal import HwCommand
 from hal.sim import SimDevice
 from preempt import agent as agent_mod
 from preempt.agent import Agent, AgentConfig
-from preempt.xqueue import XQueue
+from preempt.xqueue import EventKind, XQueue, XQueueEvent
 from protos.xsched.v1 import agent_pb2 as apb
 from protos.xsched.v1 import types_pb2 as pb
 from tests.daemon.conftest import wait_for
@@ -97,3 +97,23 @@ def test_while_the_link_is_backlogged_each_xqueue_sends_its_latest_status_once(a
     assert link.events()[1:] == [(busy.id, pb.EVENT_KIND_IDLE, False)]  # its latest status
     time.sleep(0.05)
     assert len(link.events()) == 2
+
+
+def test_an_idle_the_next_task_overtook_is_not_sent(agent) -> None:
+    """Tasks back to back: an IDLE that reaches the agent once the queue is ready again
+    tells the daemon nothing (it reads the queue's fresh status, READY), so it is not
+    sent; the READY of the next task is. An IDLE of a queue still idle goes at once."""
+    a, link = agent
+    device = SimDevice.local()
+    xq = XQueue(device.create_queue())
+    a.add(xq)
+    xq.wait(xq.submit(HwCommand(100.0)))
+    idle = xq.info()
+    link.writes.clear()
+    a._listener(XQueueEvent(EventKind.IDLE, idle, latency_s=1e-4))
+    assert link.events() == [(xq.id, pb.EVENT_KIND_IDLE, False)]
+    link.writes.clear()
+    xq.submit(HwCommand(5e6))  # READY
+    a._listener(XQueueEvent(EventKind.IDLE, idle, latency_s=1e-4))  # the last task's, late
+    assert link.events() == [(xq.id, pb.EVENT_KIND_READY, False)]
+    assert 1e-4 in a._latencies[xq.id].busy  # its latency still goes in the next report

@@ -313,3 +313,24 @@ def test_a_queue_added_later_and_an_application_hint_at_run_time_are_pushed_too(
     assert pushed == [(10, xq2, 4)]  # the kept hint, over the new queue's own
     s.xqueue_event(10, pb.EVENT_KIND_CONFIGURED, _info(10, 2), hints=[H.PriorityHint(xq2, 6)])
     assert pushed == [(10, xq2, 4), (10, xq2, 6)]  # Agent.hint does not touch the hardware itself
+
+
+def test_a_ready_event_starts_a_new_ready_span_without_an_idle_between() -> None:
+    """Back-to-back tasks: the agent may leave out the IDLE between two (it would say
+    READY by the time it is sent); the next READY still restarts the span, which
+    deadline policies count from."""
+    now = [1.0]
+    seen = []
+    s, _ = _sched(clock=lambda: now[0])
+    real = s._policy.schedule
+    s._policy.schedule = lambda status: seen.append(status) or real(status)  # type: ignore[method-assign]
+    xq = 10 << 32 | 1
+    s.register(10, 0, "p", 0, [_info(10, 1, ready=False)], [])
+    s.xqueue_event(10, pb.EVENT_KIND_READY, _info(10, 1))
+    assert seen[-1].xqueues[xq].ready_since == 1.0
+    now[0] = 5.0
+    s.xqueue_event(10, pb.EVENT_KIND_IDLE, _info(10, 1))  # an IDLE whose fresh status is READY
+    assert seen[-1].xqueues[xq].ready_since == 1.0
+    now[0] = 6.0
+    s.xqueue_event(10, pb.EVENT_KIND_READY, _info(10, 1))
+    assert seen[-1].xqueues[xq].ready_since == 6.0
