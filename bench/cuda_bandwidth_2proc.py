@@ -8,6 +8,9 @@ and ours through xschedd running UP with utilization hints 75 and 25, at level 1
 ($XSCHED_CUDA_BOARD=1: a suspended side's stream parks on a ticket). `--task dnn` (the default) runs
 transformer stacks of real guarded kernels (xsched_workload.tasks, `--layers`), `spin`
 10 x 1 ms spin commands. With --mps every process is a client of a private MPS server.
+Each configuration of ours also runs side a ALONE through xschedd first ("alone": one
+process, nothing to switch to), the pair's ceiling: what is lost beyond it is the
+switching, what is lost up to it the runtime's own cost per task.
 Usage: python bench/cuda_bandwidth_2proc.py [--task dnn|spin] [--duration-s 4] [--mps]
 """
 
@@ -80,10 +83,12 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
     peak = throughput(out, "a")
     results, rows = {"standalone_tps": peak}, []
 
-    def record(name: str, ta: float, tb: float) -> None:
+    def record(name: str, ta: float, tb: float, alone: float | None = None) -> None:
         sa, sb = ta / peak, tb / peak
         results[name] = {"a_share": sa, "b_share": sb, "total_vs_standalone": sa + sb}
-        rows.append([name, sa, sb, sa + sb])
+        if alone is not None:
+            results[name]["alone_vs_standalone"] = alone / peak
+        rows.append([name, sa, sb, sa + sb, "-" if alone is None else alone / peak])
         print(name, {k: round(v, 3) for k, v in results[name].items()}, flush=True)
 
     record("native", *run_side_by_side((f"name=a,{task}", f"name=b,{task}"), a.duration_s, native_env, True))
@@ -95,7 +100,12 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
                 q = f"{task},level={level},threshold={thr}"
                 queues = (f"name=a,{q},utilization=75", f"name=b,{q},utilization=25")
                 env = {**glb, BOARD_ENV: "1"} if board else glb
-                record(name, *run_side_by_side(queues, a.duration_s, env, False))
+                solo = workload(queues[0], a.duration_s, env, native=False)
+                out, err = solo.communicate(timeout=a.duration_s + 180)
+                if solo.returncode != 0:
+                    raise RuntimeError(f"{name}, side a alone, failed ({solo.returncode}): {err[-2000:]}")
+                alone = throughput(out, "a")
+                record(name, *run_side_by_side(queues, a.duration_s, env, False), alone)
         finally:
             daemon.terminate()
             daemon.wait(30)
@@ -104,7 +114,7 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
     dev = device_info()
     path = write(name, dev, {**vars(a), "processes": 2}, results, setup=setup)
     print(table(f"UP 75/25, two processes{' (MPS)' if a.mps else ''}, {a.task} tasks, on {dev.info.name} -> {path}",
-                ["config", "a share", "b share", "total"], rows))  # fmt: skip
+                ["config", "a share", "b share", "total", "a alone"], rows))  # fmt: skip
     return 0
 
 
