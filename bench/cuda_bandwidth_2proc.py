@@ -44,15 +44,23 @@ def throughput(out: str, name: str) -> float:
     raise RuntimeError(f"no summary for {name!r} in the output")
 
 
+def collect(proc, name: str, duration_s: float, what: str) -> float:
+    """Wait for a workload process; the throughput of its queue `name` (raise if it failed)."""
+    out, err = proc.communicate(timeout=duration_s + 180)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} failed ({proc.returncode}): {err[-2000:]}")
+    return throughput(out, name)
+
+
+def run_alone(queue: str, duration_s: float, env: dict, native: bool, what: str) -> float:
+    """Side a's throughput with no other process beside it."""
+    return collect(workload(queue, duration_s, env, native), "a", duration_s, what)
+
+
 def run_side_by_side(queues: tuple[str, str], duration_s: float, env: dict, native: bool) -> tuple[float, float]:
     procs = [workload(q, duration_s, env, native) for q in queues]
-    outs = []
-    for proc, name in zip(procs, ("a", "b"), strict=True):
-        out, err = proc.communicate(timeout=duration_s + 180)
-        if proc.returncode != 0:
-            raise RuntimeError(f"side {name} failed ({proc.returncode}): {err[-2000:]}")
-        outs.append(throughput(out, name))
-    return outs[0], outs[1]
+    ta, tb = (collect(proc, name, duration_s, f"side {name}") for proc, name in zip(procs, ("a", "b"), strict=True))
+    return ta, tb
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,11 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_all(a: argparse.Namespace, base: dict) -> int:
     task = f"kind=dnn,layers={a.layers}" if a.task == "dnn" else "commands=10,command_us=1000"
     native_env = {**base, "XSCHED_SCHEDULER": "APP"}
-    alone = workload(f"name=a,{task}", a.duration_s, native_env, native=True)
-    out, err = alone.communicate(timeout=a.duration_s + 180)
-    if alone.returncode != 0:
-        raise RuntimeError(f"standalone run failed: {err[-2000:]}")
-    peak = throughput(out, "a")
+    peak = run_alone(f"name=a,{task}", a.duration_s, native_env, True, "standalone run")
     results, rows = {"standalone_tps": peak}, []
 
     def record(name: str, ta: float, tb: float, alone: float | None = None) -> None:
@@ -100,11 +104,7 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
                 q = f"{task},level={level},threshold={thr}"
                 queues = (f"name=a,{q},utilization=75", f"name=b,{q},utilization=25")
                 env = {**glb, BOARD_ENV: "1"} if board else glb
-                solo = workload(queues[0], a.duration_s, env, native=False)
-                out, err = solo.communicate(timeout=a.duration_s + 180)
-                if solo.returncode != 0:
-                    raise RuntimeError(f"{name}, side a alone, failed ({solo.returncode}): {err[-2000:]}")
-                alone = throughput(out, "a")
+                alone = run_alone(queues[0], a.duration_s, env, False, f"{name}, side a alone,")
                 record(name, *run_side_by_side(queues, a.duration_s, env, False), alone)
         finally:
             daemon.terminate()
