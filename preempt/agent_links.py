@@ -8,7 +8,9 @@ what we send as fast as we send it) the agent coalesces status events, and `on_d
 the loop) tells it when to send what it held back; a link that still cannot keep up
 fails with LinkOverflow and the agent resyncs on its next registration. Messages from
 the daemon are handed to `on_message` on the agent's loop; it returns False to end the
-stream.
+stream. A link's `serializes_at_send` says whether `send` is done with a message when it
+returns (the native stream serializes it there: the caller may refill it for the next
+send) or keeps the object to serialize later (gRPC).
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ class UnixLink:
     """The native stream. Reads are the loop's reader callback; writes go out at once from
     the sending thread, and what the socket does not take waits for the loop's writer."""
 
+    serializes_at_send = True
+
     def __init__(self, path: str, on_message: OnMessage, on_drain: OnDrain = lambda: None) -> None:
         self.path = path
         self.on_message = on_message
@@ -109,7 +113,7 @@ class UnixLink:
             sock.close()
 
     def send(self, *msgs: apb.AgentMessage) -> None:
-        data = b"".join(frame(msg) for msg in msgs)  # one write for all
+        data = frame(msgs[0]) if len(msgs) == 1 else b"".join(frame(msg) for msg in msgs)  # one write for all
         with self._wlock:
             if self._sock is None or (self._done is not None and self._done.done()):
                 return
@@ -227,6 +231,8 @@ class UnixLink:
 
 class GrpcLink:
     """AgentService.Connect over gRPC (TCP); `send` hands messages to the loop's writer."""
+
+    serializes_at_send = False  # the writer serializes what `send` queued
 
     def __init__(
         self, target: str, token: str | None, on_message: OnMessage, on_drain: OnDrain = lambda: None

@@ -19,11 +19,18 @@ from tests.daemon.conftest import wait_for
 
 
 class FakeLink:
-    def __init__(self) -> None:
+    """Records what is sent: the message objects, as the gRPC link queues them, or with
+    `serializes_at_send` (the native link) what they were when sent, since the agent
+    then refills one message per queue for the next send."""
+
+    def __init__(self, serializes_at_send: bool = False) -> None:
         self.backlogged = False
+        self.serializes_at_send = serializes_at_send
         self.writes: list[list[apb.AgentMessage]] = []
 
     def send(self, *msgs: apb.AgentMessage) -> None:
+        if self.serializes_at_send:
+            msgs = tuple(apb.AgentMessage.FromString(m.SerializeToString()) for m in msgs)
         self.writes.append(list(msgs))
 
     def events(self) -> list[tuple[int, int, bool]]:
@@ -32,14 +39,14 @@ class FakeLink:
                 for w in self.writes for m in w if m.HasField("event")]  # fmt: skip
 
 
-@pytest.fixture
-def agent(monkeypatch):
+@pytest.fixture(params=[False, True], ids=["grpc-like", "native-like"])
+def agent(monkeypatch, request):
     async def offline(self) -> None:  # no daemon: the test plays the link
         await asyncio.sleep(3600)
 
     monkeypatch.setattr(Agent, "_connect_forever", offline)
     a = Agent(AgentConfig(target="unix:/nonexistent"))
-    link = FakeLink()
+    link = FakeLink(serializes_at_send=request.param)
     a._link = link
     yield a, link
     a._link = None
@@ -117,3 +124,29 @@ def test_an_idle_the_next_task_overtook_is_not_sent(agent) -> None:
     a._listener(XQueueEvent(EventKind.IDLE, idle, latency_s=1e-4))  # the last task's, late
     assert link.events() == [(xq.id, pb.EVENT_KIND_READY, False)]
     assert 1e-4 in a._latencies[xq.id].busy  # its latency still goes in the next report
+
+
+def test_each_status_message_says_what_its_queue_was_when_sent(agent) -> None:
+    """The native link serializes at once, so the agent refills one message per queue:
+    what went out earlier keeps its own queue, kind and counts."""
+    a, link = agent
+    device = SimDevice.local()
+    qs = [XQueue(device.create_queue(), threshold=4) for _ in range(2)]
+    for q in qs:
+        a.add(q)
+    link.writes.clear()
+    for q in qs:
+        q.wait(q.submit(HwCommand(100.0)))  # READY, then IDLE from the completion
+    wait_for(lambda: len(link.events()) == 4, 2)
+    qs[1].submit(HwCommand(5e6))  # READY again, with one command done
+    sent = [m.event for w in link.writes for m in w]
+    assert [(e.info.xqueue_id, e.kind) for e in sent] == [
+        (qs[0].id, pb.EVENT_KIND_READY), (qs[0].id, pb.EVENT_KIND_IDLE),
+        (qs[1].id, pb.EVENT_KIND_READY), (qs[1].id, pb.EVENT_KIND_IDLE), (qs[1].id, pb.EVENT_KIND_READY),
+    ]  # fmt: skip
+    ready, idle = pb.XQUEUE_STATE_READY, pb.XQUEUE_STATE_IDLE
+    assert [e.info.state for e in sent] == [ready, idle, ready, idle, ready]
+    assert [e.info.submitted for e in sent] == [1, 1, 1, 1, 2]
+    assert [e.info.completed for e in sent] == [0, 1, 0, 1, 1]
+    assert all(e.info.threshold == 4 and e.info.name == q.name and e.info.pid == q.pid
+               for e, q in zip(sent, [qs[0], qs[0], qs[1], qs[1], qs[1]], strict=True))  # fmt: skip
