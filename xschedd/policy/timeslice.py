@@ -83,8 +83,9 @@ class TimeSharing(Policy):
         self._since = now
         self._tick(status)
         ready = self._ready_by_lane(status)
-        self._observe(status, ready)
-        self._track_gaps(status, ready)
+        lanes = {self._entity(q): self._lane(q) for q in status.xqueues.values()}  # every entity's
+        self._observe(status, ready, lanes)
+        self._track_gaps(status, ready, lanes)
         turns: dict[str, Turn] = {}
         wakes: list[float] = []
         for lane in sorted(set(ready) | set(self._turns)):
@@ -120,8 +121,11 @@ class TimeSharing(Policy):
             ops.append(SetTimer(min(wakes)))
         return ops
 
-    def _track_gaps(self, status: Status, ready: dict[str, list[int]]) -> None:
-        """Note which entities went idle now, and the gap of those ready again."""
+    def _track_gaps(
+        self, status: Status, ready: dict[str, list[int]], lanes: dict[int, str]
+    ) -> None:
+        """Note which entities went idle now, and the gap of those ready again; forget
+        entities that are gone (`lanes`: every entity's lane)."""
         now = status.now
         now_ready = {e for entities in ready.values() for e in entities}
         for e in now_ready - self._was_ready:
@@ -133,9 +137,8 @@ class TimeSharing(Policy):
         for e in self._was_ready - now_ready:
             self._idle_at[e] = now
         self._was_ready = now_ready
-        known = {self._entity(q) for q in status.xqueues.values()}
         for table in (self._idle_at, self._gap_s):
-            for gone in set(table) - known:
+            for gone in set(table) - lanes.keys():
                 del table[gone]
 
     def _hold_cap_s(self) -> float:
@@ -186,8 +189,9 @@ class TimeSharing(Policy):
     def _charge(self, entity: int, elapsed_s: float) -> None:
         """Account `elapsed_s` of device time to `entity` (default: nothing to do)."""
 
-    def _observe(self, status: Status, ready: dict[str, list[int]]) -> None:
-        """See the ready entities of every lane before the picks (default: nothing to do)."""
+    def _observe(self, status: Status, ready: dict[str, list[int]], lanes: dict[int, str]) -> None:
+        """See the ready entities of every lane before the picks (`lanes`: every known
+        entity's lane; default: nothing to do)."""
 
     def _keeps_turn(self, holder: int, ready: list[int]) -> bool:
         """Whether `holder` may finish its slice though others are ready (default: yes)."""

@@ -31,13 +31,12 @@ class UtilizationPartition(TimeSharing):
         if weight > 0 and entity in self._vtime:
             self._vtime[entity] += elapsed_s / weight
 
-    def _observe(self, status: Status, ready: dict[str, list[int]]) -> None:
-        lane_of = {self._entity(q): self._lane(q) for q in status.xqueues.values()}
-        for gone in set(self._vtime) - set(lane_of):
+    def _observe(self, status: Status, ready: dict[str, list[int]], lanes: dict[int, str]) -> None:
+        for gone in set(self._vtime) - lanes.keys():
             del self._vtime[gone]
         for lane, entities in ready.items():
             steady = [self._vtime[e] for e in entities if e in self._was_ready and e in self._vtime]
-            known = [vt for e, vt in self._vtime.items() if lane_of.get(e) == lane]
+            known = [vt for e, vt in self._vtime.items() if lanes.get(e) == lane]
             floor = min(steady, default=min(known, default=0.0))
             for e in entities:
                 # readiness as of the last call (TimeSharing tracks it after this one)
