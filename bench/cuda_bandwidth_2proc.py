@@ -10,7 +10,10 @@ transformer stacks of real guarded kernels (xsched_workload.tasks, `--layers`), 
 10 x 1 ms spin commands. With --mps every process is a client of a private MPS server.
 Each configuration of ours also runs side a ALONE through xschedd first ("alone": one
 process, nothing to switch to), the pair's ceiling: what is lost beyond it is the
-switching, what is lost up to it the runtime's own cost per task.
+switching, what is lost up to it the runtime's own cost per task. A level-2 queue launches
+its guarded kernels plain until its first suspend, and a pair's queues are suspended all
+the time: at level 2 side a also runs alone with `guard=on` ("a guarded"), the ceiling
+with the guard's cost (and, on the board, the ticket gate's per command) in it.
 Usage: python bench/cuda_bandwidth_2proc.py [--task dnn|spin] [--duration-s 4] [--mps]
 """
 
@@ -87,12 +90,14 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
     peak = run_alone(f"name=a,{task}", a.duration_s, native_env, True, "standalone run")
     results, rows = {"standalone_tps": peak}, []
 
-    def record(name: str, ta: float, tb: float, alone: float | None = None) -> None:
+    def record(name: str, ta: float, tb: float, alone: float | None = None, guarded: float | None = None) -> None:
         sa, sb = ta / peak, tb / peak
         results[name] = {"a_share": sa, "b_share": sb, "total_vs_standalone": sa + sb}
         if alone is not None:
             results[name]["alone_vs_standalone"] = alone / peak
-        rows.append([name, sa, sb, sa + sb, "-" if alone is None else alone / peak])
+        if guarded is not None:
+            results[name]["alone_guarded_vs_standalone"] = guarded / peak
+        rows.append([name, sa, sb, sa + sb, *("-" if v is None else v / peak for v in (alone, guarded))])
         print(name, {k: round(v, 3) for k, v in results[name].items()}, flush=True)
 
     record("native", *run_side_by_side((f"name=a,{task}", f"name=b,{task}"), a.duration_s, native_env, True))
@@ -105,7 +110,10 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
                 queues = (f"name=a,{q},utilization=75", f"name=b,{q},utilization=25")
                 env = {**glb, BOARD_ENV: "1"} if board else glb
                 alone = run_alone(queues[0], a.duration_s, env, False, f"{name}, side a alone,")
-                record(name, *run_side_by_side(queues, a.duration_s, env, False), alone)
+                guarded = None
+                if level >= 2:  # the pair's queues guard from their first suspend on
+                    guarded = run_alone(f"{queues[0]},guard=on", a.duration_s, env, False, f"{name}, a guarded,")
+                record(name, *run_side_by_side(queues, a.duration_s, env, False), alone, guarded)
         finally:
             daemon.terminate()
             daemon.wait(30)
@@ -114,7 +122,7 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
     dev = device_info()
     path = write(name, dev, {**vars(a), "processes": 2}, results, setup=setup)
     print(table(f"UP 75/25, two processes{' (MPS)' if a.mps else ''}, {a.task} tasks, on {dev.info.name} -> {path}",
-                ["config", "a share", "b share", "total", "a alone"], rows))  # fmt: skip
+                ["config", "a share", "b share", "total", "a alone", "a guarded"], rows))  # fmt: skip
     return 0
 
 

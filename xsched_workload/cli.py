@@ -72,11 +72,14 @@ def main(argv: list[str] | None = None) -> int:
         board_enabled()  # XSCHED_CUDA_BOARD: bad input, whatever the device
     except DeviceError as exc:
         parser.error(str(exc))
+    cuda = args.device.startswith("cuda:")
+    if not cuda and any(s.guard != "auto" for s in specs):
+        parser.error(f"--queue guard=on is for CUDA devices (--device cuda:N), not {args.device!r}")
     try:
         device = open_device(args.device)
         loads = []
         for spec in specs:
-            hwq = device.create_queue()
+            hwq = device.create_queue(guard=True) if spec.guard == "on" else device.create_queue()
             task = task_of(spec.kind, device, commands=spec.commands, command_us=spec.command_us,
                            layers=spec.layers)  # fmt: skip
             if runtime is None:

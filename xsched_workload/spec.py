@@ -28,12 +28,17 @@ class QueueSpec:
     laxity: int | None = None  # us
     kind: str = "spin"  # what a task is (xsched_workload.tasks): spin commands or a dnn stack
     layers: int | None = None  # kind=dnn: layers per task (default 4)
+    # CUDA: `auto` launches guarded kernels plain until the queue's first level-2 suspend
+    # (hal.cuda.hwqueue, guard=None), `on` guarded from the start, as a queue is once
+    # suspended (what a level-2 queue alone pays for being preemptible)
+    guard: str = "auto"
 
 
 _INT_KEYS = {"commands", "tasks", "level", "threshold", "batch_size", "priority", "utilization",
              "timeslice", "deadline", "laxity", "layers"}  # fmt: skip
 _FLOAT_KEYS = {"command_us", "period_ms"}
 KEYS = [f.name for f in fields(QueueSpec)]
+GUARDS = ("auto", "on")
 
 
 def parse_queue_spec(text: str, index: int = 0) -> QueueSpec:
@@ -88,3 +93,5 @@ def _check(text: str, spec: QueueSpec, given: set[str]) -> None:
         raise SpecError(f"--queue {text!r}: layers is for kind=dnn")
     if spec.layers is not None and not 1 <= spec.layers <= MAX_LAYERS:
         raise bad("layers", f"in [1, {MAX_LAYERS}]")
+    if spec.guard not in GUARDS:
+        raise bad("guard", f"one of {', '.join(GUARDS)}")

@@ -239,6 +239,14 @@ def test_workload_cli_runs_a_dnn_stack_on_cuda(cuda):
     assert 0 < summaries["infer"]["p50_ms"] < 20  # four layers, ahead of the background
 
 
+def test_workload_cli_guards_from_the_start_with_guard_on(cuda):
+    out = _workload_on_cuda(
+        "--duration-s", "1", "--queue", "name=a,kind=dnn,layers=2,level=2,threshold=8,guard=on", timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert '"summary": true, "queue": "a"' in out.stdout
+
+
 def test_stream_xqueue_runs_a_task_of_closures(cuda):
     import cupy
 

@@ -102,6 +102,8 @@ def test_two_processes_really_contend_for_one_shared_device(sim_env):
         (["--queue", "name=a,kind=dnn,commands=3"], {}, "commands is for kind=spin"),
         (["--queue", "name=a,layers=3"], {}, "layers is for kind=dnn"),
         (["--queue", "name=a,kind=dnn,layers=0"], {}, r"layers=0 must be in \[1, 64\]"),
+        (["--queue", "name=a,guard=maybe"], {}, "guard='maybe' must be one of auto, on"),
+        (["--queue", "name=a,guard=on"], {}, "guard=on is for CUDA devices (--device cuda:N), not 'sim'"),
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message(sim_env, args, extra_env, message):
