@@ -72,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         board_enabled()  # XSCHED_CUDA_BOARD: bad input, whatever the device
     except DeviceError as exc:
         parser.error(str(exc))
-    cuda = args.device.startswith("cuda:")
-    if not cuda and any(s.guard != "auto" for s in specs):
+    if not args.device.startswith("cuda:") and any(s.guard != "auto" for s in specs):
         parser.error(f"--queue guard=on is for CUDA devices (--device cuda:N), not {args.device!r}")
     try:
         device = open_device(args.device)

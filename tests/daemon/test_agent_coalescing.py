@@ -62,6 +62,17 @@ def _on_loop(a: Agent, fn) -> None:
     asyncio.run_coroutine_threadsafe(call(), a._loop).result(5)
 
 
+def _added(a: Agent, link: FakeLink, n: int, **params) -> list[XQueue]:
+    """`n` XQueues on one simulated device, scheduled through `a`; what adding them sent is
+    cleared from `link`."""
+    device = SimDevice.local()
+    qs = [XQueue(device.create_queue(), **params) for _ in range(n)]
+    for q in qs:
+        a.add(q)
+    link.writes.clear()
+    return qs
+
+
 def _ops(*pairs: tuple[int, str]) -> apb.DaemonMessage:
     msg = apb.DaemonMessage()
     for xq_id, kind in pairs:
@@ -71,11 +82,7 @@ def _ops(*pairs: tuple[int, str]) -> apb.DaemonMessage:
 
 def test_status_changes_go_at_once_and_operation_echoes_together_a_little_later(agent) -> None:
     a, link = agent
-    device = SimDevice.local()
-    qs = [XQueue(device.create_queue(), threshold=1) for _ in range(3)]
-    for q in qs:
-        a.add(q)
-    link.writes.clear()
+    qs = _added(a, link, 3, threshold=1)
     qs[0].submit(HwCommand(5e6))  # READY: sent from this thread, straight away
     assert link.events() == [(qs[0].id, pb.EVENT_KIND_READY, False)]
     _on_loop(a, lambda: a._on_message(_ops(*[(q.id, "suspend") for q in qs])))
@@ -88,11 +95,7 @@ def test_status_changes_go_at_once_and_operation_echoes_together_a_little_later(
 
 def test_while_the_link_is_backlogged_each_xqueue_sends_its_latest_status_once(agent) -> None:
     a, link = agent
-    device = SimDevice.local()
-    busy, closing = XQueue(device.create_queue()), XQueue(device.create_queue())
-    a.add(busy)
-    a.add(closing)
-    link.writes.clear()
+    busy, closing = _added(a, link, 2)
     link.backlogged = True
     for _ in range(5):
         busy.wait(busy.submit(HwCommand(100.0)))  # READY, IDLE, READY, ...
@@ -111,9 +114,7 @@ def test_an_idle_the_next_task_overtook_is_not_sent(agent) -> None:
     tells the daemon nothing (it reads the queue's fresh status, READY), so it is not
     sent; the READY of the next task is. An IDLE of a queue still idle goes at once."""
     a, link = agent
-    device = SimDevice.local()
-    xq = XQueue(device.create_queue())
-    a.add(xq)
+    (xq,) = _added(a, link, 1)
     xq.wait(xq.submit(HwCommand(100.0)))
     idle = xq.info()
     link.writes.clear()
@@ -130,11 +131,7 @@ def test_each_status_message_says_what_its_queue_was_when_sent(agent) -> None:
     """The native link serializes at once, so the agent refills one message per queue:
     what went out earlier keeps its own queue, kind and counts."""
     a, link = agent
-    device = SimDevice.local()
-    qs = [XQueue(device.create_queue(), threshold=4) for _ in range(2)]
-    for q in qs:
-        a.add(q)
-    link.writes.clear()
+    qs = _added(a, link, 2, threshold=4)
     for q in qs:
         q.wait(q.submit(HwCommand(100.0)))  # READY, then IDLE from the completion
     wait_for(lambda: len(link.events()) == 4, 2)
