@@ -4,8 +4,10 @@ Each side is its own `xsched-workload --device cuda:0` process, flat out (tasks 
 back). Each side's throughput is normalised to one process alone (native), and the
 total. Configurations: native (two processes, no scheduler: the GPU's own sharing),
 and ours through xschedd running UP with utilization hints 75 and 25, at level 1
-(threshold 2 and 8) and level 2 (threshold 8), without and with the priority board
-($XSCHED_CUDA_BOARD=1: a suspended side's stream parks on a ticket). `--task dnn` (the default) runs
+(threshold 2 and 8) and level 2 (threshold 8): as it comes (a suspended side's stream parks
+on a ticket while the other process is on the GPU, hal.sharing), with parking off
+($XSCHED_CUDA_PARK=0: it naps in a kernel) and on the priority board
+($XSCHED_CUDA_BOARD=1). `--task dnn` (the default) runs
 transformer stacks of real guarded kernels (xsched_workload.tasks, `--layers`), `spin`
 10 x 1 ms spin commands. With --mps every process is a client of a private MPS server.
 Each configuration of ours also runs side a ALONE through xschedd first ("alone": one
@@ -13,7 +15,8 @@ process, nothing to switch to), the pair's ceiling: what is lost beyond it is th
 switching, what is lost up to it the runtime's own cost per task. A level-2 queue launches
 its guarded kernels plain until its first suspend, and a pair's queues are suspended all
 the time: at level 2 side a also runs alone with `guard=on` ("a guarded"), the ceiling
-with the guard's cost (and, on the board, the ticket gate's per command) in it.
+with the guard's cost (and, on the board, the ticket gate's per command; alone, a side
+off the board naps, so its ticket's cost shows only in the pair) in it.
 Usage: python bench/cuda_bandwidth_2proc.py [--task dnn|spin] [--duration-s 4] [--mps]
 """
 
@@ -28,13 +31,15 @@ from cuda_common import table, write
 from cuda_procs import child_env, device_info, mps_server, start_daemon, workload
 
 from hal.board import ENV as BOARD_ENV
+from hal.sharing import ENV as PARK_ENV
 from xsched_workload.tasks import MAX_LAYERS
 
-# (name, level, threshold, priority board): at level 2 across processes a parked stream
-# without the board waits in a napping kernel, which keeps its context in the GPU's time
-# slices; with the board it waits on a ticket and runs nothing (hal.cuda.gate)
-CONFIGS = (("ours_lv1_thr2", 1, 2, False), ("ours_lv1_thr8", 1, 8, False), ("ours_lv2_thr8", 2, 8, False),
-           ("ours_lv2_thr8_board", 2, 8, True))
+# (name, level, threshold, environment): at level 2 a suspended stream parks on a ticket,
+# running nothing, while another process time-slices the GPU (hal.sharing; on the board,
+# always); with parking off it waits in a napping kernel, which keeps its context in the
+# GPU's time slices (hal.cuda.gate)
+CONFIGS = (("ours_lv1_thr2", 1, 2, {}), ("ours_lv1_thr8", 1, 8, {}), ("ours_lv2_thr8", 2, 8, {}),
+           ("ours_lv2_thr8_napping", 2, 8, {PARK_ENV: "off"}), ("ours_lv2_thr8_board", 2, 8, {BOARD_ENV: "1"}))
 
 
 def throughput(out: str, name: str) -> float:
@@ -105,10 +110,10 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
         daemon = start_daemon(Path(tmp), base, policy="UP")
         glb = {**base, "XSCHED_SCHEDULER": "GLB", "XSCHED_SOCKET": str(Path(tmp) / "xschedd.sock")}
         try:
-            for name, level, thr, board in CONFIGS:
+            for name, level, thr, extra in CONFIGS:
                 q = f"{task},level={level},threshold={thr}"
                 queues = (f"name=a,{q},utilization=75", f"name=b,{q},utilization=25")
-                env = {**glb, BOARD_ENV: "1"} if board else glb
+                env = {**glb, **extra}
                 alone = run_alone(queues[0], a.duration_s, env, False, f"{name}, side a alone,")
                 guarded = None
                 if level >= 2:  # the pair's queues guard from their first suspend on

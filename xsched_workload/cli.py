@@ -18,6 +18,7 @@ import threading
 
 from hal import DEVICE_NAMES, DeviceError, HalError, open_device
 from hal.board import enabled as board_enabled
+from hal.sharing import mode as park_mode
 from preempt import PreemptError
 from preempt.config import SchedulerKind
 from preempt.runtime import Runtime
@@ -69,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.device not in DEVICE_NAMES and not re.fullmatch(r"cuda:\d+", args.device):
         parser.error(f"--device {args.device!r}: choose one of {', '.join(DEVICE_NAMES)}")
     try:
-        board_enabled()  # XSCHED_CUDA_BOARD: bad input, whatever the device
+        board_enabled()  # XSCHED_CUDA_BOARD and XSCHED_CUDA_PARK: bad input, whatever the device
+        park_mode()
     except DeviceError as exc:
         parser.error(str(exc))
     if not args.device.startswith("cuda:") and any(s.guard != "auto" for s in specs):

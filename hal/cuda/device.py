@@ -15,6 +15,8 @@ from hal.clock import Clock, default_clock
 from hal.cuda.durations import LaunchDurations
 from hal.cuda.errors import CudaUnavailableError
 from hal.cuda.completions import Completions, EventPool
+from hal.sharing import AUTO, SharingWatch, nvml_probe
+from hal.sharing import mode as park_mode
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,9 @@ class CudaDevice:
         # the priority board (hal.board): HPF across processes on the GPU itself, opt-in
         use_board = board_enabled() if board is None else board
         self.board: PriorityBoard | None = _open_board(self.info.pci_bus_id) if use_board else None
+        # whether a suspended queue parks (another process time-slices the GPU) or naps (hal.sharing)
+        how = park_mode()  # a bad $XSCHED_CUDA_PARK raises DeviceError, as a bad $XSCHED_CUDA_BOARD does
+        self.sharing = SharingWatch(how, nvml_probe(self.info.pci_bus_id) if how == AUTO else None)
         self.index = index
         self.name = f"cuda:{index}"
         self.clock = clock or default_clock()
@@ -115,7 +120,9 @@ class CudaDevice:
         from hal.cuda.hwqueue import CudaHwQueue
 
         use = self.board if board is None else (_open_board(self.info.pci_bus_id) if board else None)
-        return CudaHwQueue(self, stream, priority=priority, guard=guard, board=use)
+        queue = CudaHwQueue(self, stream, priority=priority, guard=guard, board=use)
+        self.sharing.start()  # with this process's context made: NVML counts it among the GPU's
+        return queue
 
     def close(self) -> None:
         pass

@@ -18,6 +18,7 @@ from hal.cuda.gate import DeviceFlag, StreamGate, TicketGate, stream_priority_fo
 from hal.cuda.instrument import TAIL_GATE, TAIL_GATE_AND_RELAUNCH, TAIL_NONE
 from hal.errors import HalError
 from hal.hwqueue import CompletionCallback, HwQueue
+from hal.sharing import NEVER
 
 log = logging.getLogger(__name__)
 _bound = threading.local()
@@ -125,14 +126,18 @@ class CudaHwQueue(HwQueue):
         self._inflight = 0  # launches with a completion callback not yet completed
         self._inflight_lock = threading.Lock()
         self._board, ticket = self._join(board)
-        # the gate: a napping kernel, or on a board (processes sharing the GPU) a ticket, which
-        # parks the stream with nothing on the GPU (hal.cuda.gate); see "CUDA across
-        # processes" in docs/architecture.md for why not the ticket everywhere
-        self._gate = ticket or StreamGate(self._flag)
+        # the gates (hal.cuda.gate): a napping kernel, or a ticket, which parks the stream with
+        # nothing on the GPU but costs every guarded command a few microseconds. A launch takes
+        # the ticket on a board, and while another process time-slices the GPU (hal.sharing:
+        # a napping kernel would keep this context in the slices); see "CUDA across processes"
+        # in docs/architecture.md. Each launch is gated by one kind; reactivate opens both.
+        self._sharing = device.sharing
+        self._napping = StreamGate(self._flag)
+        self._ticket = ticket if ticket is not None or device.sharing.mode == NEVER else ticket_gate()
         # `device_gate`: the napping gate comes from the GPU itself, after a flush only, where
         # the device runtime links (hal.cuda.instrument); a ticket cannot. Set it False to
         # gate every guarded command from the host (benchmarks and tests compare the two).
-        self.device_gate = ticket is None
+        self.device_gate = True
         # `gpu_relaunch` (with `device_gate`): the flushed launch also tail-launches its
         # relaunch, so an undisturbed guarded command is one kernel (hal.cuda.instrument).
         self.gpu_relaunch = True
@@ -188,7 +193,8 @@ class CudaHwQueue(HwQueue):
     def deactivate(self) -> None:
         if self._guard is None:
             self._guard = True
-        self._gate.close()
+        if self._ticket is not None:
+            self._ticket.close()
         self._flag.raise_()  # a store to host memory: no driver call, no thread binding
 
     def reactivate(self) -> None:
@@ -299,12 +305,13 @@ class CudaHwQueue(HwQueue):
         if self._closed or not may_run(word, self._level):
             return
         _bind_thread(self._index)
-        if self._gate.release():
+        if self._ticket.release():
             self._flag.set(0, word=1)  # the board latch: the next sentinel would clear it too
 
     def _open(self) -> None:
         self._flag.lower()
-        self._gate.open()
+        if self._ticket is not None:
+            self._ticket.open()
 
     @property
     def deactivated(self) -> bool:
@@ -312,7 +319,13 @@ class CudaHwQueue(HwQueue):
 
     @property
     def gate_kind(self) -> str:
-        return self._gate.kind
+        """The gate the next guarded launch takes: "ticket" (parks) or "kernel" (naps)."""
+        return self._gate().kind
+
+    def _gate(self) -> StreamGate | TicketGate:
+        if self._ticket is not None and (self._board is not None or self._sharing.park):
+            return self._ticket
+        return self._napping
 
     @property
     def outstanding(self) -> int:
@@ -326,18 +339,19 @@ class CudaHwQueue(HwQueue):
         # a board's sentinels and tickets run only where a higher level exists to yield to
         board = self._board.address if self._board is not None and self._board.outranked(self._level) else 0
         guard = bool(self._guard) or board != 0
+        gate = self._gate()
         if isinstance(cmd, GuardedLaunch):
-            self._launch_guarded(cmd, guard, board)
+            self._launch_guarded(cmd, guard, board, gate)
         elif cmd.payload is not None:
             with self.stream:
                 if guard:
-                    self._gate.wait(self.stream, board, self._level)
+                    gate.wait(self.stream, board, self._level)
                     self._plain_run_us = 0.0  # what follows a gate starts no run of plain work
                 cmd.run_payload()
         elif cmd.duration_us > 0:
-            self._launch_guarded(self.device.spin.command(cmd.duration_us), guard, board)
+            self._launch_guarded(self.device.spin.command(cmd.duration_us), guard, board, gate)
 
-    def _launch_guarded(self, cmd: GuardedLaunch, guard: bool, board: int) -> None:
+    def _launch_guarded(self, cmd: GuardedLaunch, guard: bool, board: int, gate: StreamGate | TicketGate) -> None:
         k = cmd.kernel
         if k is None:
             raise HalError(f"guarded launch {cmd.name!r} has no kernel")
@@ -359,11 +373,11 @@ class CudaHwQueue(HwQueue):
                 return
         self._plain_run_us = 0.0
         with self.stream:
-            self._launch_flushing(cmd, board)
+            self._launch_flushing(cmd, board, gate)
         if start is not None:
             self.device.durations.end(key, start, self.stream)
 
-    def _launch_flushing(self, cmd: GuardedLaunch, board: int) -> None:
+    def _launch_flushing(self, cmd: GuardedLaunch, board: int, gate: StreamGate | TicketGate) -> None:
         """The guarded launch itself: the main kernel, and from the host what the GPU does
         not launch behind it (the gate, the relaunch). The stream is current."""
         k = cmd.kernel
@@ -376,7 +390,7 @@ class CudaHwQueue(HwQueue):
             self._state = cupy.zeros(1 << (n - 1).bit_length(), dtype=cupy.uint32)
         self._epoch = epoch = self._epoch % 0xFFFFFFFE + 1  # never 0, the state's initial value
         state = self._state.data.ptr
-        tail = k.tail and self.device_gate
+        tail = k.tail and self.device_gate and gate is self._napping
         mode = TAIL_NONE
         if tail:  # the GPU's relaunch only where its launch needs no attribute (<= 48 KiB shared)
             mode = TAIL_GATE_AND_RELAUNCH if self.gpu_relaunch and cmd.shared_mem <= _SHARED_NO_OPT_IN else TAIL_GATE
@@ -384,7 +398,7 @@ class CudaHwQueue(HwQueue):
                       (self._flag.ptr, self._flag.host_ptr, state, self._flushed_ptr, epoch, board, self._level,
                        fix_blocks, mode, cmd.shared_mem))  # fmt: skip
         if not tail:  # else a flush launches the gate from the GPU (hal.cuda.instrument)
-            self._gate.wait(self.stream, board, self._level)
+            gate.wait(self.stream, board, self._level)
         if mode == TAIL_GATE_AND_RELAUNCH:  # and the relaunch too
             return
         gx, gy, gz = cmd.grid

@@ -20,4 +20,10 @@ def cuda():
 
 @pytest.fixture(scope="session")
 def device(cuda):
-    return cuda.CudaDevice.open(0)
+    """GPU 0, whose suspended queues nap unless a test says otherwise: with parking on
+    `auto` the gate would depend on which other tests' processes are alive (hal.sharing)."""
+    from hal.sharing import NEVER, SharingWatch
+
+    dev = cuda.CudaDevice.open(0)
+    dev.sharing = SharingWatch(NEVER, None)
+    return dev

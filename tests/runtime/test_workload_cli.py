@@ -97,6 +97,7 @@ def test_two_processes_really_contend_for_one_shared_device(sim_env):
         (["--queue", "name=a,priority=300"], {"XSCHED_POLICY": "HPF"}, r"priority 300 is out of range \[-256, 255\]"),
         (["--queue", "name=a"], {"XSCHED_AUTO_XQUEUE_LEVEL": "9"}, "XSCHED_AUTO_XQUEUE_LEVEL='9'"),
         (["--queue", "name=a"], {"XSCHED_CUDA_BOARD": "maybe"}, "XSCHED_CUDA_BOARD='maybe': expected 1"),
+        (["--queue", "name=a"], {"XSCHED_CUDA_PARK": "sometimes"}, "XSCHED_CUDA_PARK='sometimes': expected auto"),
         (["--queue", "name=a", "--json", "--live"], {}, "not allowed with argument"),
         (["--queue", "name=a,kind=cnn"], {}, "kind='cnn' must be one of spin, dnn"),
         (["--queue", "name=a,kind=dnn,commands=3"], {}, "commands is for kind=spin"),
