@@ -18,7 +18,6 @@ from hal.cuda.gate import DeviceFlag, StreamGate, TicketGate, stream_priority_fo
 from hal.cuda.instrument import TAIL_GATE, TAIL_GATE_AND_RELAUNCH, TAIL_NONE
 from hal.errors import HalError
 from hal.hwqueue import CompletionCallback, HwQueue
-from hal.sharing import NEVER
 
 log = logging.getLogger(__name__)
 _bound = threading.local()
@@ -133,7 +132,7 @@ class CudaHwQueue(HwQueue):
         # in docs/architecture.md. Each launch is gated by one kind; reactivate opens both.
         self._sharing = device.sharing
         self._napping = StreamGate(self._flag)
-        self._ticket = ticket if ticket is not None or device.sharing.mode == NEVER else ticket_gate()
+        self._ticket = ticket or ticket_gate()  # None where the driver cannot wait on memory
         # `device_gate`: the napping gate comes from the GPU itself, after a flush only, where
         # the device runtime links (hal.cuda.instrument); a ticket cannot. Set it False to
         # gate every guarded command from the host (benchmarks and tests compare the two).
