@@ -202,17 +202,28 @@ class TicketGate:
         self._off = np.frombuffer(self._mem, dtype=np.uint32, count=4)[2:3]  # 1 while closed
         self._word_ptr = self._mem.ptr  # UVA: the same address on the device
         self._off_ptr = self._mem.ptr + 8
+        self.ptr = self._word_ptr  # for kernels that write their own ticket: the word, then `off`
         self._issued = 0
         self._lock = threading.Lock()
 
     def wait(self, stream: cupy.cuda.Stream, board: int = 0, level: int = 0) -> None:
         """`board`: the address of a priority board's word (hal.board), or 0: with it the
         ticket also holds the stream while a level above `level` is active there."""
-        with self._lock:
-            self._issued += 1
-            i = self._issued
+        i = self.issue()
         _ticket_kernel()((1,), (1,), (np.uint64(self._off_ptr), np.uint64(self._word_ptr), np.uint64(i),
                                       np.uint64(board), np.uint32(level)))  # fmt: skip
+        self.hold(stream, i)
+
+    def issue(self) -> int:
+        """The number of a new ticket. A guarded kernel can be its own ticket: given the
+        gate's `ptr` and the number, its last block writes it (hal.cuda.instrument), which
+        spares the stream the ticket kernel; `hold` then enqueues the wait."""
+        with self._lock:
+            self._issued += 1
+            return self._issued
+
+    def hold(self, stream: cupy.cuda.Stream, i: int) -> None:
+        """Hold `stream` until ticket `i` (issued, and written behind the work before) or `open`."""
         rc = self._wait(stream.ptr, self._word_ptr, i, CU_STREAM_WAIT_VALUE_GEQ)
         if rc != 0:
             raise RuntimeError(f"cuStreamWaitValue64 failed with CUDA error {rc}")

@@ -116,7 +116,7 @@ class CudaHwQueue(HwQueue):
             self._stream_priority = priority
             self._flag = DeviceFlag()
             # the flushed epoch; the GPU relaunch's round and (uint64) when it last read the host word
-            self._flushed = cupy.zeros(4, dtype=cupy.uint32)
+            self._flushed = cupy.zeros(8, dtype=cupy.uint32)  # [4]: blocks left of a launch that is its own ticket
             self._flushed_ptr = self._flushed.data.ptr
             self._state = cupy.zeros(4096, dtype=cupy.uint32)
             cupy.cuda.Device(device.index).synchronize()
@@ -393,10 +393,14 @@ class CudaHwQueue(HwQueue):
         mode = TAIL_NONE
         if tail:  # the GPU's relaunch only where its launch needs no attribute (<= 48 KiB shared)
             mode = TAIL_GATE_AND_RELAUNCH if self.gpu_relaunch and cmd.shared_mem <= _SHARED_NO_OPT_IN else TAIL_GATE
+        # parking, the launch is its own ticket (its last block writes it); else no ticket
+        ticket = gate.issue() if gate is self._ticket else 0
         k.launch_main(cmd.grid, cmd.block, cmd.args, cmd.shared_mem, self.stream, dev,
                       (self._flag.ptr, self._flag.host_ptr, state, self._flushed_ptr, epoch, board, self._level,
-                       fix_blocks, mode, cmd.shared_mem))  # fmt: skip
-        if not tail:  # else a flush launches the gate from the GPU (hal.cuda.instrument)
+                       fix_blocks, mode, cmd.shared_mem, gate.ptr if ticket else 0, ticket))  # fmt: skip
+        if ticket:
+            gate.hold(self.stream, ticket)
+        elif not tail:  # else a flush launches the gate from the GPU (hal.cuda.instrument)
             gate.wait(self.stream, board, self._level)
         if mode == TAIL_GATE_AND_RELAUNCH:  # and the relaunch too
             return

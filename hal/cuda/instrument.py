@@ -52,19 +52,26 @@ FIX_SUFFIX = "__xs_fix"
 MAIN_EXTRA = ("const volatile unsigned int* __xs_flag, const volatile unsigned int* __xs_host, unsigned int* __xs_state, "
               "unsigned int* __xs_flushed, unsigned int __xs_epoch, "
               "const volatile unsigned int* __xs_board, unsigned int __xs_level, unsigned int __xs_every, "
-              "unsigned int __xs_tail, unsigned int __xs_smem")  # fmt: skip
+              "unsigned int __xs_tail, unsigned int __xs_smem, volatile unsigned long long* __xs_park, "
+              "unsigned long long __xs_ticket")  # fmt: skip
 FIX_EXTRA = ("unsigned int* __xs_state, const unsigned int* __xs_flushed, unsigned int __xs_epoch, "
              "unsigned int __xs_gx, unsigned int __xs_gy, unsigned int __xs_gz")  # fmt: skip
 
 
 def _struct_codes(params: str) -> str:
-    """The struct codes (hal.cuda.launch) of extra parameters: a pointer P, an unsigned int I."""
+    """The struct codes (hal.cuda.launch) of extra parameters: a pointer P, an unsigned int I,
+    an unsigned long long Q."""
     codes = []
     for p in params.split(","):
         p = p.strip()
-        if "*" not in p and not p.startswith("unsigned int "):
+        if "*" in p:
+            codes.append("P")
+        elif p.startswith("unsigned int "):
+            codes.append("I")
+        elif p.startswith("unsigned long long "):
+            codes.append("Q")
+        else:
             raise GuardError(f"extra parameter {p!r}: only pointers and unsigned ints are packed")
-        codes.append("P" if "*" in p else "I")
     return "".join(codes)
 
 
@@ -126,8 +133,23 @@ extern "C" __global__ void {bounds}{name}({params}{sep}{extra}) {{
     __xs_grid = make_uint3(gridDim.x, gridDim.y, gridDim.z);
   }}
   __syncthreads();
-  if (__xs_skip) return;
-  __xs_body_{name}({args});
+  const bool __xs_first = threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0;
+  if (!__xs_skip) {{
+    __xs_body_{name}({args});
+    if (__xs_park == 0) return;
+    __syncthreads();
+  }}
+  if (__xs_park == 0 || !__xs_first) return;
+  // The ticket (hal.cuda.gate.TicketGate): the last block to leave lets the stream past
+  // its wait unless the queue is deactivated, or outranked on the board.
+  __threadfence();
+  unsigned int* __xs_left = __xs_flushed + 4;
+  if (atomicAdd(__xs_left, 1u) != gridDim.x * gridDim.y * gridDim.z - 1u) return;
+  *(volatile unsigned int*)__xs_left = 0u;  // the next launch counts from 0
+  if (((const volatile unsigned int*)__xs_park)[2] == 0u && (__xs_board == 0 || *__xs_board + __xs_level >= {top}u)) {{
+    *__xs_park = __xs_ticket;
+    __threadfence_system();
+  }}
 }}
 """
 

@@ -82,7 +82,10 @@ def test_instrumenting_a_kernel_keeps_its_body_and_adds_guard_and_relaunch():
     # with dynamic parallelism the first flushing block tail-launches the gate and (tail
     # mode 2) the GPU's relaunch behind it, both declared before the main kernel that
     # names them; the relaunch flushes too, and then launches the gate and itself again
-    assert "unsigned int __xs_every, unsigned int __xs_tail, unsigned int __xs_smem)" in out
+    assert "unsigned int __xs_every, unsigned int __xs_tail, unsigned int __xs_smem, " in out
+    # parking, a launch is its own ticket: its last block to leave writes the number
+    assert "volatile unsigned long long* __xs_park, unsigned long long __xs_ticket)" in out
+    assert "atomicAdd(__xs_left, 1u)" in out and "*__xs_park = __xs_ticket;" in out
     gate, tfix = out.index("void scale__xs_gate("), out.index("void __launch_bounds__(256) scale__xs_tfix(")
     main = out.index("void __launch_bounds__(256) scale(")
     assert gate < tfix < main
@@ -97,13 +100,18 @@ def test_instrumenting_a_kernel_keeps_its_body_and_adds_guard_and_relaunch():
 
 def test_the_packed_formats_of_the_extras_match_their_declarations():
     """hal.cuda.launch packs the instrumenter's parameters by these codes: a pointer is P,
-    an unsigned int I; a mismatch would pass garbage to every guarded launch."""
+    an unsigned int I, an unsigned long long Q; a mismatch would pass garbage to every
+    guarded launch."""
     ins = _load_instrument()
+
+    def code(p: str) -> str:
+        return "P" if "*" in p else "Q" if p.startswith("unsigned long long ") else "I"
+
     for decl, fmt in ((ins.MAIN_EXTRA, ins.MAIN_EXTRA_FORMAT), (ins.FIX_EXTRA, ins.FIX_EXTRA_FORMAT)):
         params = [p.strip() for p in decl.split(",")]
-        assert fmt == "".join("P" if "*" in p else "I" for p in params), decl
-        assert all("*" in p or p.startswith("unsigned int ") for p in params), decl
-    assert (ins.MAIN_EXTRA_FORMAT, ins.FIX_EXTRA_FORMAT) == ("PPPPIPIIII", "PPIIII")
+        assert fmt == "".join(code(p) for p in params), decl
+        assert all("*" in p or p.startswith(("unsigned int ", "unsigned long long ")) for p in params), decl
+    assert (ins.MAIN_EXTRA_FORMAT, ins.FIX_EXTRA_FORMAT) == ("PPPPIPIIIIPQ", "PPIIII")
 
 
 @pytest.mark.parametrize(
