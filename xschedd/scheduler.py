@@ -32,9 +32,11 @@ from typing import Protocol
 
 import psutil
 
+from hal import Level
 from protos.xsched.v1 import agent_pb2
 from protos.xsched.v1 import types_pb2 as pb
 from xschedd.errors import InvalidArgument, NotFound
+from xschedd.handover import Handover
 from xschedd.metrics import Metrics
 from xschedd.policy import (
     Operation,
@@ -62,6 +64,11 @@ HINT_GC_INTERVAL_S = 5.0
 STATE_METRICS_DELAY_S = 0.1
 MEMO_ENTRIES = 64  # remembered decisions; forgotten all at once beyond it
 _pid_of = (32).__rrshift__  # xqueue_id -> its process's pid (xqueue_id >> 32), in C
+_DEACTIVATE = int(Level.DEACTIVATE)
+
+
+def _never(xqueue_id: int) -> bool:
+    return False
 
 
 class Cancellable(Protocol):
@@ -106,6 +113,8 @@ class GlobalScheduler:
         self.decisions = 0
         self.gang = gang
         self._dispatch = dispatch
+        # make before break in time sharing: resumes first, level-2/3 suspends a little later
+        self._handover = Handover(dispatch, call_later)
         self._set_priority = set_priority
         self._gate = gate
         self._call_later = call_later
@@ -390,8 +399,7 @@ class GlobalScheduler:
                 self._gate(pid, changes)
         elif early != by_pid:  # the memo was wrong: every gate it or the policy touched, as sent
             self._regate([*early, *by_pid])
-        for pid, changes in by_pid:
-            self._dispatch(pid, changes)
+        self._handover.send(by_pid, self._deferrable if self._policy.handover else _never)
         self.metrics.decision(self._policy.name)
         for suspended, count in ((True, len(suspend)), (False, len(resume))):
             if count:
@@ -448,6 +456,7 @@ class GlobalScheduler:
         return suspend, resume
 
     def shutdown(self) -> None:
+        self._handover.flush()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -521,7 +530,15 @@ class GlobalScheduler:
         self.metrics.forget_xqueue(rec)
         self.bus.xqueue_removed(rec.xqueue_id)
 
+    def _deferrable(self, xqueue_id: int) -> bool:
+        """Whether a hand-over may send this XQueue's suspend late (xschedd.handover): a
+        level-2/3 XQueue's suspend stops its work at once; level 1 has its gate and the
+        work in flight."""
+        rec = self.xqueues.get(xqueue_id)
+        return rec is not None and rec.level >= _DEACTIVATE
+
     def _drop_process(self, pid: int) -> None:
+        self._handover.forget(pid)
         proc = self.processes.pop(pid)
         self._process_status.pop(pid, None)
         for rec in list(proc.xqueues.values()):

@@ -87,6 +87,11 @@ class Policy(ABC):
     # global scheduler may then write a decision it made before for the same state into
     # the suspend gates ahead of deciding again (xschedd.scheduler, "decision memo").
     readiness_only: ClassVar[bool] = False
+    # True where decisions hand the device from some XQueues to others in turn (time
+    # sharing): the global scheduler then sends the resumes first and the level-2/3
+    # suspends a little later (xschedd.handover). Priority policies leave it False: an
+    # urgent XQueue must not share the device with what it preempts.
+    handover: ClassVar[bool] = False
 
     @abstractmethod
     def schedule(self, status: Status) -> Sequence[Operation]:

@@ -57,6 +57,8 @@ class TimeSharing(Policy):
     waited for. The holder is charged for the time held, as for the rest of its turn.
     """
 
+    handover = True
+
     def __init__(self) -> None:
         self._utilization: dict[int, int] = {}
         self._timeslice_s = TIMESLICE_DEFAULT_US / 1e6
