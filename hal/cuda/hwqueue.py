@@ -29,6 +29,14 @@ _SHARED_NO_OPT_IN = 48 * 1024
 # guarded launches measured shorter than this run plain, while the run of them in a row
 # stays within it (hal.cuda.durations): what a suspend may wait for beyond a guarded launch
 PLAIN_BUDGET_US = 20.0
+# A ticket costs a guarded launch 6-8 us of GPU time (the wait and the host's relaunch
+# behind it; hal.cuda.gate). Parking pays where a suspend would otherwise leave a napping
+# kernel resident beside another process for the rest of the suspension: long launches,
+# which are in flight when the suspend comes (UP 75/25 of two processes at level 2 on the
+# H100, 1 ms spin commands: 0.78 parked against 0.43 napping). Short ones have drained by
+# the time a hand-over's suspend arrives (xschedd.handover) and rarely flush; the ticket
+# would cost them 10-20% (8-layer stacks: 0.83 parked against 0.91 napping).
+PARK_MIN_US = 200.0
 
 
 @atexit.register
@@ -144,6 +152,9 @@ class CudaHwQueue(HwQueue):
         # runs plain while the plain launches in a row add up to no more (0: guard all)
         self.plain_budget_us = PLAIN_BUDGET_US
         self.plain_launches = 0  # guarded launches that ran plain so (tests, diagnostics)
+        # `park_min_us`: off a board, a guarded launch of a shape measured shorter than this
+        # naps even while another process time-slices the GPU (see PARK_MIN_US)
+        self.park_min_us = PARK_MIN_US
         self._plain_run_us = 0.0
         if self._board is not None:
             self._board.watch(self._on_board)
@@ -370,6 +381,8 @@ class CudaHwQueue(HwQueue):
                 self.plain_launches += 1
                 k.launch_plain(cmd.grid, cmd.block, cmd.args, cmd.shared_mem, self.stream, dev)
                 return
+            elif us < self.park_min_us and gate is self._ticket and self._board is None:
+                gate = self._napping  # short: the ticket would cost it more than napping risks
         self._plain_run_us = 0.0
         with self.stream:
             self._launch_flushing(cmd, board, gate)

@@ -388,6 +388,29 @@ def test_rapid_suspend_resume_never_strands_the_stream_and_runs_each_block_once(
     q.close()
 
 
+def test_parking_takes_the_ticket_for_long_launches_only(cuda, device):
+    """While another process time-slices the GPU (forced here), guarded launches of a shape
+    measured under `park_min_us` nap and issue no ticket; longer ones park on one each."""
+    from hal.sharing import ALWAYS, SharingWatch
+
+    q = device.create_queue(guard=True)
+    q._sharing = SharingWatch(ALWAYS, None)
+    spin = device.spin
+    short, long = 50, 4 * int(q.park_min_us)
+    for _ in range(4):  # the first launches of a shape are timed (hal.cuda.durations)
+        q.launch(spin.command(short))
+        q.launch(spin.command(long))
+        assert q.synchronize(30)
+    issued = q._ticket._issued
+    for _ in range(5):
+        q.launch(spin.command(short))
+    assert q.synchronize(30) and q._ticket._issued == issued
+    for _ in range(5):
+        q.launch(spin.command(long))
+    assert q.synchronize(30) and q._ticket._issued == issued + 5
+    q.close()
+
+
 _PARK = r"""
 import sys, time
 import hal.cuda as hc
