@@ -29,14 +29,14 @@ _SHARED_NO_OPT_IN = 48 * 1024
 # guarded launches measured shorter than this run plain, while the run of them in a row
 # stays within it (hal.cuda.durations): what a suspend may wait for beyond a guarded launch
 PLAIN_BUDGET_US = 20.0
-# A ticket costs a guarded launch 6-8 us of GPU time (the wait and the host's relaunch
-# behind it; hal.cuda.gate). Parking pays where a suspend would otherwise leave a napping
-# kernel resident beside another process for the rest of the suspension: long launches,
-# which are in flight when the suspend comes (UP 75/25 of two processes at level 2 on the
-# H100, 1 ms spin commands: 0.78 parked against 0.43 napping). Short ones have drained by
-# the time a hand-over's suspend arrives (xschedd.handover) and rarely flush; the ticket
-# would cost them 10-20% (8-layer stacks: 0.83 parked against 0.91 napping).
-PARK_MIN_US = 200.0
+# Off a board, parking (hal.sharing) is for long launches. Measured on the H100, UP 75/25
+# of two processes at level 2 through xschedd (bench/cuda_bandwidth_2proc.py): with 1 ms
+# spin commands 0.78-0.79 of one process's throughput parked against 0.43-0.50 napping
+# (a suspended stream's napping kernel keeps its context in the GPU's time slices); with
+# 8-layer stacks (GEMMs of about 0.2 ms) 0.82-0.83 parked against 0.91-0.93 napping
+# (the ticket's wait stalls the stream behind every guarded launch, and the GEMMs rarely
+# leave a kernel napping for long). Between the two, this bound.
+PARK_MIN_US = 500.0
 
 
 @atexit.register
