@@ -11,7 +11,8 @@ clears both: the host word, then the copy through a high-priority control stream
 (`cuStreamWriteValue32`, else a 4-byte async copy); the gate clears the copy too.
 The gate holds a stream behind a flushed kernel until `reactivate`. Two kinds:
 
-- `TicketGate` (for queues on a priority board, hal.board: processes sharing the GPU): a one-thread
+- `TicketGate` (for queues on a priority board, hal.board, and for long launches while
+  another process time-slices the GPU, hal.sharing): a one-thread
   *ticket* kernel, which starts only once the kernel before it has finished, writes its
   number `i` to a word in pinned host memory if the queue is not deactivated; then
   `cuStreamWaitValue64(word >= i)` holds the stream until it does, or until `open()`
@@ -25,8 +26,9 @@ The gate holds a stream behind a flushed kernel until `reactivate`. Two kinds:
   Its price, measured on the H100: the wait is evaluated before the ticket has run, and
   an unsatisfied wait costs the stream ~12 us per command (an 8-layer stack at level 2:
   +28% instead of +14%) and slowed a suspend's flag write while that was a driver call
-  (level-2 P50 65-76 us instead of 33-46). So a queue uses it only on a board, where
-  parking is the point.
+  (level-2 P50 65-76 us instead of 33-46). So a queue uses it only where parking is
+  the point (hal.cuda.hwqueue.PARK_MIN_US). A guarded launch needs no ticket kernel:
+  its own last block writes the number (`issue`, `hold`; hal.cuda.instrument).
 - `StreamGate` (the default): a one-block kernel that naps while the host flag is set.
   Guarded kernels compiled with the device runtime launch their own napping gate from
   the GPU when they flush (hal.cuda.instrument); the host's StreamGate then stands only

@@ -86,7 +86,8 @@ class CudaHwQueue(HwQueue):
     the flushed kernel launches itself where CUDA's device runtime links: no launch for a
     command that did not flush; hal.cuda.instrument); `reactivate` clears
     the flag, the gate opens, and the relaunch runs exactly the flushed blocks. With the
-    ticket gate (hal.cuda.gate) a stopped stream runs nothing on the GPU, so another
+    ticket gate (hal.cuda.gate: on a board, and for long launches while another process
+    time-slices the GPU, hal.sharing) a stopped stream runs nothing on the GPU, so another
     process's context gets the whole GPU, not time slices shared with a waiting kernel.
     Other commands (closures, cuBLAS, graphs, copies) are level 1: they run to
     completion, and a gate before each keeps them in order. A launch racing the first

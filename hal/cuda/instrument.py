@@ -14,7 +14,11 @@ function (its body, with `blockIdx`/`gridDim` read from shared memory) plus two 
   priority board (hal.board) also reads the board word and sets the latch `flag[1]`
   when a higher level is active; every other block reads `flag[0] | flag[1]` from L2.
   So a kernel flushes within about a wave of a suspend, or of another process's urgent
-  launch.
+  launch. Given a ticket gate (`__xs_park`, hal.cuda.gate.TicketGate), the launch is
+  its own ticket: each block counts itself out (`__xs_flushed[4]`), and the last one
+  writes `__xs_ticket` to the gate's word unless the queue is deactivated (the word
+  after it) or outranked on the board, so the stream's wait passes with no ticket
+  kernel behind the launch.
 - `NAME__xs_fix` (the relaunch): a grid of at most one wave that returns at once unless
   the launch was flushed, and otherwise runs exactly the blocks whose state is not
   `epoch`, each with its original block index. Blocks must be independent (no
