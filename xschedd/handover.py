@@ -80,3 +80,11 @@ class Handover:
     def forget(self, pid: int) -> None:
         """A process that went away: nothing more to send it."""
         self._deferred.pop(pid, None)
+
+    def cancel(self) -> None:
+        """Drop everything deferred (the daemon is stopping: agents resume their XQueues
+        when its lease runs out, so a suspend sent now would only be undone)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._deferred.clear()

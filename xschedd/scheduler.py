@@ -456,7 +456,7 @@ class GlobalScheduler:
         return suspend, resume
 
     def shutdown(self) -> None:
-        self._handover.flush()
+        self._handover.cancel()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

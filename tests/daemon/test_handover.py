@@ -100,6 +100,14 @@ def test_a_process_that_left_takes_its_deferred_suspends_along():
     assert sent.ops() == [(B, False)]
 
 
+def test_cancel_drops_what_was_deferred_and_its_timer():
+    h, sent, timers = _handover()
+    h.send([(1, [(A, True)]), (2, [(B, False)])], deferrable=lambda x: True)
+    h.cancel()
+    timers.fire()
+    assert sent.ops() == [(B, False)] and h.deferred == {}
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.lists(st.tuples(st.sampled_from([A, B, C]), st.booleans()), max_size=3),
                           st.booleans()), max_size=12))  # fmt: skip
