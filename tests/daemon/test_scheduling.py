@@ -47,3 +47,17 @@ def test_a_policy_switch_under_load_loses_nothing(env: Env) -> None:
     assert fg.summaries["fg"]["tasks"] == 60
     assert bg.summaries["bg"]["tasks"] == 60
     assert env.ctl("policy", "--query").stdout.strip() == "HPF"
+
+
+def test_up_at_level_2_across_processes_keeps_the_shares_through_hand_overs(env: Env) -> None:
+    """UP 75/25 between two real processes at level 2: every turn is a hand-over whose
+    suspend xschedd sends after the resume (xschedd.handover). The pair keeps its shares
+    and every task completes."""
+    assert env.ctl("policy", "--set", "UP").returncode == 0
+    spec = "commands=4,command_us=1000,level=2"
+    a = env.workload(f"name=a,{spec},utilization=75", duration_s=4)
+    b = env.workload(f"name=b,{spec},utilization=25", duration_s=4)
+    assert a.wait() == 0 and b.wait() == 0, a.stderr + b.stderr
+    ta, tb = a.summaries["a"]["tasks"], b.summaries["b"]["tasks"]
+    print(f"UP 75/25 at level 2: a {ta} tasks, b {tb} tasks, a's share {ta / (ta + tb):.2f}")
+    assert tb > 0 and 0.6 < ta / (ta + tb) < 0.9
