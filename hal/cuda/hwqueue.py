@@ -330,7 +330,8 @@ class CudaHwQueue(HwQueue):
 
     @property
     def gate_kind(self) -> str:
-        """The gate the next guarded launch takes: "ticket" (parks) or "kernel" (naps)."""
+        """The gate guarded launches take now: "ticket" (parks) or "kernel" (naps); off a
+        board, launches measured under `park_min_us` nap either way."""
         return self._gate().kind
 
     def _gate(self) -> StreamGate | TicketGate:
