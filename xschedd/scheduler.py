@@ -210,8 +210,8 @@ class GlobalScheduler:
                 self.reschedule()
             return
         new = rec is None
-        if new:
-            own = [h for h in hints if hint_pid(h) == pid]
+        if new:  # its own hints, and global ones as at registration (unless the daemon holds one)
+            own = [h for h in hints if hint_pid(h) in (pid, None)]
             rec = self._add_xqueue(proc, info, _priorities(own))
             self._adopt_hints(own)
         else:

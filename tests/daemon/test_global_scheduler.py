@@ -315,6 +315,19 @@ def test_a_queue_added_later_and_an_application_hint_at_run_time_are_pushed_too(
     assert pushed == [(10, xq2, 4), (10, xq2, 6)]  # Agent.hint does not touch the hardware itself
 
 
+def test_a_queue_added_later_brings_its_global_hints_as_a_registration_does() -> None:
+    """An XQueue created after its process registered (XSCHED_AUTO_XQUEUE_TIMESLICE, or
+    `timeslice=` in xsched-workload) brings a global hint: adopted unless the daemon
+    holds one of that kind (an operator's wins), as at registration."""
+    s, _ = _sched("UP")
+    s.register(10, 0, "a", 0, [], [])
+    s.xqueue_event(10, pb.EVENT_KIND_CONFIGURED, _info(10, 1), hints=[H.TimesliceHint(20_000)])
+    assert s._policy._timeslice_s == 0.02
+    s.hint(H.TimesliceHint(8_000))
+    s.xqueue_event(10, pb.EVENT_KIND_CONFIGURED, _info(10, 2), hints=[H.TimesliceHint(30_000)])
+    assert s._policy._timeslice_s == 0.008
+
+
 def test_a_ready_event_starts_a_new_ready_span_without_an_idle_between() -> None:
     """Back-to-back tasks: the agent may leave out the IDLE between two (it would say
     READY by the time it is sent); the next READY still restarts the span, which
