@@ -17,7 +17,7 @@ its guarded kernels plain until its first suspend, and a pair's queues are suspe
 the time: at level 2 side a also runs alone with `guard=on` ("a guarded"), the ceiling
 with the guard's cost (and, on the board, the ticket gate's per command; alone, a side
 off the board naps, so its ticket's cost shows only in the pair) in it.
-Usage: python bench/cuda_bandwidth_2proc.py [--task dnn|spin] [--duration-s 4] [--mps]
+Usage: python bench/cuda_bandwidth_2proc.py [--task dnn|spin] [--duration-s 4] [--mps] [--timeslice-us N]
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from cuda_procs import child_env, device_info, mps_server, start_daemon, workloa
 from hal.board import ENV as BOARD_ENV
 from hal.sharing import ENV as PARK_ENV
 from xsched_workload.tasks import MAX_LAYERS
+from xschedd.policy.hints import TIMESLICE_DEFAULT_US, TIMESLICE_MAX_US, TIMESLICE_MIN_US
 
 # (name, level, threshold, environment): at level 2 a suspended stream parks on a ticket,
 # running nothing, while another process time-slices the GPU (hal.sharing; on the board,
@@ -77,11 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--task", choices=("dnn", "spin"), default="dnn")
     p.add_argument("--layers", type=int, default=8, help="layers of a dnn task")
     p.add_argument("--mps", action="store_true", help="run every process as a client of an MPS server")
+    p.add_argument("--timeslice-us", type=int, default=None,
+                   help=f"UP's time slice, as each side's hint (default {TIMESLICE_DEFAULT_US})")
     a = p.parse_args(argv)
     if not a.duration_s > 0:
         p.error(f"--duration-s must be > 0, got {a.duration_s}")
     if not 1 <= a.layers <= MAX_LAYERS:
         p.error(f"--layers {a.layers}: must be in [1, {MAX_LAYERS}]")
+    if a.timeslice_us is not None and not TIMESLICE_MIN_US <= a.timeslice_us <= TIMESLICE_MAX_US:
+        p.error(f"--timeslice-us {a.timeslice_us}: must be in [{TIMESLICE_MIN_US}, {TIMESLICE_MAX_US}]")
     base = child_env()
     if not a.mps:
         return run_all(a, base)
@@ -112,6 +117,8 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
         try:
             for name, level, thr, extra in CONFIGS:
                 q = f"{task},level={level},threshold={thr}"
+                if a.timeslice_us is not None:
+                    q += f",timeslice={a.timeslice_us}"
                 queues = (f"name=a,{q},utilization=75", f"name=b,{q},utilization=25")
                 env = {**glb, **extra}
                 alone = run_alone(queues[0], a.duration_s, env, False, f"{name}, side a alone,")
@@ -122,7 +129,8 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
         finally:
             daemon.terminate()
             daemon.wait(30)
-    name = f"cuda_bandwidth_2proc_{a.task}{'_mps' if a.mps else ''}"
+    ts = "" if a.timeslice_us is None else f"_ts{a.timeslice_us}"
+    name = f"cuda_bandwidth_2proc_{a.task}{'_mps' if a.mps else ''}{ts}"
     setup = "two processes; ours through xschedd (UP)" + ("; every process an MPS client" if a.mps else "")
     dev = device_info()
     path = write(name, dev, {**vars(a), "processes": 2}, results, setup=setup)
