@@ -70,9 +70,11 @@ def test_a_gpu_row_counts_compute_processes_and_mps_clients():
     assert _processes(row) == "procs 3 (MPS 2)"
 
 
-def test_without_mps_the_panel_shows_only_the_process_count():
+def test_without_mps_two_processes_are_time_sliced_and_one_is_alone():
     (row,) = source(FakeNvml(procs=2, mps=0)).sample().gpus
-    assert _processes(row) == "procs 2"
+    assert _processes(row) == "procs 2, time-sliced"  # where suspended level-2 CUDA queues park
+    (row,) = source(FakeNvml(procs=1, mps=0)).sample().gpus
+    assert _processes(row) == "procs 1"
 
 
 def test_a_query_the_driver_refuses_is_na_not_a_crash():

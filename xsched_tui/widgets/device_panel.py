@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from hal.sharing import time_sliced
 from xsched_tui.devices import DevicesView, GpuRow
 
 
@@ -13,12 +14,16 @@ def _num(value: float | int | None, fmt: str) -> str:
 
 
 def _processes(g: GpuRow) -> str:
-    """"procs 3 (MPS 2)": compute processes, and how many share the GPU through MPS."""
+    """"procs 3 (MPS 2)": compute processes, and how many share the GPU through MPS;
+    "procs 2, time-sliced" where the GPU takes turns between their contexts (the rule by
+    which suspended level-2 CUDA queues park, hal.sharing)."""
     if g.processes is None:
         return "procs N/A"
-    if not g.mps_clients:
-        return f"procs {g.processes}"
-    return f"procs {g.processes} (MPS {g.mps_clients})"
+    if g.mps_clients:
+        return f"procs {g.processes} (MPS {g.mps_clients})"
+    if time_sliced(g.processes, g.mps_clients or 0):
+        return f"procs {g.processes}, time-sliced"
+    return f"procs {g.processes}"
 
 
 class DevicePanel(Static):
