@@ -20,10 +20,11 @@ newer one for its XQueue, or sent twice; a process that goes away takes its own 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 HANDOVER_S = 0.3e-3
 
-# (pid, [(xqueue_id, suspend), ...]), as xschedd.scheduler.Dispatch
+# [(xqueue_id, suspend), ...] for one process, as xschedd.scheduler.Dispatch takes them
 Changes = list[tuple[int, bool]]
 
 
@@ -32,7 +33,8 @@ class Handover:
 
     `call_later(delay, fn)` returns something with `cancel()` (an asyncio handle)."""
 
-    def __init__(self, dispatch: Callable[[int, Changes], None], call_later, delay_s: float = HANDOVER_S) -> None:
+    def __init__(self, dispatch: Callable[[int, Changes], None], call_later: Callable[[float, Callable[[], None]], Any],
+                 delay_s: float = HANDOVER_S) -> None:  # fmt: skip
         self._dispatch = dispatch
         self._call_later = call_later
         self.delay_s = delay_s
