@@ -53,14 +53,11 @@ class Handover:
         by_pid = list(by_pid)
         handing_over = any(not suspend for _, changes in by_pid for _, suspend in changes)
         for pid, changes in by_pid:
-            earlier = self._deferred.pop(pid, None)
-            if earlier:
-                touched = {xqueue_id for xqueue_id, _ in changes}
-                earlier = [change for change in earlier if change[0] not in touched]
+            touched = {xqueue_id for xqueue_id, _ in changes}
+            earlier = [change for change in self._deferred.pop(pid, ()) if change[0] not in touched]
             now: Changes = []
-            later: Changes = list(earlier) if earlier and handing_over else []
-            if earlier and not handing_over:
-                now.extend(earlier)
+            later: Changes = []
+            (later if handing_over else now).extend(earlier)  # what was deferred goes first
             for change in changes:
                 (later if handing_over and change[1] and deferrable(change[0]) else now).append(change)
             if later:

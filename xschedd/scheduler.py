@@ -112,7 +112,6 @@ class GlobalScheduler:
         self.metrics = metrics or Metrics(None)
         self.decisions = 0
         self.gang = gang
-        self._dispatch = dispatch
         # make before break in time sharing: resumes first, level-2/3 suspends a little later
         self._handover = Handover(dispatch, call_later)
         self._set_priority = set_priority

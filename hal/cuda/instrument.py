@@ -75,7 +75,9 @@ def _struct_codes(params: str) -> str:
         elif p.startswith("unsigned long long "):
             codes.append("Q")
         else:
-            raise GuardError(f"extra parameter {p!r}: only pointers and unsigned ints are packed")
+            raise GuardError(
+                f"extra parameter {p!r}: only pointers, unsigned ints and unsigned long longs are packed"
+            )
     return "".join(codes)
 
 
