@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from hal.errors import DeviceError
 from hal.sharing import ALWAYS, AUTO, ENV, NEVER, SharingWatch, mode, time_sliced
+from tests.daemon.conftest import wait_for
 
 
 @pytest.mark.parametrize(
@@ -43,15 +42,6 @@ class FakeProbe:
         return self.answer
 
 
-def _until(condition, timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
-
-
 def test_auto_follows_the_probe_from_start_on():
     probe = FakeProbe((1, 0))
     watch = SharingWatch(AUTO, probe, poll_s=0.01)
@@ -60,11 +50,12 @@ def test_auto_follows_the_probe_from_start_on():
     try:
         assert probe.calls == 1 and not watch.park  # start() asks at once: alone on the GPU
         probe.answer = (2, 0)  # another process arrives
-        assert _until(lambda: watch.park)
+        wait_for(lambda: watch.park, 5)
         probe.answer, calls = None, probe.calls  # NVML fails: the last answer stands
-        assert _until(lambda: probe.calls > calls + 2) and watch.park
+        wait_for(lambda: probe.calls > calls + 2, 5)
+        assert watch.park
         probe.answer = (2, 2)  # an MPS server joins the contexts
-        assert _until(lambda: not watch.park)
+        wait_for(lambda: not watch.park, 5)
     finally:
         watch.stop()
 
