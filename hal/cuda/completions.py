@@ -11,11 +11,18 @@ with a completion callback cost 33-40 us of host time beside it, 20-21 us now, a
 14-15 us without a callback (H100, CuPy elementwise launches queued behind a spin).
 
 The thread sleeps in the driver rather than spinning (a spinning wait held a core busy
-for as long as the queue had work, with no gain in the overhead benchmark): it waits on a blocking-sync
-event (`cudaEventBlockingSync`) that its own stream records behind the oldest event. The
-pooled events stay spin-waitable, as a direct waiter (XQueue.wait) needs them: a
-blocking-sync wait wakes some 45-60 us after the GPU reaches the event, a spinning one
-at once (H100); the completion thread can afford that lateness, a task's waiter cannot.
+for as long as the queue had work, with no gain in the overhead benchmark): it waits on a
+blocking-sync *marker* (`cudaEventBlockingSync`) that the queue's stream records right
+behind each pooled event. The pooled events stay spin-waitable, as a direct waiter
+(XQueue.wait) needs them: a blocking-sync wait wakes some 45-60 us after the GPU reaches
+the event, a spinning one at once (H100); the completion thread can afford that
+lateness, a task's waiter cannot. The marker is in the queue's own stream, not in a
+stream of the thread's that waits on the queue's: measured on the H100, a second stream
+whose cross-stream wait on a parked stream (hal.cuda.gate.TicketGate) is followed by a
+blocking-sync record keeps the context in the GPU's time slices, so another process ran
+at half speed for the whole of about a quarter of the parked intervals (the thread had
+that wait pending when the suspend came); a blocking-sync record behind the park in the
+stream itself costs nothing (bench/scratch probes, docs/architecture.md "Parking").
 
 While a thread waits in the driver for a command of the queue (`waiting`, `event_of`:
 XQueue.wait on CUDA, which retires the queue's commands and launches the next ones
@@ -43,16 +50,18 @@ import cupy
 
 log = logging.getLogger(__name__)
 
-Entry = tuple[Any, Any, Callable[[Any], None] | None]  # (event, command, callback)
+Entry = tuple[Any, Any, Callable[[Any], None] | None, Any]  # (event, command, callback, marker)
 
 
 class EventPool:
     """Reusable CUDA events of one device (creating one costs a driver call), timing-free
-    unless `timing` (hal.cuda.durations times launches with them)."""
+    unless `timing` (hal.cuda.durations times launches with them); blocking-sync (a host
+    wait sleeps) if `blocking`, else spin-waitable."""
 
-    def __init__(self, device_index: int, timing: bool = False) -> None:
+    def __init__(self, device_index: int, timing: bool = False, blocking: bool = False) -> None:
         self._device_index = device_index
         self._timing = timing
+        self._blocking = blocking
         self._free: list[cupy.cuda.Event] = []
         self._lock = threading.Lock()
 
@@ -61,7 +70,7 @@ class EventPool:
             if self._free:
                 return self._free.pop()
         with cupy.cuda.Device(self._device_index):
-            return cupy.cuda.Event(block=False, disable_timing=not self._timing)
+            return cupy.cuda.Event(block=self._blocking, disable_timing=not self._timing)
 
     def put(self, event: cupy.cuda.Event) -> None:
         with self._lock:
@@ -86,6 +95,7 @@ class Completions:
     def __init__(self, device_index: int, pool: EventPool) -> None:
         self._device_index = device_index
         self.pool = pool
+        self._markers = EventPool(device_index, blocking=True)
         self._lock = threading.Lock()
         self._lanes: dict[int, _Lane] = {}
 
@@ -95,11 +105,15 @@ class Completions:
             lane = self._lanes[key] = _Lane(threading.Condition(self._lock))
         return lane
 
-    def add(self, key: int, event: Any, cmd: Any, callback: Callable[[Any], None] | None) -> None:
-        """Track `event` (already recorded) for the queue `key`; thread-safe, non-blocking."""
+    def add(self, key: int, event: Any, cmd: Any, callback: Callable[[Any], None] | None, stream: Any) -> None:
+        """Track `event` (just recorded on `stream`) for the queue `key`, recording the
+        thread's marker behind it; thread-safe, non-blocking. Call it under the lock that
+        orders the queue's launches, as the event was recorded."""
+        marker = self._markers.get()
+        marker.record(stream)
         with self._lock:
             lane = self._lane_locked(key)
-            lane.entries.append((event, cmd, callback))
+            lane.entries.append((event, cmd, callback, marker))
             if lane.thread is None:
                 lane.thread = threading.Thread(
                     target=self._run, args=(lane,), name=f"xsched-cuda{self._device_index}-completions", daemon=True
@@ -142,7 +156,7 @@ class Completions:
         the pool meanwhile."""
         with self._lock:
             lane = self._lanes.get(key)
-            for event, c, _ in lane.entries if lane is not None else ():
+            for event, c, _, _ in lane.entries if lane is not None else ():
                 if c is cmd:
                     return event
         return None
@@ -154,24 +168,20 @@ class Completions:
 
     def _run(self, lane: _Lane) -> None:
         cupy.cuda.runtime.setDevice(self._device_index)
-        follower = cupy.cuda.Stream(non_blocking=True)  # waits for the oldest event ...
-        marker = cupy.cuda.Event(block=True, disable_timing=True)  # ... and records this behind it
         while True:
             with self._lock:
                 while not (lane.entries and not lane.waiters or lane.closed and not lane.entries):
                     lane.wake.wait()
                 if not lane.entries:
                     return
-                oldest = lane.entries[0][0]
+                marker = lane.entries[0][3]  # the oldest entry's; pooled only once collected
             try:
-                follower.wait_event(oldest)
-                marker.record(follower)
                 cupy.cuda.runtime.eventSynchronize(marker.ptr)  # asleep, without the interpreter lock
                 done = self._collect(lane)
             except cupy.cuda.runtime.CUDARuntimeError:  # the context is lost: nothing completes
                 log.exception("CUDA failed while waiting for a completion; this queue's callbacks stop")
                 return
-            for _, cmd, callback in done:
+            for _, cmd, callback, _ in done:
                 if callback is None:
                     continue
                 try:
@@ -185,9 +195,11 @@ class Completions:
         with self._lock:
             while lane.entries and lane.entries[0][0].done:
                 done.append(lane.entries.popleft())
-            if lane.waiters:
-                lane.parked.extend(event for event, _, _ in done)
-                return done
-        for event, _, _ in done:
-            self.pool.put(event)
+            park = lane.waiters > 0
+            if park:
+                lane.parked.extend(event for event, _, _, _ in done)
+        for event, _, _, marker in done:
+            self._markers.put(marker)  # only this thread waits on markers
+            if not park:
+                self.pool.put(event)
         return done

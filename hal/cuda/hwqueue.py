@@ -37,6 +37,13 @@ PLAIN_BUDGET_US = 20.0
 # (the ticket's wait stalls the stream behind every guarded launch, and the GEMMs rarely
 # leave a kernel napping for long). Between the two, this bound.
 PARK_MIN_US = 500.0
+# A parked launch of at most this many waves is its own ticket (each block counts itself
+# out, the last writes the ticket); a longer one is followed by the one-thread ticket
+# kernel. Counting costs every block a fence and an atomic's round trip (~0.7 us) at its
+# end, so it grows with the waves: on the H100, 1 ms of 10 us blocks (100 waves) ran at
+# 0.926 of plain launches counting, 0.996 with the ticket kernel, 0.992 against 0.995
+# with 100 us blocks (10 waves); the ticket kernel costs a command ~2-4 us.
+SELF_TICKET_MAX_WAVES = 2
 
 
 @atexit.register
@@ -176,7 +183,7 @@ class CudaHwQueue(HwQueue):
                 return
             event = self._pool.get()
             event.record(self.stream)
-            self._completions.add(self._key, event, cmd, on_complete)
+            self._completions.add(self._key, event, cmd, on_complete, self.stream)
 
     def synchronize(self, timeout: float | None = None) -> bool:
         if timeout is None:
@@ -408,8 +415,9 @@ class CudaHwQueue(HwQueue):
         mode = TAIL_NONE
         if tail:  # the GPU's relaunch only where its launch needs no attribute (<= 48 KiB shared)
             mode = TAIL_GATE_AND_RELAUNCH if self.gpu_relaunch and cmd.shared_mem <= _SHARED_NO_OPT_IN else TAIL_GATE
-        # parking, the launch is its own ticket (its last block writes it); else no ticket
-        ticket = gate.issue() if gate is self._ticket else 0
+        # parking, a launch of a few waves is its own ticket (its last block writes it),
+        # a longer one gets the ticket kernel (`gate.wait` below; SELF_TICKET_MAX_WAVES)
+        ticket = gate.issue() if gate is self._ticket and n <= SELF_TICKET_MAX_WAVES * fix_blocks else 0
         k.launch_main(cmd.grid, cmd.block, cmd.args, cmd.shared_mem, self.stream, dev,
                       (self._flag.ptr, self._flag.host_ptr, state, self._flushed_ptr, epoch, board, self._level,
                        fix_blocks, mode, cmd.shared_mem, gate.ptr if ticket else 0, ticket))  # fmt: skip

@@ -321,18 +321,21 @@ def test_a_high_priority_queue_overtakes_older_low_priority_work(cuda, device):
 
 
 @pytest.mark.parametrize(
-    "board, gate, switching",
-    [(False, "device", False), (False, "device-host-relaunch", False), (False, "host", False), (True, "host", False),
-     (False, "device", True)],
+    "board, gate, switching, us",
+    [(False, "device", False, 2000), (False, "device-host-relaunch", False, 2000), (False, "host", False, 2000),
+     (True, "host", False, 2000), (True, "host", False, 10), (False, "device", True, 2000)],
     ids=["kernel-gate-from-the-gpu", "kernel-gate-from-the-gpu-host-relaunch", "kernel-gate", "ticket-gate",
-         "switching-between-napping-and-parking"],
+         "ticket-gate-own-ticket", "switching-between-napping-and-parking"],
 )  # fmt: skip
-def test_rapid_suspend_resume_never_strands_the_stream_and_runs_each_block_once(cuda, device, board, gate, switching):
+def test_rapid_suspend_resume_never_strands_the_stream_and_runs_each_block_once(cuda, device, board, gate,
+                                                                                switching, us):  # fmt: skip
     """Deactivate/reactivate at random points across many guarded launches and level-1
     closures: the gates' races (a ticket read while the flag flips) must neither hang
     the stream nor skip or repeat a block, and closures keep their place. `switching`:
     the launches alternate at random between the napping gate from the GPU and the
-    ticket, as when another process comes and goes (hal.sharing)."""
+    ticket, as when another process comes and goes (hal.sharing). `us`: each launch's
+    duration; on the ticket gate, a 2 ms launch (200 waves) is followed by the ticket
+    kernel, a 10 us one (one wave) is its own ticket."""
     import random
 
     import cupy
@@ -344,9 +347,10 @@ def test_rapid_suspend_resume_never_strands_the_stream_and_runs_each_block_once(
     _set_gate(q, gate)
     sharing = q._sharing = SharingWatch(ALWAYS, None)
     sharing.park = False
+    q.plain_budget_us = 0  # short launches too are guarded
     kinds = set()
     spin = device.spin
-    blocks = spin.shape(2000)[0]
+    blocks = spin.shape(us)[0]
     count = cupy.zeros(blocks, dtype=cupy.uint32)
     checks = cupy.zeros(40, dtype=cupy.uint32)
     q.launch(spin.command(200))  # compile and load every kernel before any deactivate
@@ -372,7 +376,7 @@ def test_rapid_suspend_resume_never_strands_the_stream_and_runs_each_block_once(
             if switching:
                 sharing.park = rng.random() < 0.5
             kinds.add(q.gate_kind)
-            q.launch(spin.command(2000, count=count))
+            q.launch(spin.command(us, count=count))
             # a level-1 copy of block 0's count: it must see exactly i + 1 launches done
             q.launch(cuda.call(cupy.copyto, checks[i : i + 1], count[0:1]))
     finally:
@@ -408,6 +412,31 @@ def test_parking_takes_the_ticket_for_long_launches_only(cuda, device):
     for _ in range(5):
         q.launch(spin.command(long))
     assert q.synchronize(30) and q._ticket._issued == issued + 5
+    q.close()
+
+
+def test_a_parked_launch_of_a_few_waves_is_its_own_ticket_a_longer_one_gets_the_ticket_kernel(cuda, device):
+    """Counting blocks out costs each block ~0.7 us at its end, so only launches of at most
+    SELF_TICKET_MAX_WAVES waves count; longer ones are followed by the one-thread ticket
+    kernel (`TicketGate.wait`). Either way one ticket per launch, and the stream drains."""
+    from hal.cuda.hwqueue import SELF_TICKET_MAX_WAVES
+    from hal.sharing import ALWAYS, SharingWatch
+
+    q = device.create_queue(guard=True)
+    q._sharing = SharingWatch(ALWAYS, None)
+    q.park_min_us = q.plain_budget_us = 0  # every guarded launch parks
+    gate, kernels = q._ticket, []
+    wait = gate.wait
+    gate.wait = lambda *a: (kernels.append(1), wait(*a))
+    spin = device.spin
+    short, long = spin.command(10), spin.command(2000)
+    assert short.grid[0] <= SELF_TICKET_MAX_WAVES * spin.wave < long.grid[0]
+    for cmd, ticket_kernels in ((short, 0), (long, 1), (short, 0)):
+        issued, before = gate._issued, len(kernels)
+        for _ in range(3):
+            q.launch(cmd)
+        assert q.synchronize(30)
+        assert gate._issued == issued + 3 and len(kernels) - before == 3 * ticket_kernels
     q.close()
 
 
