@@ -42,8 +42,10 @@ PARK_MIN_US = 500.0
 # kernel. Counting costs every block a fence and an atomic's round trip (~0.7 us) at its
 # end, so it grows with the waves: on the H100, 1 ms of 10 us blocks (100 waves) ran at
 # 0.926 of plain launches counting, 0.996 with the ticket kernel, 0.992 against 0.995
-# with 100 us blocks (10 waves); the ticket kernel costs a command ~2-4 us.
-SELF_TICKET_MAX_WAVES = 2
+# with 100 us blocks (10 waves). The ticket kernel costs the GPU ~2-4 us a command and
+# the launching thread a launch (5-10 us), which host-bound tasks feel (an 8-layer
+# stack's GEMMs are a few waves each): about the cost of counting 12 waves.
+SELF_TICKET_MAX_WAVES = 12
 
 
 @atexit.register

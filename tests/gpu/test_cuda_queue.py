@@ -429,7 +429,7 @@ def test_a_parked_launch_of_a_few_waves_is_its_own_ticket_a_longer_one_gets_the_
     wait = gate.wait
     gate.wait = lambda *a: (kernels.append(1), wait(*a))
     spin = device.spin
-    short, long = spin.command(10), spin.command(2000)
+    short, long = spin.command(10), spin.command(4000)  # one wave; 400
     assert short.grid[0] <= SELF_TICKET_MAX_WAVES * spin.wave < long.grid[0]
     for cmd, ticket_kernels in ((short, 0), (long, 1), (short, 0)):
         issued, before = gate._issued, len(kernels)
