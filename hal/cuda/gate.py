@@ -27,8 +27,9 @@ The gate holds a stream behind a flushed kernel until `reactivate`. Two kinds:
   an unsatisfied wait costs the stream ~12 us per command (an 8-layer stack at level 2:
   +28% instead of +14%) and slowed a suspend's flag write while that was a driver call
   (level-2 P50 65-76 us instead of 33-46). So a queue uses it only where parking is
-  the point (hal.cuda.hwqueue.PARK_MIN_US). A guarded launch needs no ticket kernel:
-  its own last block writes the number (`issue`, `hold`; hal.cuda.instrument).
+  the point (hal.cuda.hwqueue.PARK_MIN_US). A guarded launch of a few waves needs no
+  ticket kernel: its own last block writes the number (`issue`, `hold`;
+  hal.cuda.instrument; longer ones keep the kernel, hal.cuda.hwqueue.SELF_TICKET_MAX_WAVES).
 - `StreamGate` (the default): a one-block kernel that naps while the host flag is set.
   Guarded kernels compiled with the device runtime launch their own napping gate from
   the GPU when they flush (hal.cuda.instrument); the host's StreamGate then stands only

@@ -31,11 +31,11 @@ _SHARED_NO_OPT_IN = 48 * 1024
 PLAIN_BUDGET_US = 20.0
 # Off a board, parking (hal.sharing) is for long launches. Measured on the H100, UP 75/25
 # of two processes at level 2 through xschedd (bench/cuda_bandwidth_2proc.py): with 1 ms
-# spin commands 0.78-0.79 of one process's throughput parked against 0.43-0.50 napping
-# (a suspended stream's napping kernel keeps its context in the GPU's time slices); with
-# 8-layer stacks (GEMMs of about 0.2 ms) 0.82-0.83 parked against 0.91-0.93 napping
-# (the ticket's wait stalls the stream behind every guarded launch, and the GEMMs rarely
-# leave a kernel napping for long). Between the two, this bound.
+# spin commands 0.88-0.89 of one process's throughput parked against 0.40-0.41 napping
+# (a suspended stream's napping kernel keeps its context in the GPU's time slices, 8a5ba57);
+# with 8-layer stacks (GEMMs of about 0.2 ms) every launch parked gave 0.74-0.80 against
+# 0.82-0.97 with the GEMMs napping (a probe at 8a5ba57: short launches rarely leave a
+# kernel napping for long, and the ticket costs each one). Between the two, this bound.
 PARK_MIN_US = 500.0
 # A parked launch of at most this many waves is its own ticket (each block counts itself
 # out, the last writes the ticket); a longer one is followed by the one-thread ticket

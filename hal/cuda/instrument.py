@@ -15,7 +15,8 @@ function (its body, with `blockIdx`/`gridDim` read from shared memory) plus two 
   when a higher level is active; every other block reads `flag[0] | flag[1]` from L2.
   So a kernel flushes within about a wave of a suspend, or of another process's urgent
   launch. Given a ticket gate (`__xs_park`, hal.cuda.gate.TicketGate), the launch is
-  its own ticket: each block counts itself out (`__xs_flushed[4]`), and the last one
+  its own ticket (hal.cuda.hwqueue passes it for launches of a few waves: counting
+  costs each block ~0.7 us): each block counts itself out (`__xs_flushed[4]`), and the last one
   writes `__xs_ticket` to the gate's word unless the queue is deactivated (the word
   after it) or outranked on the board, so the stream's wait passes with no ticket
   kernel behind the launch.
