@@ -447,9 +447,18 @@ dev = hc.CudaDevice.open(0)
 q = dev.create_queue(guard=True, board=sys.argv[1] == "board")
 q.launch(dev.spin.command(200))
 q.synchronize()
-q.launch(dev.spin.command(100_000))  # 0.1 s of spin
-time.sleep(0.05)
+# 0.1 s of spin and four more commands behind it, the last with a completion callback
+# (a sync point, as an XQueue makes them): the completion thread waits for it, and once
+# the stream parks that wait must not keep this context in the GPU's time slices (a
+# probe: a second stream waiting on a parked one with a blocking-sync record behind the
+# wait does, which is how the thread used to wait; this layout alone did not show it)
+q.launch(dev.spin.command(100_000))
+for i in range(4):
+    q.launch(dev.spin.command(1000), (lambda cmd: None) if i == 3 else None)
+print("running", flush=True)
+sys.stdin.readline()
 q.deactivate()
+time.sleep(0.01)
 print(q.gate_kind, flush=True)
 sys.stdin.readline()
 q.reactivate()
@@ -466,13 +475,19 @@ def test_a_parked_queue_leaves_the_gpu_to_another_process(cuda, device, where, p
     """A process whose queue is deactivated at level 2 while another process (this one)
     has a context on the GPU parks on the ticket gate, on a board or not (hal.sharing),
     unless $XSCHED_CUDA_PARK is off: it must then not keep running kernels, and another
-    process's kernel runs about as fast as alone, not time-sliced (about 2x)."""
+    process's kernel runs about as fast as alone, not time-sliced (about 2x), though
+    the parked queue's completion thread is waiting for a sync point behind the park."""
     import cupy
 
     spin = device.spin
 
-    def timed() -> float:
-        s = cupy.cuda.Stream(non_blocking=True)
+    def launch(s, n: int) -> None:
+        with s:
+            for _ in range(n):
+                spin.kernel.plain((spin.wave * 50,), (128,), (cupy.uint64(10_000), cupy.uint64(0), cupy.uint64(0)))
+
+    def timed(s=None) -> float:
+        s = s or cupy.cuda.Stream(non_blocking=True)
         start, end = cupy.cuda.Event(), cupy.cuda.Event()
         durations = []
         for _ in range(5):
@@ -490,10 +505,14 @@ def test_a_parked_queue_leaves_the_gpu_to_another_process(cuda, device, where, p
     child = subprocess.Popen([sys.executable, "-c", _PARK, where], cwd=ROOT, stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True, env=env)  # fmt: skip
     try:
+        assert child.stdout.readline().strip() == "running"
+        s = cupy.cuda.Stream(non_blocking=True)
+        launch(s, 80)  # ~40 ms: this context is on the GPU while the child parks
+        child.stdin.write("\n")
+        child.stdin.flush()
         kind = child.stdout.readline().strip()
         assert kind == expected, f"child: {kind!r}"
-        time.sleep(0.05)
-        parked = timed()
+        parked = timed(s)  # behind the 80
     finally:
         child.stdin.write("\n")
         child.stdin.flush()
