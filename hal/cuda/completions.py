@@ -20,9 +20,11 @@ lateness, a task's waiter cannot. The marker is in the queue's own stream, not i
 stream of the thread's that waits on the queue's: measured on the H100, a second stream
 whose cross-stream wait on a parked stream (hal.cuda.gate.TicketGate) is followed by a
 blocking-sync record keeps the context in the GPU's time slices, so another process ran
-at half speed for the whole of about a quarter of the parked intervals (the thread had
-that wait pending when the suspend came); a blocking-sync record behind the park in the
-stream itself costs nothing (bench/scratch probes, docs/architecture.md "Parking").
+at half speed for the whole of about a quarter of the parked intervals (in the probe,
+a wait armed just as the stream parked did it every time; GPU tests that armed it well
+before or after the park did not show it); a blocking-sync record behind the park in the
+stream itself costs nothing (bench/scratch probes; docs/architecture.md, "Parking and
+make before break").
 
 While a thread waits in the driver for a command of the queue (`waiting`, `event_of`:
 XQueue.wait on CUDA, which retires the queue's commands and launches the next ones
