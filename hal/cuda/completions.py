@@ -107,10 +107,12 @@ class Completions:
             lane = self._lanes[key] = _Lane(threading.Condition(self._lock))
         return lane
 
-    def add(self, key: int, event: Any, cmd: Any, callback: Callable[[Any], None] | None, stream: Any) -> None:
-        """Track `event` (just recorded on `stream`) for the queue `key`, recording the
-        thread's marker behind it; thread-safe, non-blocking. Call it under the lock that
-        orders the queue's launches, as the event was recorded."""
+    def add(self, key: int, cmd: Any, callback: Callable[[Any], None] | None, stream: Any) -> None:
+        """Track `cmd`, the last work on `stream`, for the queue `key`: records a pooled
+        event (what waiters wait on) and the thread's marker behind it; thread-safe,
+        non-blocking. Call it under the lock that orders the queue's launches."""
+        event = self.pool.get()
+        event.record(stream)
         marker = self._markers.get()
         marker.record(stream)
         with self._lock:

@@ -88,7 +88,7 @@ class CudaHwQueue(HwQueue):
     """A CUDA stream as a hardware queue.
 
     Launch enqueues a command's work on the stream and, when it has a completion callback,
-    records a pooled event that the queue's completion thread waits for (hal.cuda.completions);
+    has hal.cuda.completions record a pooled event and the completion thread's marker behind it;
     callbacks run on that thread in launch order. Level 2 (`deactivate`) sets this queue's flag (a store to pinned host
     memory, see hal.cuda.gate): guarded kernels in flight flush their not-yet-started
     blocks and the stream stops at the gate after the flushed kernel (a napping kernel that
@@ -183,9 +183,7 @@ class CudaHwQueue(HwQueue):
             self._enqueue(cmd)
             if on_complete is None:
                 return
-            event = self._pool.get()
-            event.record(self.stream)
-            self._completions.add(self._key, event, cmd, on_complete, self.stream)
+            self._completions.add(self._key, cmd, on_complete, self.stream)
 
     def synchronize(self, timeout: float | None = None) -> bool:
         if timeout is None:
