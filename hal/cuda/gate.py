@@ -32,8 +32,10 @@ The gate holds a stream behind a flushed kernel until `reactivate`. Two kinds:
   hal.cuda.instrument; longer ones keep the kernel, hal.cuda.hwqueue.SELF_TICKET_MAX_WAVES).
 - `StreamGate` (the default): a one-block kernel that naps while the host flag is set.
   Guarded kernels compiled with the device runtime launch their own napping gate from
-  the GPU when they flush (hal.cuda.instrument); the host's StreamGate then stands only
-  before level-1 commands.
+  the GPU when they flush (hal.cuda.instrument); the host enqueues a StreamGate only
+  behind guarded launches without it (no device runtime: CUDA refuses dynamic
+  parallelism under MPS). A level-1 command needs none before it: the launch before it
+  has its own gate behind it, and a napping gate passes unless a flush latched the flag.
 """
 
 from __future__ import annotations

@@ -99,7 +99,9 @@ class CudaHwQueue(HwQueue):
     time-slices the GPU, hal.sharing) a stopped stream runs nothing on the GPU, so another
     process's context gets the whole GPU, not time slices shared with a waiting kernel.
     Other commands (closures, cuBLAS, graphs, copies) are level 1: they run to
-    completion, and a gate before each keeps them in order. A launch racing the first
+    completion, and stay in order because every guarded launch has its gate and
+    relaunch behind it (from the GPU after a flush, or from the host); with the ticket
+    gate one more before each parks the stream there too. A launch racing the first
     deactivate of a `guard=None` queue may go out plain: it then runs to completion.
 
     `guard`: True launches guarded kernels instrumented, False plain (pure level 1, no
@@ -363,7 +365,7 @@ class CudaHwQueue(HwQueue):
             self._launch_guarded(cmd, guard, board, gate)
         elif cmd.payload is not None:
             with self.stream:
-                if guard:
+                if guard and gate is self._ticket:
                     gate.wait(self.stream, board, self._level)
                     self._plain_run_us = 0.0  # what follows a gate starts no run of plain work
                 cmd.run_payload()
@@ -393,14 +395,13 @@ class CudaHwQueue(HwQueue):
             elif us < self.park_min_us and gate is self._ticket and self._board is None:
                 gate = self._napping  # short: the ticket would cost it more than napping risks
         self._plain_run_us = 0.0
-        with self.stream:
-            self._launch_flushing(cmd, board, gate)
+        self._launch_flushing(cmd, board, gate)
         if start is not None:
             self.device.durations.end(key, start, self.stream)
 
     def _launch_flushing(self, cmd: GuardedLaunch, board: int, gate: StreamGate | TicketGate) -> None:
         """The guarded launch itself: the main kernel, and from the host what the GPU does
-        not launch behind it (the gate, the relaunch). The stream is current."""
+        not launch behind it (the gate, the relaunch)."""
         k = cmd.kernel
         dev = self._index
         shape = self._shapes.get((k, cmd.grid, cmd.block, cmd.shared_mem))
@@ -408,7 +409,8 @@ class CudaHwQueue(HwQueue):
             shape = self._shape(cmd)
         n, fix_blocks = shape
         if n > self._state.size:
-            self._state = cupy.zeros(1 << (n - 1).bit_length(), dtype=cupy.uint32)
+            with self.stream:  # CuPy clears the new array on the current stream
+                self._state = cupy.zeros(1 << (n - 1).bit_length(), dtype=cupy.uint32)
         self._epoch = epoch = self._epoch % 0xFFFFFFFE + 1  # never 0, the state's initial value
         state = self._state.data.ptr
         tail = k.tail and self.device_gate and gate is self._napping
@@ -424,7 +426,8 @@ class CudaHwQueue(HwQueue):
         if ticket:
             gate.hold(self.stream, ticket)
         elif not tail:  # else a flush launches the gate from the GPU (hal.cuda.instrument)
-            gate.wait(self.stream, board, self._level)
+            with self.stream:  # a gate's kernel goes to the current stream
+                gate.wait(self.stream, board, self._level)
         if mode == TAIL_GATE_AND_RELAUNCH:  # and the relaunch too
             return
         gx, gy, gz = cmd.grid

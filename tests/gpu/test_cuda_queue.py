@@ -135,9 +135,10 @@ def test_deactivate_flushes_a_running_kernel_and_reactivate_runs_each_block_once
     spin = device.spin
     blocks = spin.shape(100_000)[0]  # ~100 ms
     count = cupy.zeros(blocks, dtype=cupy.uint32)
-    q.launch(spin.command(1000))  # compile the guarded kernels (and `+=` below) first
+    seen = cupy.zeros_like(count)
+    q.launch(spin.command(1000))  # compile the guarded kernels (and the copy below) first
     q.launch(spin.command(100_000))
-    q.launch(cuda.call(count.__iadd__, 0))
+    q.launch(cuda.call(cupy.copyto, seen, count))
     q.synchronize()
     # Load every kernel this test uses while deactivated: loading a module waits for the
     # device to go idle, which a gated stream never does (see hal.cuda.hwqueue).
@@ -147,7 +148,7 @@ def test_deactivate_flushes_a_running_kernel_and_reactivate_runs_each_block_once
     done = threading.Event()
     t0 = time.monotonic()
     q.launch(spin.command(100_000, count=count), lambda c: done.set())
-    q.launch(cuda.call(count.__iadd__, 0))  # a level-1 command behind it stays in order
+    q.launch(cuda.call(cupy.copyto, seen, count))  # level 1: must see every block's count
     time.sleep(0.02)
     q.deactivate()
     try:
@@ -163,6 +164,7 @@ def test_deactivate_flushes_a_running_kernel_and_reactivate_runs_each_block_once
     assert done.wait(5)
     q.synchronize()
     assert int(count.min()) == 1 and int(count.max()) == 1
+    assert int(seen.min()) == 1, "the level-1 copy behind the flushed kernel ran before its relaunch"
     assert spin.kernel.tail or gate == "host", "the spin kernel did not compile with dynamic parallelism"
     q.close()
 
