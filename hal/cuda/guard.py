@@ -16,6 +16,7 @@ from hal.cuda.instrument import FIX_EXTRA_FORMAT, FIX_SUFFIX, MAIN_EXTRA_FORMAT,
 from hal.cuda.launch import PackedLauncher
 
 log = logging.getLogger(__name__)
+_told_no_tail = False  # the first kernel without the device runtime warns, the others log
 
 
 class GuardedKernel:
@@ -47,8 +48,15 @@ class GuardedKernel:
             module.get_function(self.name)  # compiles and links now, so a failure lands here
             return module, True
         except Exception as exc:  # noqa: BLE001 - no device runtime to link: the host gates
-            log.info("kernel %s: no dynamic parallelism (%s); the gate comes from the host",
-                     self.name, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)  # fmt: skip
+            global _told_no_tail
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if _told_no_tail:
+                log.info("kernel %s: no dynamic parallelism (%s); the gate comes from the host", self.name, why)
+            else:
+                _told_no_tail = True
+                log.warning("no dynamic parallelism for guarded kernels (%s): every level-2 launch gets its gate "
+                            "and relaunch from the host, which costs short launches more (CUDA refuses it "
+                            "under MPS; see docs/architecture.md, \"Under MPS\")", why)  # fmt: skip
         return cupy.RawModule(code=self._instrumented.source, options=self.options), False
 
     @property
