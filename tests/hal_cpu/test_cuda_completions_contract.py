@@ -1,0 +1,157 @@
+"""hal.cuda.completions against a stand-in for CuPy, on any machine.
+
+The contract that keeps a parked context out of the GPU's time slices (docs/architecture.md,
+"Parking and make before break"): the completion thread sleeps on a blocking-sync marker
+that the queue's own stream records right behind each pooled event, and never has a
+stream of its own waiting on the queue's. A second stream whose cross-stream wait on a
+parked stream is followed by a blocking-sync record keeps that context in the slices
+(measured on the H100); the GPU tests cannot provoke it reliably, so this test holds the
+layout in place. Also: callbacks in launch order, every event back in its pool.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import sys
+import threading
+import types
+from pathlib import Path
+
+import pytest
+
+MODULE = Path(__file__).resolve().parents[2] / "hal" / "cuda" / "completions.py"
+
+
+class FakeCuda:
+    """The slice of `cupy` that hal.cuda.completions uses, with a log of what it did."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple] = []
+        self.events: dict[int, FakeEvent] = {}
+        self.streams_created = 0
+        self.lock = threading.Lock()
+        ids = itertools.count(1)
+        fake = self
+
+        class CUDARuntimeError(RuntimeError):
+            pass
+
+        class FakeEvent:
+            def __init__(self, block: bool = False, disable_timing: bool = False) -> None:
+                self.ptr = next(ids)
+                self.blocking = block
+                self.reached = threading.Event()
+                self.recorded_on = None
+                fake.events[self.ptr] = self
+
+            def record(self, stream) -> None:
+                self.reached.clear()
+                self.recorded_on = stream
+                with fake.lock:
+                    fake.log.append(("record", stream, self))
+                stream.pending.append(self)
+
+            @property
+            def done(self) -> bool:
+                return self.reached.is_set()
+
+        def make_stream(*args, **kwargs):
+            fake.streams_created += 1
+            return FakeStream()
+
+        def event_synchronize(ptr: int) -> None:
+            event = fake.events[ptr]
+            with fake.lock:
+                fake.log.append(("sync", event))
+            if not event.reached.wait(10):
+                raise CUDARuntimeError("the stand-in GPU never reached the event")
+
+        class Device:
+            def __init__(self, index: int = 0) -> None:
+                pass
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc) -> None:
+                return None
+
+        runtime = types.SimpleNamespace(
+            setDevice=lambda index: None, eventSynchronize=event_synchronize, CUDARuntimeError=CUDARuntimeError
+        )
+        self.module = types.ModuleType("cupy")
+        self.module.cuda = types.SimpleNamespace(Event=FakeEvent, Stream=make_stream, Device=Device, runtime=runtime)
+        self.FakeEvent = FakeEvent
+
+
+class FakeStream:
+    """A queue's stream: the stand-in GPU reaches its recorded events in order."""
+
+    def __init__(self) -> None:
+        self.pending: list = []
+        self.waits: list = []
+
+    def wait_event(self, event) -> None:  # a cross-stream wait: the layout that must not come back
+        self.waits.append(event)
+
+    def run(self, n: int) -> None:
+        """Reach the next `n` recorded events."""
+        for _ in range(n):
+            self.pending.pop(0).reached.set()
+
+
+@pytest.fixture
+def completions(monkeypatch):
+    fake = FakeCuda()
+    monkeypatch.setitem(sys.modules, "cupy", fake.module)
+    spec = importlib.util.spec_from_file_location("_completions_under_test", MODULE)
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, mod)  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    pool = mod.EventPool(0)
+    return fake, pool, mod.Completions(0, pool)
+
+
+def test_the_thread_waits_on_a_blocking_marker_in_the_queue_stream_and_has_no_stream_of_its_own(completions):
+    fake, pool, comp = completions
+    stream = FakeStream()
+    got: list[str] = []
+    all_done = threading.Event()
+
+    def callback(cmd: str) -> None:
+        got.append(cmd)
+        if len(got) == 3:
+            all_done.set()
+
+    for cmd in ("a", "b", "c"):
+        comp.add(1, cmd, callback, stream)
+    # each entry: the pooled (spin-waitable) event, then the blocking-sync marker, both
+    # recorded on the queue's stream, in that order
+    records = [(s, e.blocking) for kind, s, e, *_ in (entry for entry in fake.log if entry[0] == "record")]
+    assert records == [(stream, False), (stream, True)] * 3
+    stream.run(6)  # the GPU reaches all of them
+    assert all_done.wait(10), f"callbacks so far: {got}"
+    assert got == ["a", "b", "c"]
+    synced = [entry[1] for entry in fake.log if entry[0] == "sync"]
+    assert synced and all(event.blocking for event in synced), "the thread must sleep on markers only"
+    assert all(event.recorded_on is stream for event in synced)
+    assert fake.streams_created == 0, "the completion thread made a stream of its own"
+    assert stream.waits == [], "a cross-stream wait on the queue's stream came back"
+    assert comp.outstanding(1) == 0
+    comp.close(1)
+
+
+def test_events_go_back_to_their_pools_and_a_waited_queue_parks_them_until_the_wait_ends(completions):
+    fake, pool, comp = completions
+    stream = FakeStream()
+    done = threading.Semaphore(0)
+    comp.add(7, "x", lambda cmd: done.release(), stream)
+    with comp.waiting(7):
+        event = comp.event_of(7, "x")
+        assert event is not None and not event.blocking
+        stream.run(2)
+    assert done.acquire(timeout=10)
+    comp.close(7)
+    # the pooled event was parked while waited for, and is back in the pool now
+    assert pool.get() is event
