@@ -78,10 +78,14 @@ class FakeCuda:
                 return None
 
         runtime = types.SimpleNamespace(
-            setDevice=lambda index: None, eventSynchronize=event_synchronize, CUDARuntimeError=CUDARuntimeError
+            setDevice=lambda index: None,
+            eventSynchronize=event_synchronize,
+            CUDARuntimeError=CUDARuntimeError,
         )
         self.module = types.ModuleType("cupy")
-        self.module.cuda = types.SimpleNamespace(Event=FakeEvent, Stream=make_stream, Device=Device, runtime=runtime)
+        self.module.cuda = types.SimpleNamespace(
+            Event=FakeEvent, Stream=make_stream, Device=Device, runtime=runtime
+        )
         self.FakeEvent = FakeEvent
 
 
@@ -113,7 +117,9 @@ def completions(monkeypatch):
     return fake, pool, mod.Completions(0, pool)
 
 
-def test_the_thread_waits_on_a_blocking_marker_in_the_queue_stream_and_has_no_stream_of_its_own(completions):
+def test_the_thread_waits_on_a_blocking_marker_in_the_queue_stream_and_has_no_stream_of_its_own(
+    completions,
+):
     fake, pool, comp = completions
     stream = FakeStream()
     got: list[str] = []
@@ -128,13 +134,17 @@ def test_the_thread_waits_on_a_blocking_marker_in_the_queue_stream_and_has_no_st
         comp.add(1, cmd, callback, stream)
     # each entry: the pooled (spin-waitable) event, then the blocking-sync marker, both
     # recorded on the queue's stream, in that order
-    records = [(s, e.blocking) for kind, s, e, *_ in (entry for entry in fake.log if entry[0] == "record")]
+    records = [
+        (s, e.blocking) for kind, s, e, *_ in (entry for entry in fake.log if entry[0] == "record")
+    ]
     assert records == [(stream, False), (stream, True)] * 3
     stream.run(6)  # the GPU reaches all of them
     assert all_done.wait(10), f"callbacks so far: {got}"
     assert got == ["a", "b", "c"]
     synced = [entry[1] for entry in fake.log if entry[0] == "sync"]
-    assert synced and all(event.blocking for event in synced), "the thread must sleep on markers only"
+    assert synced and all(event.blocking for event in synced), (
+        "the thread must sleep on markers only"
+    )
     assert all(event.recorded_on is stream for event in synced)
     assert fake.streams_created == 0, "the completion thread made a stream of its own"
     assert stream.waits == [], "a cross-stream wait on the queue's stream came back"
@@ -142,7 +152,9 @@ def test_the_thread_waits_on_a_blocking_marker_in_the_queue_stream_and_has_no_st
     comp.close(1)
 
 
-def test_events_go_back_to_their_pools_and_a_waited_queue_parks_them_until_the_wait_ends(completions):
+def test_events_go_back_to_their_pools_and_a_waited_queue_parks_them_until_the_wait_ends(
+    completions,
+):
     fake, pool, comp = completions
     stream = FakeStream()
     done = threading.Semaphore(0)
