@@ -22,7 +22,8 @@ whose cross-stream wait on a parked stream (hal.cuda.gate.TicketGate) is followe
 blocking-sync record keeps the context in the GPU's time slices, so another process ran
 at half speed for the whole of about a quarter of the parked intervals (in the probe,
 a wait armed just as the stream parked did it every time; GPU tests that armed it well
-before or after the park did not show it); a blocking-sync record behind the park in the
+before or after the park did not show it, so tests/hal_cpu holds this layout against a
+stand-in for CuPy); a blocking-sync record behind the park in the
 stream itself costs nothing (bench/scratch probes; docs/architecture.md, "Parking and
 make before break").
 
