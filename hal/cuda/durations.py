@@ -9,8 +9,9 @@ guard's news than for the kernel. So a queue launches it plain (hal.cuda.hwqueue
 
 A shape is the kernel, grid, block, dynamic shared memory and the launch's scalar
 arguments (a GEMM's sizes, a spin's duration), not its array pointers. The first
-`SAMPLES` launches of a shape are timed with a pair of timing events around them
-(about 5 us of host time each); the estimate is the shortest, so a launch that waited
+`SAMPLES` launches of a shape are timed with a pair of timing events around the main
+kernel, not the gate and relaunch that the host may launch behind it (about 5 us of
+host time each); the estimate is the shortest, so a launch that waited
 behind another process, or started on an idle stream behind its own launch call,
 counts only if nothing faster was seen: an overestimate only keeps a launch guarded.
 """

@@ -395,13 +395,13 @@ class CudaHwQueue(HwQueue):
             elif us < self.park_min_us and gate is self._ticket and self._board is None:
                 gate = self._napping  # short: the ticket would cost it more than napping risks
         self._plain_run_us = 0.0
-        self._launch_flushing(cmd, board, gate)
-        if start is not None:
-            self.device.durations.end(key, start, self.stream)
+        self._launch_flushing(cmd, board, gate, key, start)
 
-    def _launch_flushing(self, cmd: GuardedLaunch, board: int, gate: StreamGate | TicketGate) -> None:
+    def _launch_flushing(self, cmd: GuardedLaunch, board: int, gate: StreamGate | TicketGate,
+                         key: tuple | None = None, start: cupy.cuda.Event | None = None) -> None:  # fmt: skip
         """The guarded launch itself: the main kernel, and from the host what the GPU does
-        not launch behind it (the gate, the relaunch)."""
+        not launch behind it (the gate, the relaunch). `start`: a timing of the shape `key`
+        begun (hal.cuda.durations), which ends right behind the main kernel."""
         k = cmd.kernel
         dev = self._index
         shape = self._shapes.get((k, cmd.grid, cmd.block, cmd.shared_mem))
@@ -423,6 +423,8 @@ class CudaHwQueue(HwQueue):
         k.launch_main(cmd.grid, cmd.block, cmd.args, cmd.shared_mem, self.stream, dev,
                       (self._flag.ptr, self._flag.host_ptr, state, self._flushed_ptr, epoch, board, self._level,
                        fix_blocks, mode, cmd.shared_mem, gate.ptr if ticket else 0, ticket))  # fmt: skip
+        if start is not None:  # the kernel alone: a host gate and relaunch behind it are not its time
+            self.device.durations.end(key, start, self.stream)
         if ticket:
             gate.hold(self.stream, ticket)
         elif not tail:  # else a flush launches the gate from the GPU (hal.cuda.instrument)
