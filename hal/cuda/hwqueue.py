@@ -372,7 +372,8 @@ class CudaHwQueue(HwQueue):
         elif cmd.duration_us > 0:
             self._launch_guarded(self.device.spin.command(cmd.duration_us), guard, board, gate)
 
-    def _launch_guarded(self, cmd: GuardedLaunch, guard: bool, board: int, gate: StreamGate | TicketGate) -> None:
+    def _launch_guarded(self, cmd: GuardedLaunch, guard: bool, board: int,
+                        gate: StreamGate | TicketGate) -> None:  # fmt: skip
         k = cmd.kernel
         if k is None:
             raise HalError(f"guarded launch {cmd.name!r} has no kernel")

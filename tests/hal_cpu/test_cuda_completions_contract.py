@@ -86,7 +86,6 @@ class FakeCuda:
         self.module.cuda = types.SimpleNamespace(
             Event=FakeEvent, Stream=make_stream, Device=Device, runtime=runtime
         )
-        self.FakeEvent = FakeEvent
 
 
 class FakeStream:
