@@ -50,6 +50,7 @@ import numpy as np
 
 from hal.board import LEVELS
 from hal.cuda._compat import driver_fn
+from hal.cuda.launch import PackedLauncher
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ class DeviceFlag:
     """
 
     def __init__(self) -> None:
+        self.device = cupy.cuda.Device().id
         self.array = cupy.zeros(16, dtype=cupy.uint32)
         self.ptr = int(self.array.data.ptr)
         self._host_mem = cupy.cuda.alloc_pinned_memory(4)
@@ -180,15 +182,15 @@ def _wait_value64():
 
 
 @cache
-def _ticket_kernel() -> cupy.RawKernel:
-    return cupy.RawKernel(_TICKET_SRC, "xs_ticket")
+def _ticket_launcher() -> PackedLauncher:
+    return PackedLauncher(cupy.RawKernel(_TICKET_SRC, "xs_ticket"), "QQQQI")
 
 
 class TicketGate:
     """Holds a stream at `wait()` points while closed, with nothing running on the GPU.
 
     `close()` / `open()` are the queue's deactivate / reactivate; `wait(stream)` enqueues
-    the ticket kernel and the stream-memory wait (see the module docstring). Race-free
+    the ticket kernel and the stream-memory wait on `stream` (see the module docstring). Race-free
     because `off` and the ticket word are host memory written in order by the host:
     `open` clears `off` before it writes the last ticket issued, so any ticket issued
     after it finds `off` clear and lets its own wait pass; a ticket that still saw `off`
@@ -199,6 +201,7 @@ class TicketGate:
     kind = "ticket"
 
     def __init__(self, wait_value64) -> None:
+        self._device = cupy.cuda.Device().id
         self._wait = wait_value64
         self._mem = cupy.cuda.alloc_pinned_memory(16)
         words = np.frombuffer(self._mem, dtype=np.uint64, count=2)
@@ -215,8 +218,8 @@ class TicketGate:
         """`board`: the address of a priority board's word (hal.board), or 0: with it the
         ticket also holds the stream while a level above `level` is active there."""
         i = self.issue()
-        _ticket_kernel()((1,), (1,), (np.uint64(self._off_ptr), np.uint64(self._word_ptr), np.uint64(i),
-                                      np.uint64(board), np.uint32(level)))  # fmt: skip
+        _ticket_launcher()((1, 1, 1), (1, 1, 1), (), 0, stream, self._device,
+                           (self._off_ptr, self._word_ptr, i, board, level))  # fmt: skip
         self.hold(stream, i)
 
     def issue(self) -> int:
@@ -258,21 +261,23 @@ def ticket_gate() -> TicketGate | None:
 
 
 @cache
-def _gate_kernel() -> cupy.RawKernel:
-    return cupy.RawKernel(_GATE_SRC, "xs_gate")
+def _gate_launcher() -> PackedLauncher:
+    return PackedLauncher(cupy.RawKernel(_GATE_SRC, "xs_gate"), "QQ")
 
 
 class StreamGate:
-    """Enqueues 'wait until the flag is clear' on the current stream: a kernel that naps on
-    the GPU while the host word is set, so a suspended context stays busy (the fallback gate)."""
+    """Enqueues 'wait until the flag is clear' on a stream: a kernel that naps on the GPU
+    while the host word is set, so a suspended context stays busy (the fallback gate)."""
 
     kind = "kernel"
 
     def __init__(self, flag: DeviceFlag) -> None:
-        self._args = (np.uint64(flag.host_ptr), np.uint64(flag.ptr))
+        self._device = flag.device
+        self._extra = (flag.host_ptr, flag.ptr)
 
     def wait(self, stream: cupy.cuda.Stream, board: int = 0, level: int = 0) -> None:
-        _gate_kernel()((1,), (32,), self._args)
+        """Enqueue the gate on `stream` (`board`, `level`: a ticket's; a nap ignores them)."""
+        _gate_launcher()((1, 1, 1), (32, 1, 1), (), 0, stream, self._device, self._extra)
 
     def release(self) -> bool:
         return False

@@ -355,7 +355,7 @@ class CudaHwQueue(HwQueue):
 
     # -- internals (lock held) -----------------------------------------------------------------------
     # Work goes to `self.stream`: given to each launch, or made current around what takes
-    # the current stream (payloads, gates, CuPy's allocations); entering it costs ~1 us.
+    # the current stream (payloads, CuPy's allocations); entering it costs ~1 us.
     def _enqueue(self, cmd: HwCommand) -> None:
         # a board's sentinels and tickets run only where a higher level exists to yield to
         board = self._board.address if self._board is not None and self._board.outranked(self._level) else 0
@@ -364,10 +364,10 @@ class CudaHwQueue(HwQueue):
         if isinstance(cmd, GuardedLaunch):
             self._launch_guarded(cmd, guard, board, gate)
         elif cmd.payload is not None:
+            if guard and gate is self._ticket:
+                gate.wait(self.stream, board, self._level)
+                self._plain_run_us = 0.0  # what follows a gate starts no run of plain work
             with self.stream:
-                if guard and gate is self._ticket:
-                    gate.wait(self.stream, board, self._level)
-                    self._plain_run_us = 0.0  # what follows a gate starts no run of plain work
                 cmd.run_payload()
         elif cmd.duration_us > 0:
             self._launch_guarded(self.device.spin.command(cmd.duration_us), guard, board, gate)
@@ -429,8 +429,7 @@ class CudaHwQueue(HwQueue):
         if ticket:
             gate.hold(self.stream, ticket)
         elif not tail:  # else a flush launches the gate from the GPU (hal.cuda.instrument)
-            with self.stream:  # a gate's kernel goes to the current stream
-                gate.wait(self.stream, board, self._level)
+            gate.wait(self.stream, board, self._level)
         if mode == TAIL_GATE_AND_RELAUNCH:  # and the relaunch too
             return
         gx, gy, gz = cmd.grid
