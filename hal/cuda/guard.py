@@ -34,6 +34,9 @@ class GuardedKernel:
         self.name = name
         self.options = tuple(options)
         self._instrumented = instrument(source, [name])
+        # why the instrumented module compiled without the device runtime, once it has (e.g.
+        # CUDA_ERROR_CDP_NOT_SUPPORTED under MPS), else None
+        self.no_tail_reason: str | None = None
 
     @cached_property
     def plain(self) -> cupy.RawKernel:
@@ -50,6 +53,7 @@ class GuardedKernel:
         except Exception as exc:  # noqa: BLE001 - no device runtime to link: the host gates
             global _told_no_tail
             why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.no_tail_reason = why
             if _told_no_tail:
                 log.info("kernel %s: no dynamic parallelism (%s); the gate comes from the host", self.name, why)
             else:
