@@ -27,7 +27,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from cuda_common import table, write
+from cuda_common import results_name, table, write
 from cuda_procs import child_env, device_info, mps_server, start_daemon, workload
 
 from hal.board import ENV as BOARD_ENV
@@ -41,6 +41,15 @@ from xschedd.policy.hints import TIMESLICE_DEFAULT_US, TIMESLICE_MAX_US, TIMESLI
 # GPU's time slices (hal.cuda.gate)
 CONFIGS = (("ours_lv1_thr2", 1, 2, {}), ("ours_lv1_thr8", 1, 8, {}), ("ours_lv2_thr8", 2, 8, {}),
            ("ours_lv2_thr8_napping", 2, 8, {PARK_ENV: "off"}), ("ours_lv2_thr8_board", 2, 8, {BOARD_ENV: "1"}))
+
+
+def _config_names(text: str) -> list[str]:
+    """--configs: names of CONFIGS, comma-separated."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = sorted(set(names) - {c[0] for c in CONFIGS})
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected names among {', '.join(c[0] for c in CONFIGS)}")
+    return names
 
 
 def throughput(out: str, name: str) -> float:
@@ -80,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mps", action="store_true", help="run every process as a client of an MPS server")
     p.add_argument("--timeslice-us", type=int, default=None,
                    help=f"UP's time slice, as each side's hint (default {TIMESLICE_DEFAULT_US})")
+    p.add_argument("--configs", type=_config_names, default=[c[0] for c in CONFIGS],
+                   help=f"comma-separated configurations of ours to run (default all: {','.join(c[0] for c in CONFIGS)})")
+    p.add_argument("--save-as", type=results_name, default=None,
+                   help="results file name (without .json; default from the task, --mps and --timeslice-us)")
     a = p.parse_args(argv)
     if not a.duration_s > 0:
         p.error(f"--duration-s must be > 0, got {a.duration_s}")
@@ -115,7 +128,7 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
         daemon = start_daemon(Path(tmp), base, policy="UP")
         glb = {**base, "XSCHED_SCHEDULER": "GLB", "XSCHED_SOCKET": str(Path(tmp) / "xschedd.sock")}
         try:
-            for name, level, thr, extra in CONFIGS:
+            for name, level, thr, extra in (c for c in CONFIGS if c[0] in a.configs):
                 q = f"{task},level={level},threshold={thr}"
                 if a.timeslice_us is not None:
                     q += f",timeslice={a.timeslice_us}"
@@ -130,7 +143,7 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
             daemon.terminate()
             daemon.wait(30)
     ts = "" if a.timeslice_us is None else f"_ts{a.timeslice_us}"
-    name = f"cuda_bandwidth_2proc_{a.task}{'_mps' if a.mps else ''}{ts}"
+    name = a.save_as or f"cuda_bandwidth_2proc_{a.task}{'_mps' if a.mps else ''}{ts}"
     setup = "two processes; ours through xschedd (UP)" + ("; every process an MPS client" if a.mps else "")
     dev = device_info()
     path = write(name, dev, {**vars(a), "processes": 2}, results, setup=setup)

@@ -1,9 +1,10 @@
 """Runtime overhead on the GPU (paper Fig. 11c/12a): a transformer-layer stack task alone,
 natively on a stream and through an XQueue at threshold 1..16 (level 1, cuBLAS GEMMs), and
 the all-guarded variant natively vs level 2: short launches plain within the queue's
-budget (the default, hal.cuda.durations) or every launch flushing; the gate and the
-relaunch launched by the GPU after a flush only; the gate from the GPU and the relaunch
-from the host behind every command; both from the host. Configurations interleave
+budget (the default, hal.cuda.durations), every launch flushing, or none (`guard_off`: the
+runtime's own cost on that stack); the gate and the relaunch launched by the GPU after a
+flush only; the gate from the GPU and the relaunch from the host behind every command;
+both from the host. Configurations interleave
 round by round, in a new random order each round (a fixed order favoured some
 positions by a few percent).
 Usage: python bench/cuda_overhead.py
@@ -49,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
             return time.perf_counter() - t
         return run
 
-    def xqueue(task, level, threshold, device_gate=True, gpu_relaunch=True, plain_budget_us=None):
-        hwq = dev.create_queue(guard=level >= 2)
+    def xqueue(task, level, threshold, device_gate=True, gpu_relaunch=True, plain_budget_us=None, guard=True):
+        hwq = dev.create_queue(guard=True if level >= 2 and guard else None)
         hwq.device_gate = device_gate
         hwq.gpu_relaunch = gpu_relaunch
         if plain_budget_us is not None:
@@ -74,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     configs["native_guarded_plain"] = native(gtask, s)
     for thr in (4, 8, 16):
         configs[f"xq_lv2_thr{thr}_guarded"] = xqueue(gtask, 2, thr)
+    # the runtime alone on the guarded stack: a level-2 queue guards from its first suspend
+    # on, and none comes, so every launch is plain (what level 2 costs beyond is the guard's)
+    configs["xq_lv2_thr8_guard_off"] = xqueue(gtask, 2, 8, guard=False)
     for thr in (8, 16):  # every launch flushing, however short
         configs[f"xq_lv2_thr{thr}_guarded_flush_all"] = xqueue(gtask, 2, thr, plain_budget_us=0)
     for thr in (4, 8):  # the baselines: the relaunch behind every command from the host (the
@@ -94,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                 cpu[k].append(time.process_time() - c0)
     results, rows = {}, []
     for k, v in samples.items():
-        base = samples["native_guarded_plain" if "guarded" in k else "native_cublas"]
+        base = samples["native_guarded_plain" if "guard" in k else "native_cublas"]
         ov = pct(v, 50) / pct(base, 50) - 1
         results[k] = {"p50_ms": pct(v, 50) * 1e3, "mean_ms": sum(v) / len(v) * 1e3, "overhead_vs_native": ov,
                       "cpu_ms_per_task": pct(cpu[k], 50) * 1e3}  # fmt: skip
