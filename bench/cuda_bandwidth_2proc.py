@@ -18,6 +18,7 @@ the time: at level 2 side a also runs alone with `guard=on` ("a guarded"), the c
 with the guard's cost (and, on the board, the ticket gate's per command; alone, a side
 off the board naps, so its ticket's cost shows only in the pair) in it.
 Usage: python bench/cuda_bandwidth_2proc.py [--task dnn|spin] [--duration-s 4] [--mps] [--timeslice-us N]
+       [--only ours_lv2_thr8,...] [--save-as NAME]
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ CONFIGS = (("ours_lv1_thr2", 1, 2, {}), ("ours_lv1_thr8", 1, 8, {}), ("ours_lv2_
 
 
 def _config_names(text: str) -> list[str]:
-    """--configs: names of CONFIGS, comma-separated."""
+    """--only: names of CONFIGS, comma-separated."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = sorted(set(names) - {c[0] for c in CONFIGS})
     if not names or unknown:
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mps", action="store_true", help="run every process as a client of an MPS server")
     p.add_argument("--timeslice-us", type=int, default=None,
                    help=f"UP's time slice, as each side's hint (default {TIMESLICE_DEFAULT_US})")
-    p.add_argument("--configs", type=_config_names, default=[c[0] for c in CONFIGS],
+    p.add_argument("--only", type=_config_names, default=[c[0] for c in CONFIGS],
                    help=f"comma-separated configurations of ours to run (default all: {','.join(c[0] for c in CONFIGS)})")
     p.add_argument("--save-as", type=results_name, default=None,
                    help="results file name (without .json; default from the task, --mps and --timeslice-us)")
@@ -128,7 +129,7 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
         daemon = start_daemon(Path(tmp), base, policy="UP")
         glb = {**base, "XSCHED_SCHEDULER": "GLB", "XSCHED_SOCKET": str(Path(tmp) / "xschedd.sock")}
         try:
-            for name, level, thr, extra in (c for c in CONFIGS if c[0] in a.configs):
+            for name, level, thr, extra in (c for c in CONFIGS if c[0] in a.only):
                 q = f"{task},level={level},threshold={thr}"
                 if a.timeslice_us is not None:
                     q += f",timeslice={a.timeslice_us}"
