@@ -190,8 +190,8 @@ class TicketGate:
     """Holds a stream at `wait()` points while closed, with nothing running on the GPU.
 
     `close()` / `open()` are the queue's deactivate / reactivate; `wait(stream)` enqueues
-    the ticket kernel and the stream-memory wait on `stream` (see the module docstring). Race-free
-    because `off` and the ticket word are host memory written in order by the host:
+    the ticket kernel and the stream-memory wait on `stream` (see the module docstring).
+    Race-free because `off` and the ticket word are host memory written in order by the host:
     `open` clears `off` before it writes the last ticket issued, so any ticket issued
     after it finds `off` clear and lets its own wait pass; a ticket that still saw `off`
     set was issued before, and the written number covers it.
