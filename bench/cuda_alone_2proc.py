@@ -17,9 +17,9 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from cuda_bandwidth_2proc import run_alone
+from cuda_bandwidth_2proc import run_alone, task_spec
 from cuda_common import results_name, table, write
-from cuda_procs import child_env, device_info, mps_server, start_daemon
+from cuda_procs import children_env, device_info, start_daemon
 
 from xsched_workload.tasks import MAX_LAYERS
 
@@ -43,15 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--layers {a.layers}: must be in [1, {MAX_LAYERS}]")
     if a.threshold < 1:
         p.error(f"--threshold must be >= 1, got {a.threshold}")
-    base = child_env()
-    if not a.mps:
+    with children_env(a.mps) as base:
         return run_all(a, base)
-    with tempfile.TemporaryDirectory(prefix="xs-mps-") as tmp, mps_server(Path(tmp)) as mps_env:
-        return run_all(a, {**base, **mps_env})
 
 
 def run_all(a: argparse.Namespace, base: dict) -> int:
-    task = f"kind=dnn,layers={a.layers}" if a.task == "dnn" else "commands=10,command_us=1000"
+    task = task_spec(a)
     queue = f"name=a,{task},level={a.level},threshold={a.threshold}"
     tps: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="xs-") as hpf_dir, tempfile.TemporaryDirectory(prefix="xs-") as up_dir:

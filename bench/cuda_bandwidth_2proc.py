@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 
 from cuda_common import results_name, table, write
-from cuda_procs import child_env, device_info, mps_server, start_daemon, workload
+from cuda_procs import children_env, device_info, start_daemon, workload
 
 from hal.board import ENV as BOARD_ENV
 from hal.sharing import ENV as PARK_ENV
@@ -101,15 +101,17 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--layers {a.layers}: must be in [1, {MAX_LAYERS}]")
     if a.timeslice_us is not None and not TIMESLICE_MIN_US <= a.timeslice_us <= TIMESLICE_MAX_US:
         p.error(f"--timeslice-us {a.timeslice_us}: must be in [{TIMESLICE_MIN_US}, {TIMESLICE_MAX_US}]")
-    base = child_env()
-    if not a.mps:
+    with children_env(a.mps) as base:
         return run_all(a, base)
-    with tempfile.TemporaryDirectory(prefix="xs-mps-") as tmp, mps_server(Path(tmp)) as mps_env:
-        return run_all(a, {**base, **mps_env})
+
+
+def task_spec(a: argparse.Namespace) -> str:
+    """The `--queue` keys of one task: an 8-layer stack (`--layers`) or 10 x 1 ms spins."""
+    return f"kind=dnn,layers={a.layers}" if a.task == "dnn" else "commands=10,command_us=1000"
 
 
 def run_all(a: argparse.Namespace, base: dict) -> int:
-    task = f"kind=dnn,layers={a.layers}" if a.task == "dnn" else "commands=10,command_us=1000"
+    task = task_spec(a)
     native_env = {**base, "XSCHED_SCHEDULER": "APP"}
     peak = run_alone(f"name=a,{task}", a.duration_s, native_env, True, "standalone run")
     results, rows = {"standalone_tps": peak}, []

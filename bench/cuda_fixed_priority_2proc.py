@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from cuda_common import pct, table, write
-from cuda_procs import child_env, device_info, mps_server, start_daemon, workload
+from cuda_procs import children_env, device_info, start_daemon, workload
 
 from hal.board import ENV as BOARD_ENV
 
@@ -79,12 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mps", action="store_true", help="run every configuration as clients of an MPS server")
     p.add_argument("--only", default="", help="comma-separated configuration names to run (default: all)")
     a = p.parse_args(argv)
-    base = child_env()
-    if not a.mps:
+    # with --mps this process joins the server too: it opens the device (its name for the results)
+    with children_env(a.mps, export=True) as base:
         return run_all(a, base)
-    with tempfile.TemporaryDirectory(prefix="xs-mps-") as tmp, mps_server(Path(tmp)) as mps_env:
-        os.environ.update(mps_env)  # this process opens the device too (its name for the results)
-        return run_all(a, {**base, **mps_env})
 
 
 def run_all(a: argparse.Namespace, base: dict) -> int:

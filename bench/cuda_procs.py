@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -57,6 +58,20 @@ def mps_server(tmp: Path):
         clients = log.read_text().lower().count("new client") if log.exists() else 0
         print(f"MPS: {clients} client connections logged", flush=True)
 
+
+
+@contextlib.contextmanager
+def children_env(mps: bool, export: bool = False):
+    """The children's environment (`child_env`) for the duration; with `mps`, that of the
+    clients of a private MPS server started for it (`export`: this process's too)."""
+    base = child_env()
+    if not mps:
+        yield base
+        return
+    with tempfile.TemporaryDirectory(prefix="xs-mps-") as tmp, mps_server(Path(tmp)) as mps_env:
+        if export:
+            os.environ.update(mps_env)
+        yield {**base, **mps_env}
 
 
 def start_daemon(tmp: Path, env: dict, policy: str = "HPF") -> subprocess.Popen:
