@@ -20,7 +20,9 @@ class HwQueue(ABC):
     running command stops and later continues). `max_level` says which a queue offers.
 
     Completion callbacks run on a thread the adapter owns (or, in virtual time, on the
-    clock's caller); they must be quick and must not block.
+    clock's caller); where `direct_wait`, also on a thread returning from `wait_for` or
+    `synchronize(None)`, for what it saw complete. They must be quick and must not block,
+    and each is called once.
     """
 
     max_level: Level = Level.BLOCK
@@ -45,8 +47,9 @@ class HwQueue(ABC):
 
     def wait_for(self, cmd: HwCommand) -> bool:
         """Block until `cmd`, launched with a completion callback, has completed (its
-        callback may come later), the way `synchronize(None)` does for all; False where
-        the adapter cannot, and the caller then waits for the callback instead."""
+        callback may have run on this thread, or may come later), the way
+        `synchronize(None)` does for all; False where the adapter cannot, and the caller
+        then waits for the callback instead."""
         return False
 
     def deactivate(self) -> None:

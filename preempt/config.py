@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from preempt.errors import ConfigError
-from preempt.xqueue import DEFAULT_BATCH_SIZE, DEFAULT_LEVEL, DEFAULT_THRESHOLD
+from preempt.xqueue import DEFAULT_BATCH_SIZE, DEFAULT_LEVEL, DEFAULT_THRESHOLD, IDLE_NEWS_DELAY_S
 from xschedd.policy import PolicyError, policy_names
 from xschedd.policy import hints as H
 
@@ -25,6 +25,9 @@ AUTO_TIMESLICE = "XSCHED_AUTO_XQUEUE_TIMESLICE"
 AUTO_DEADLINE = "XSCHED_AUTO_XQUEUE_DEADLINE"
 AUTO_KDEADLINE = "XSCHED_AUTO_XQUEUE_KDEADLINE"
 AUTO_LAXITY = "XSCHED_AUTO_XQUEUE_LAXITY"
+# ours: how long a queue that a waiter left idle in the driver stays READY to schedulers
+IDLE_DELAY = "XSCHED_IDLE_DELAY_US"
+IDLE_DELAY_MAX_US = 1_000_000
 
 # How a GLB process reaches xschedd (read by preempt.agent).
 SOCKET = "XSCHED_SOCKET"  # the daemon's Unix socket (default: hal.paths.daemon_socket())
@@ -34,7 +37,7 @@ LEASE = "XSCHED_LEASE_S"  # resume every XQueue after this much silence from the
 
 ENV_NAMES = (
     SCHEDULER, POLICY, AUTO_XQUEUE, AUTO_LEVEL, AUTO_THRESHOLD, AUTO_BATCH_SIZE, AUTO_PRIORITY,
-    AUTO_UTILIZATION, AUTO_TIMESLICE, AUTO_DEADLINE, AUTO_KDEADLINE, AUTO_LAXITY,
+    AUTO_UTILIZATION, AUTO_TIMESLICE, AUTO_DEADLINE, AUTO_KDEADLINE, AUTO_LAXITY, IDLE_DELAY,
 )  # fmt: skip
 
 
@@ -57,6 +60,7 @@ class XQueueDefaults:
     deadline_us: int | None = None
     kdeadline: int | None = None
     laxity_us: int | None = None
+    idle_delay_us: int = round(IDLE_NEWS_DELAY_S * 1e6)  # XQueue.idle_news_delay_s
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         deadline_us=get(AUTO_DEADLINE, "deadline", 1, *max64),
         kdeadline=get(AUTO_KDEADLINE, "k", 1, *max64),
         laxity_us=get(AUTO_LAXITY, "laxity", 1, *max64),
+        idle_delay_us=_or(get(IDLE_DELAY, "idle delay", 0, IDLE_DELAY_MAX_US), XQueueDefaults.idle_delay_us),
     )
     kinds = [k.value for k in SchedulerKind]
     scheduler = SchedulerKind(_choice(env, SCHEDULER, kinds) or SchedulerKind.APP.value)

@@ -60,6 +60,7 @@ class Runtime:
             batch_size=batch_size,
             name=name,
         )
+        xq.idle_news_delay_s = d.idle_delay_us / 1e6
         hints: list[H.Hint] = [
             H.PriorityHint(xq.id, d.priority if priority is None else priority),
             H.UtilizationHint(xq.id, d.utilization if utilization is None else utilization),

@@ -25,7 +25,12 @@ one command at a time used to make each a sync point (each was the last pending)
 CUDA an event per launch, ~7 us of the launching thread's time.
 Listeners are called outside the lock, on whichever thread caused the change, with one
 exception: a waiter blocked in the driver (`HwQueue.direct_wait`) leaves the IDLE news
-to the adapter's completion thread, so that its task does not pay for the news.
+to the clock's thread, `idle_news_delay_s` later, so that its task does not pay for the
+news; the next task's READY, if it comes first, takes it along. Tasks back to back then
+send no IDLE (the agent drops an IDLE once the queue is ready again) and schedulers do
+not act on the host's gap between them: on the H100, an 8-layer stack through xschedd
+ran at 0.90 of native with the news sent at once and 0.94-0.95 with it held 0.5-2 ms
+(bench/results/, docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from preempt.latency import LatencyStats
 DEFAULT_LEVEL = Level.BLOCK
 DEFAULT_THRESHOLD = 16
 DEFAULT_BATCH_SIZE = 8
+IDLE_NEWS_DELAY_S = 0.001  # see the module docstring
 
 
 class XQueueState(enum.Enum):
@@ -189,7 +195,11 @@ class XQueue:
         self._gate_slot = 0
         self._on_gate_stall: Callable[[], None] | None = None
         self._gate_held = False  # a level-1 suspension left to the gate (suspend(by_gate=True))
-        self._held_news: XQueueEvent | None = None  # an IDLE a direct waiter left to the completion thread
+        self._held_news: XQueueEvent | None = None  # an IDLE a direct waiter left to the clock
+        self._direct = threading.local()  # `.target`: what this thread waits for in the driver
+        # how long after a direct waiter's return its held IDLE news goes out, if no READY
+        # of a next task took it first (XSCHED_IDLE_DELAY_US through preempt.runtime)
+        self.idle_news_delay_s = IDLE_NEWS_DELAY_S
 
     # -- application API ------------------------------------------------------------
     def submit(self, cmd: HwCommand) -> XCommand:
@@ -252,7 +262,26 @@ class XQueue:
         the in-flight command whose completion makes room (`HwQueue.wait_for`), retire
         through it and launch the next ones on this thread: the completion thread would
         see it a poll later and hand over to this thread after (at threshold 1, every
-        command). Retire through `xcmd` ourselves."""
+        command). Retire through `xcmd` ourselves. The adapter may call completion
+        callbacks on this thread meanwhile: their news is held like ours (`_on_complete`)
+        and goes out `idle_news_delay_s` after we return, unless a READY took it first."""
+        self._direct.target = xcmd
+        try:
+            self._driver_waits(xcmd)
+        finally:
+            self._direct.target = None
+            with self._cond:
+                held = self._held_news is not None
+            if held:
+                self.clock.call_at(self.clock.now() + self.idle_news_delay_s, self._release_news)
+
+    def _release_news(self) -> None:
+        """The clock's thread: send the IDLE news a direct waiter held, unless sent already."""
+        with self._cond:
+            event, self._held_news = self._held_news, None
+        self._emit(event)
+
+    def _driver_waits(self, xcmd: XCommand) -> None:
         launched_last = lambda: (  # noqa: E731
             xcmd.done or self._error is not None or (xcmd.state is CommandState.IN_FLIGHT and not self._pending)
         )
@@ -624,12 +653,13 @@ class XQueue:
         """A sync point completed (the hardware queue's callback, or a direct waiter):
         retire every in-flight command up to `hw`, in order, and tell the listeners.
 
-        A direct waiter (`hold_news`) retires its command as soon as the driver returns,
-        and leaves the IDLE news to the completion thread, whose callback for the same
-        sync point follows within a poll: the waiter's task does not pay for the news
-        (the agent's message to xschedd, about 40 us). A READY submitted before that
-        callback sends the held news first, so listeners hear IDLE before READY.
+        A direct waiter (`hold_news`, or the adapter calling back on its thread) retires
+        its command as soon as the driver returns, and leaves the IDLE news to the clock's
+        thread: the waiter's task does not pay for the news (the agent's message to
+        xschedd, about 40 us). A READY submitted before that sends the held news first,
+        so listeners hear IDLE before READY.
         """
+        hold_news = hold_news or getattr(self._direct, "target", None) is not None
         with self._cond:
             if any(xcmd.hw is hw for xcmd in self._in_flight):
                 event = self._retire_locked(hw)
@@ -663,6 +693,10 @@ class XQueue:
             event = self._event_locked(EventKind.IDLE, latency)
         self._cond.notify_all()
         self._pump_locked()
-        if self._in_flight and not self._syncs_in_flight:  # launched after the last sync point
+        # launched after the last sync point: make the tail one, unless this thread waits in
+        # the driver for the tail (it retires through it; a marker would be the completion
+        # thread's to deliver, at the end of every task)
+        waited = getattr(self._direct, "target", None)
+        if self._in_flight and not self._syncs_in_flight and waited is not self._in_flight[-1]:
             self._sync_tail_locked()
         return event

@@ -37,6 +37,13 @@ alone). It does come back at once: leaving the queue alone for 1 ms after each w
 returned made threshold 8 +20-42%, as a waiter also relies on it between its waits.
 Events it collected meanwhile are parked, not pooled, so a waiter never waits
 on an event that a later launch recorded again; they go back once it returns.
+
+A waiter also delivers what it waited for (`deliver_through`): the entries through the
+command it saw complete come off the lane and their callbacks run on its thread, so the
+completion thread has nothing left to wake for at a task's end. Left to the thread, the
+entries a waiter had retired already cost it a wake-up, the interpreter lock and a
+callback each, right when the application builds its next task (H100, an 8-layer stack
+at threshold 8: 3.65 against 3.57 ms a task with the thread kept away, 3.52 natively).
 """
 
 from __future__ import annotations
@@ -88,6 +95,8 @@ class _Lane:
     entries: deque[Entry] = field(default_factory=deque)
     waiters: int = 0  # threads waiting in the driver for one of its commands
     parked: list[Any] = field(default_factory=list)  # collected while waited for
+    watching: Any = None  # the marker the thread waits on in the driver
+    spent: list[Any] = field(default_factory=list)  # markers a waiter delivered while it did
     closed: bool = False
     thread: threading.Thread | None = None
 
@@ -124,7 +133,7 @@ class Completions:
                     target=self._run, args=(lane,), name=f"xsched-cuda{self._device_index}-completions", daemon=True
                 )
                 lane.thread.start()
-            elif len(lane.entries) == 1:
+            elif len(lane.entries) == 1 and not lane.waiters:  # else the last waiter wakes it
                 lane.wake.notify()
 
     def close(self, key: int) -> None:
@@ -166,6 +175,40 @@ class Completions:
                     return event
         return None
 
+    def newest(self, key: int) -> Any | None:
+        """The command of queue `key` tracked last, or None."""
+        with self._lock:
+            lane = self._lanes.get(key)
+            return lane.entries[-1][1] if lane is not None and lane.entries else None
+
+    def deliver_through(self, key: int, cmd: Any) -> None:
+        """Inside `waiting(key)`, once the driver said `cmd` completed: take the entries
+        through it off the lane and call their callbacks on this thread, in launch order
+        (nothing if its thread collected `cmd` already: it calls them)."""
+        with self._lock:
+            lane = self._lanes.get(key)
+            if lane is None or not any(c is cmd for _, c, _, _ in lane.entries):
+                return
+            done: list[Entry] = []
+            while True:
+                entry = lane.entries.popleft()
+                done.append(entry)
+                if entry[1] is cmd:
+                    break
+            park = lane.waiters > 1  # another thread may wait on one of these events
+            if park:
+                lane.parked.extend(event for event, _, _, _ in done)
+            markers = [m for _, _, _, m in done]
+            if lane.watching is not None and any(m is lane.watching for m in markers):
+                lane.spent.append(lane.watching)  # its thread pools it once the driver returns
+                markers = [m for m in markers if m is not lane.watching]
+        for marker in markers:
+            self._markers.put(marker)
+        if not park:
+            for event, _, _, _ in done:
+                self.pool.put(event)
+        _call(done)
+
     def outstanding(self, key: int) -> int:
         with self._lock:
             lane = self._lanes.get(key)
@@ -179,32 +222,42 @@ class Completions:
                     lane.wake.wait()
                 if not lane.entries:
                     return
-                marker = lane.entries[0][3]  # the oldest entry's; pooled only once collected
+                # the oldest entry's: pooled once collected, by a waiter or by this thread
+                marker = lane.watching = lane.entries[0][3]
             try:
                 cupy.cuda.runtime.eventSynchronize(marker.ptr)  # asleep, without the interpreter lock
                 done = self._collect(lane)
             except cupy.cuda.runtime.CUDARuntimeError:  # the context is lost: nothing completes
                 log.exception("CUDA failed while waiting for a completion; this queue's callbacks stop")
                 return
-            for _, cmd, callback, _ in done:
-                if callback is None:
-                    continue
-                try:
-                    callback(cmd)
-                except Exception:  # a listener's bug must not stop every later completion
-                    log.exception("completion callback failed")
+            _call(done)
 
     def _collect(self, lane: _Lane) -> list[Entry]:
         """Take the lane's leading entries that are done; pool or park their events."""
         done: list[Entry] = []
         with self._lock:
+            lane.watching = None
+            spent, lane.spent = lane.spent, []
             while lane.entries and lane.entries[0][0].done:
                 done.append(lane.entries.popleft())
             park = lane.waiters > 0
             if park:
                 lane.parked.extend(event for event, _, _, _ in done)
+        for marker in spent:
+            self._markers.put(marker)
         for event, _, _, marker in done:
-            self._markers.put(marker)  # only this thread waits on markers
+            self._markers.put(marker)  # no thread waits on it any more
             if not park:
                 self.pool.put(event)
         return done
+
+
+def _call(done: list[Entry]) -> None:
+    """The callbacks of completed entries, in order, outside every lock."""
+    for _, cmd, callback, _ in done:
+        if callback is None:
+            continue
+        try:
+            callback(cmd)
+        except Exception:  # a listener's bug must not stop every later completion
+            log.exception("completion callback failed")

@@ -188,9 +188,15 @@ class CudaHwQueue(HwQueue):
             self._completions.add(self._key, cmd, on_complete, self.stream)
 
     def synchronize(self, timeout: float | None = None) -> bool:
+        """Without a timeout, in the driver; the callbacks of what completed then are called
+        on this thread before it returns (hal.cuda.completions, `deliver_through`)."""
         if timeout is None:
-            with self._completions.waiting(self._key):
+            completions = self._completions
+            with completions.waiting(self._key):
+                last = completions.newest(self._key)
                 self.stream.synchronize()
+                if last is not None:
+                    completions.deliver_through(self._key, last)
             return True
         event = self._pool.get()
         event.record(self.stream)
@@ -203,11 +209,14 @@ class CudaHwQueue(HwQueue):
         return True
 
     def wait_for(self, cmd: HwCommand) -> bool:
+        """In the driver; the callbacks of `cmd` and of those before it are called on this
+        thread before it returns, unless the completion thread got to them first."""
         completions = self._completions
         with completions.waiting(self._key):
             event = completions.event_of(self._key, cmd)
             if event is not None:
                 cupy.cuda.runtime.eventSynchronize(event.ptr)  # without the interpreter lock
+                completions.deliver_through(self._key, cmd)
         return True
 
     def deactivate(self) -> None:

@@ -166,3 +166,65 @@ def test_events_go_back_to_their_pools_and_a_waited_queue_parks_them_until_the_w
     comp.close(7)
     # the pooled event was parked while waited for, and is back in the pool now
     assert pool.get() is event
+
+
+def _wait_until(predicate, what: str) -> None:
+    deadline = threading.Event()
+    for _ in range(1000):
+        if predicate():
+            return
+        deadline.wait(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_waiter_delivers_what_it_waited_for_on_its_own_thread_and_leaves_the_rest(completions):
+    """deliver_through: the entries through the waited-for command come off the lane and
+    their callbacks run on the waiter's thread, in order, once; later ones stay with the
+    completion thread."""
+    fake, pool, comp = completions
+    stream = FakeStream()
+    calls: list[tuple[str, int]] = []
+    third = threading.Event()
+
+    def callback(cmd: str) -> None:
+        calls.append((cmd, threading.get_ident()))
+        if cmd == "c":
+            third.set()
+
+    me = threading.get_ident()
+    with comp.waiting(3):  # before the thread exists: it leaves the lane to us
+        for cmd in ("a", "b", "c"):
+            comp.add(3, cmd, callback, stream)
+        stream.run(4)  # the GPU reaches a and b (event and marker each)
+        comp.deliver_through(3, "b")
+        assert calls == [("a", me), ("b", me)]
+        assert comp.outstanding(3) == 1
+        comp.deliver_through(3, "b")  # delivered already: nothing twice
+        assert len(calls) == 2
+    stream.run(2)
+    assert third.wait(10)
+    assert calls[2][0] == "c" and calls[2][1] != me
+    assert comp.outstanding(3) == 0
+    comp.close(3)
+    assert len(pool._free) == 3  # every pooled event back
+
+
+def test_a_marker_the_thread_sleeps_on_goes_back_only_once_it_woke(completions):
+    """A waiter that delivers the entry whose marker the completion thread waits on in the
+    driver leaves that marker to the thread: pooled at once, a launch could record it
+    again while the thread still waits on it."""
+    fake, pool, comp = completions
+    stream = FakeStream()
+    calls: list[str] = []
+    comp.add(5, "a", calls.append, stream)
+    marker = next(e for kind, _, e in (x for x in fake.log if x[0] == "record") if e.blocking)
+    _wait_until(lambda: any(x[0] == "sync" and x[1] is marker for x in list(fake.log)), "the thread's wait")
+    with comp.waiting(5):
+        stream.run(1)  # the pooled event only: the marker is not reached yet
+        comp.deliver_through(5, "a")
+        assert calls == ["a"]
+        assert marker not in comp._markers._free
+    stream.run(1)  # the thread wakes, finds nothing to deliver, and pools its marker
+    _wait_until(lambda: marker in comp._markers._free, "the marker back in its pool")
+    assert calls == ["a"]
+    comp.close(5)

@@ -17,6 +17,16 @@ def test_defaults_are_xscheds():
     assert (d.level, d.threshold, d.batch_size, d.priority) == (1, 16, 8, 0)
     assert (d.utilization, d.timeslice_us) == (100, 5000)
     assert (d.deadline_us, d.laxity_us) == (None, None)
+    assert d.idle_delay_us == 1000  # ours
+
+
+def test_the_idle_delay_reaches_the_xqueues_the_runtime_makes(device):
+    from preempt.runtime import Runtime
+
+    for raw, seconds in (("250", 250e-6), ("0", 0.0), (None, 1e-3)):
+        env = {} if raw is None else {"XSCHED_IDLE_DELAY_US": raw}
+        xq = Runtime(load_config(env)).create_xqueue(device.create_queue())
+        assert xq.idle_news_delay_s == pytest.approx(seconds)
 
 
 def test_a_policy_means_a_local_scheduler():
@@ -61,6 +71,8 @@ def test_auto_xqueue_values_are_read():
         ({"XSCHED_AUTO_XQUEUE_TIMESLICE": "50"}, r"TIMESLICE='50': .*\[100, 100000\]"),
         ({"XSCHED_AUTO_XQUEUE_DEADLINE": "-1"}, r"DEADLINE='-1': .*\[1, 2\*\*63-1\]"),
         ({"XSCHED_AUTO_XQUEUE_LAXITY": "1.5"}, r"LAXITY='1.5': expected an integer"),
+        ({"XSCHED_IDLE_DELAY_US": "-5"}, r"XSCHED_IDLE_DELAY_US='-5': idle delay must be in \[0, 1000000\]"),
+        ({"XSCHED_IDLE_DELAY_US": "1ms"}, r"XSCHED_IDLE_DELAY_US='1ms': expected an integer in \[0, 1000000\]"),
     ],
 )
 def test_bad_values_name_the_variable_the_value_and_the_range(env, message):

@@ -534,6 +534,63 @@ def test_a_direct_waiter_leaves_the_idle_news_to_the_completion_thread():
     assert xq.info().completed == 5
 
 
+def test_a_direct_waiters_idle_news_goes_out_on_the_clock_after_the_delay_unless_a_ready_took_it():
+    """Held news leaves `idle_news_delay_s` after the waiter returned (the adapter's own
+    completion may come later, or never: CUDA's waiter takes it); a READY within the
+    delay sends it first, and the clock then sends nothing."""
+    hwq = _DriverQueue()
+    xq = XQueue(hwq, threshold=4)
+    xq.idle_news_delay_s = 0.002
+    kinds = []
+    xq.add_listener(lambda e: kinds.append((e.kind, xq.clock.now())))
+    xq.wait(xq.submit(HwCommand(100)))
+    returned = xq.clock.now()
+    xq.clock.run_for(0.0015)
+    assert [k for k, _ in kinds] == [EventKind.READY]  # still held
+    xq.clock.run_for(0.001)
+    assert [k for k, _ in kinds] == [EventKind.READY, EventKind.IDLE]
+    assert kinds[-1][1] == pytest.approx(returned + 0.002)
+    # back to back within the delay: READY takes the held IDLE along, the clock sends none
+    xq.wait(xq.submit(HwCommand(100)))
+    xq.wait(xq.submit(HwCommand(100)))
+    xq.clock.run_for(0.01)
+    hwq.deliver()
+    ready, idle = EventKind.READY, EventKind.IDLE
+    assert [k for k, _ in kinds[2:]] == [ready, idle, ready, idle]
+    assert xq.info().completed == 3
+
+
+class _CallingBackDriverQueue(_DriverQueue):
+    """`_DriverQueue` whose synchronize() calls the callbacks on the waiting thread, as
+    CUDA's does for what it saw complete (hal.cuda.completions, `deliver_through`)."""
+
+    def synchronize(self, timeout=None) -> bool:
+        self.deliver()
+        return super().synchronize(timeout)
+
+
+def test_callbacks_the_adapter_calls_on_a_waiters_thread_hold_their_news_for_the_clock():
+    hwq = _CallingBackDriverQueue(RealClock())
+    xq = XQueue(hwq, threshold=4)
+    xq.idle_news_delay_s = 0.05
+    idle = threading.Event()
+    senders = []
+
+    def listener(event):
+        if event.kind is EventKind.IDLE:
+            senders.append(threading.get_ident())
+            idle.set()
+
+    xq.add_listener(listener)
+    cmds = [xq.submit(HwCommand(100)) for _ in range(3)]
+    xq.wait(cmds[-1])
+    assert all(c.done for c in cmds) and hwq.callbacks == []
+    assert not idle.is_set()  # not on the waiter's thread, not yet
+    assert idle.wait(5)
+    assert senders != [threading.get_ident()] and len(senders) == 1
+    assert xq.info().completed == 3
+
+
 def test_closing_sends_the_idle_news_a_direct_waiter_held():
     hwq = _DriverQueue()
     xq = XQueue(hwq)
