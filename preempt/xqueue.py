@@ -127,6 +127,12 @@ class XCommand:
 _xqueue_ids = itertools.count(1)
 
 
+class _DirectWait(threading.local):
+    """Per thread: the command it waits for in the driver (XQueue._wait_in_driver), or None."""
+
+    target: XCommand | None = None
+
+
 def _new_xqueue_id() -> int:
     return (os.getpid() << 32) | next(_xqueue_ids)
 
@@ -196,7 +202,7 @@ class XQueue:
         self._on_gate_stall: Callable[[], None] | None = None
         self._gate_held = False  # a level-1 suspension left to the gate (suspend(by_gate=True))
         self._held_news: XQueueEvent | None = None  # an IDLE a direct waiter left to the clock
-        self._direct = threading.local()  # `.target`: what this thread waits for in the driver
+        self._direct = _DirectWait()
         # how long after a direct waiter's return its held IDLE news goes out, if no READY
         # of a next task took it first (XSCHED_IDLE_DELAY_US through preempt.runtime)
         self.idle_news_delay_s = IDLE_NEWS_DELAY_S
@@ -292,14 +298,14 @@ class XQueue:
                     break
                 maker = self._room_maker_locked()
             if maker is not None and self.hwq.wait_for(maker.hw):
-                self._on_complete(maker.hw, hold_news=True)
+                self._on_complete(maker.hw)
             elif maker is not None:  # the adapter cannot: its completion thread makes room
                 self.clock.wait_for(launched_last, self._cond)
         with self._cond:
             direct = xcmd.state is CommandState.IN_FLIGHT and self._error is None
         if direct:
             self.hwq.synchronize()
-            self._on_complete(xcmd.hw, hold_news=True)
+            self._on_complete(xcmd.hw)
 
     def _room_maker_locked(self) -> XCommand | None:
         """While throttled with work pending: the first in-flight sync point whose
@@ -649,17 +655,17 @@ class XQueue:
             self._syncs_in_flight += 1
             self.hwq.launch(HwCommand(0.0, name="xq-sync"), lambda _: self._on_complete(tail.hw))
 
-    def _on_complete(self, hw: HwCommand, hold_news: bool = False) -> None:
+    def _on_complete(self, hw: HwCommand) -> None:
         """A sync point completed (the hardware queue's callback, or a direct waiter):
         retire every in-flight command up to `hw`, in order, and tell the listeners.
 
-        A direct waiter (`hold_news`, or the adapter calling back on its thread) retires
-        its command as soon as the driver returns, and leaves the IDLE news to the clock's
-        thread: the waiter's task does not pay for the news (the agent's message to
-        xschedd, about 40 us). A READY submitted before that sends the held news first,
+        On a direct waiter's thread (its own call, or the adapter calling back on it) the
+        command retires as soon as the driver returns, and the IDLE news is left to the
+        clock's thread: the waiter's task does not pay for the news (the agent's message
+        to xschedd, about 40 us). A READY submitted before that sends the held news first,
         so listeners hear IDLE before READY.
         """
-        hold_news = hold_news or getattr(self._direct, "target", None) is not None
+        hold_news = self._direct.target is not None
         with self._cond:
             if any(xcmd.hw is hw for xcmd in self._in_flight):
                 event = self._retire_locked(hw)
@@ -696,7 +702,7 @@ class XQueue:
         # launched after the last sync point: make the tail one, unless this thread waits in
         # the driver for the tail (it retires through it; a marker would be the completion
         # thread's to deliver, at the end of every task)
-        waited = getattr(self._direct, "target", None)
-        if self._in_flight and not self._syncs_in_flight and waited is not self._in_flight[-1]:
+        in_flight = self._in_flight
+        if in_flight and not self._syncs_in_flight and self._direct.target is not in_flight[-1]:
             self._sync_tail_locked()
         return event

@@ -195,18 +195,11 @@ class Completions:
                 done.append(entry)
                 if entry[1] is cmd:
                     break
-            park = lane.waiters > 1  # another thread may wait on one of these events
-            if park:
-                lane.parked.extend(event for event, _, _, _ in done)
-            markers = [m for _, _, _, m in done]
-            if lane.watching is not None and any(m is lane.watching for m in markers):
-                lane.spent.append(lane.watching)  # its thread pools it once the driver returns
-                markers = [m for m in markers if m is not lane.watching]
-        for marker in markers:
-            self._markers.put(marker)
-        if not park:
-            for event, _, _, _ in done:
-                self.pool.put(event)
+            events = self._park_locked(lane, done, lane.waiters > 1)  # others may wait on one
+            markers: list[Any] = []
+            for _, _, _, marker in done:  # the one its thread sleeps on, it pools once awake
+                (lane.spent if marker is lane.watching else markers).append(marker)
+        self._recycle(events, markers)
         _call(done)
 
     def outstanding(self, key: int) -> int:
@@ -240,16 +233,25 @@ class Completions:
             spent, lane.spent = lane.spent, []
             while lane.entries and lane.entries[0][0].done:
                 done.append(lane.entries.popleft())
-            park = lane.waiters > 0
-            if park:
-                lane.parked.extend(event for event, _, _, _ in done)
-        for marker in spent:
-            self._markers.put(marker)
-        for event, _, _, marker in done:
-            self._markers.put(marker)  # no thread waits on it any more
-            if not park:
-                self.pool.put(event)
+            events = self._park_locked(lane, done, lane.waiters > 0)
+        self._recycle(events, spent + [marker for _, _, _, marker in done])  # no one waits on them
         return done
+
+    @staticmethod
+    def _park_locked(lane: _Lane, done: list[Entry], park: bool) -> list[Any]:
+        """The events of `done` to pool now: none if `park` (a waiter may wait on one;
+        they go back when the last waiter leaves, `waiting`), else all."""
+        events = [event for event, _, _, _ in done]
+        if not park:
+            return events
+        lane.parked.extend(events)
+        return []
+
+    def _recycle(self, events: list[Any], markers: list[Any]) -> None:
+        for event in events:
+            self.pool.put(event)
+        for marker in markers:
+            self._markers.put(marker)
 
 
 def _call(done: list[Entry]) -> None:
