@@ -143,6 +143,14 @@ def fill_info_proto(out: pb.XQueueInfo, info: XQueueInfo) -> pb.XQueueInfo:
     return out
 
 
+def _ready_for_us(xq: XQueue, info: XQueueInfo) -> int:
+    """How long `info`'s queue has been ready, in whole microseconds (0 if it is not):
+    the news of a task's start may leave while the task runs (preempt.xqueue)."""
+    if info.ready_since is None or info.state is not XQueueState.READY:
+        return 0
+    return max(0, int((xq.clock.now() - info.ready_since) * 1e6))
+
+
 class _LeaseExpired(Exception):
     pass
 
@@ -309,12 +317,17 @@ class Agent:
             if link is None:
                 return
             kind = _EVENT_KINDS[event.kind]
+            ready_for_us = _ready_for_us(xq, info) if event.kind is EventKind.READY else 0
             if event.kind in _STATUS_CHANGES and link.serializes_at_send:
-                link.send(self._status_message_locked(kind, info))
+                link.send(self._status_message_locked(kind, info, ready_for_us))
             else:
-                link.send(apb.AgentMessage(event=apb.XQueueEvent(kind=kind, info=info_to_proto(info))))
+                link.send(apb.AgentMessage(event=apb.XQueueEvent(
+                    kind=kind, info=info_to_proto(info), ready_for_us=ready_for_us,
+                )))  # fmt: skip
 
-    def _status_message_locked(self, kind: int, info: XQueueInfo) -> apb.AgentMessage:
+    def _status_message_locked(
+        self, kind: int, info: XQueueInfo, ready_for_us: int
+    ) -> apb.AgentMessage:
         """The queue's READY/IDLE message, one per queue, refilled for this send: it goes
         out at every task's start, on the application's thread, and building it anew (the
         message, its event and info) cost that thread ~20 us on the H100 host, against
@@ -323,6 +336,7 @@ class Agent:
         if msg is None:
             msg = self._status[info.xqueue_id] = apb.AgentMessage(event=apb.XQueueEvent())
         msg.event.kind = kind
+        msg.event.ready_for_us = ready_for_us
         fill_info_proto(msg.event.info, info)
         return msg
 
@@ -345,7 +359,10 @@ class Agent:
                     kind = pb.EVENT_KIND_READY if info.state is XQueueState.READY else pb.EVENT_KIND_IDLE
                 else:
                     kind = pb.EVENT_KIND_SUSPENDED if info.suspended else pb.EVENT_KIND_RESUMED
-                msgs.append(apb.AgentMessage(event=apb.XQueueEvent(kind=kind, info=info_to_proto(info))))
+                ready_for_us = _ready_for_us(xq, info) if kind == pb.EVENT_KIND_READY else 0
+                msgs.append(apb.AgentMessage(event=apb.XQueueEvent(
+                    kind=kind, info=info_to_proto(info), ready_for_us=ready_for_us,
+                )))  # fmt: skip
             self._coalesced.clear()
             if msgs:
                 link.send(*msgs)

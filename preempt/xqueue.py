@@ -26,11 +26,13 @@ CUDA an event per launch, ~7 us of the launching thread's time.
 Listeners are called outside the lock, on whichever thread caused the change, with one
 exception: a waiter blocked in the driver (`HwQueue.direct_wait`) leaves the IDLE news
 to the clock's thread, `idle_news_delay_s` later, so that its task does not pay for the
-news; the next task's READY, if it comes first, takes it along. Tasks back to back then
-send no IDLE (the agent drops an IDLE once the queue is ready again) and schedulers do
-not act on the host's gap between them: on the H100, an 8-layer stack through xschedd
-ran at 0.90 of native with the news sent at once and 0.94-0.95 with it held 0.5-2 ms
-(bench/results/, docs/architecture.md).
+news, and the next task's READY, if it comes first, joins it there: to listeners that
+never heard the queue go idle, that READY only restarts its span. Tasks back to back then
+send no IDLE (the agent drops an IDLE once the queue is ready again), schedulers do not
+act on the host's gap between them, and a task's READY leaves on the clock's thread
+while the task runs, not on its launching thread: on the H100, an 8-layer stack through
+xschedd ran at 0.90 of native with the news sent at once and 0.94-0.95 with the IDLE
+held 0.5-2 ms (bench/results/, docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ DEFAULT_LEVEL = Level.BLOCK
 DEFAULT_THRESHOLD = 16
 DEFAULT_BATCH_SIZE = 8
 IDLE_NEWS_DELAY_S = 0.001  # see the module docstring
+HELD_NEWS_MAX = 16  # events held for the clock's thread, at most (tasks << the delay)
 
 
 class XQueueState(enum.Enum):
@@ -201,7 +204,9 @@ class XQueue:
         self._gate_slot = 0
         self._on_gate_stall: Callable[[], None] | None = None
         self._gate_held = False  # a level-1 suspension left to the gate (suspend(by_gate=True))
-        self._held_news: XQueueEvent | None = None  # an IDLE a direct waiter left to the clock
+        # News a direct waiter left to the clock: its IDLE, then, if the next task came
+        # first, that task's READY, and so on, alternating (see `_on_complete`)
+        self._held_news: list[XQueueEvent] = []
         self._direct = _DirectWait()
         # how long after a direct waiter's return its held IDLE news goes out, if no READY
         # of a next task took it first (XSCHED_IDLE_DELAY_US through preempt.runtime)
@@ -224,12 +229,21 @@ class XQueue:
             if not became_ready:
                 self._pump_locked()
                 return xcmd
-            held, self._held_news = self._held_news, None
             self._ready_since = self.clock.now()
             launch_first = self.hwq.cheap_launch
             if launch_first:
                 self._pump_locked()
-            event = self._event_locked(EventKind.READY)
+            news = [self._event_locked(EventKind.READY)]
+            held = self._held_news
+            if held and news[0] is not None:
+                # Listeners have not heard the last task end: to them the queue is ready
+                # still, and this task's start only restarts its span. The news goes with
+                # the held IDLE, on the clock's thread, not on the task's path (unless
+                # tasks much shorter than the delay have held a lot of it).
+                if len(held) + 2 <= HELD_NEWS_MAX:  # with this task's IDLE, to come
+                    held.append(news.pop())
+                else:
+                    news[:0], self._held_news = held, []
         # Schedulers hear of READY before the first launch: news of urgent work leaves
         # without waiting for the driver call, and a queue suspended on READY never put
         # its first command on the device. Where a launch costs less than the news
@@ -237,9 +251,8 @@ class XQueue:
         # first command goes first instead: the news is late by a launch, and the
         # queue's task is not by the news.
         try:
-            if held is not None:  # the last task's IDLE, not sent yet, goes before this READY
-                self._emit(held)
-            self._emit(event)
+            for event in news:
+                self._emit(event)
         finally:
             if not launch_first:
                 with self._cond:
@@ -270,22 +283,24 @@ class XQueue:
         see it a poll later and hand over to this thread after (at threshold 1, every
         command). Retire through `xcmd` ourselves. The adapter may call completion
         callbacks on this thread meanwhile: their news is held like ours (`_on_complete`)
-        and goes out `idle_news_delay_s` after we return, unless a READY took it first."""
+        and goes out `idle_news_delay_s` after we return, with the READY of a next task
+        submitted by then."""
         self._direct.target = xcmd
         try:
             self._driver_waits(xcmd)
         finally:
             self._direct.target = None
             with self._cond:
-                held = self._held_news is not None
+                held = bool(self._held_news)
             if held:
                 self.clock.call_at(self.clock.now() + self.idle_news_delay_s, self._release_news)
 
     def _release_news(self) -> None:
-        """The clock's thread: send the IDLE news a direct waiter held, unless sent already."""
+        """The clock's thread: send the news a direct waiter held, unless sent already."""
         with self._cond:
-            event, self._held_news = self._held_news, None
-        self._emit(event)
+            held, self._held_news = self._held_news, []
+        for event in held:
+            self._emit(event)
 
     def _driver_waits(self, xcmd: XCommand) -> None:
         launched_last = lambda: (  # noqa: E731
@@ -453,11 +468,10 @@ class XQueue:
             self.synchronize(timeout)
         finally:
             with self._cond:
-                held, self._held_news = self._held_news, None
-                event = self._event_locked(EventKind.CLOSED)
-            if held is not None:
-                self._emit(held)
-            self._emit(event)
+                held, self._held_news = self._held_news, []
+                held.append(self._event_locked(EventKind.CLOSED))
+            for event in held:
+                self._emit(event)
 
     def set_gate(
         self, gate: memoryview | None, slot: int = 0, on_stall: Callable[[], None] | None = None
@@ -662,20 +676,24 @@ class XQueue:
         On a direct waiter's thread (its own call, or the adapter calling back on it) the
         command retires as soon as the driver returns, and the IDLE news is left to the
         clock's thread: the waiter's task does not pay for the news (the agent's message
-        to xschedd, about 40 us). A READY submitted before that sends the held news first,
-        so listeners hear IDLE before READY.
+        to xschedd, about 40 us). A READY submitted before that joins it (`submit`), so
+        listeners hear IDLE and READY in turn, whichever thread sends them.
         """
         hold_news = self._direct.target is not None
+        news: list[XQueueEvent | None] = []
         with self._cond:
             if any(xcmd.hw is hw for xcmd in self._in_flight):
                 event = self._retire_locked(hw)
-                if hold_news and event is not None:
-                    self._held_news, event = event, None
-            elif hold_news:  # the completion thread got here first
-                event = None
-            else:  # already retired by a later sync point, or by a waiter who left us its news
-                event, self._held_news = self._held_news, None
-        if event is not None:
+                if event is None:
+                    pass
+                elif hold_news:
+                    self._held_news.append(event)
+                else:  # after what was held, if anything: listeners hear READY, IDLE in turn
+                    news, self._held_news = self._held_news, []
+                    news.append(event)
+            elif not hold_news:  # already retired by a later sync point, or by a waiter
+                news, self._held_news = self._held_news, []  # who left us its news
+        for event in news:
             self._emit(event)
 
     def _retire_locked(self, hw: HwCommand) -> XQueueEvent | None:

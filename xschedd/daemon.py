@@ -158,7 +158,8 @@ class Daemon:
             ev = msg.event
             latency = ev.latency_s if ev.HasField("latency_s") else None
             hints = [hint_from_proto(h) for h in ev.hints]
-            self.scheduler.xqueue_event(pid, ev.kind, ev.info, latency, hints)
+            ready_for_s = ev.ready_for_us / 1e6
+            self.scheduler.xqueue_event(pid, ev.kind, ev.info, latency, hints, ready_for_s)
         elif kind == "report":
             self.scheduler.report(pid, msg.report.latencies, dict(msg.report.gauges), msg.report.nice)
         elif kind == "result":

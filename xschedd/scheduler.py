@@ -198,7 +198,10 @@ class GlobalScheduler:
         info: pb.XQueueInfo,
         latency_s: float | None = None,
         hints: Iterable[H.Hint] = (),
+        ready_for_s: float = 0.0,
     ) -> None:
+        """An agent's news of one XQueue; `ready_for_s`: how long it had been ready when
+        the news left (a READY may leave while the task it starts runs)."""
         hints = list(hints)
         proc = self._process(pid)
         self._check_owned(pid, info.xqueue_id)
@@ -220,14 +223,16 @@ class GlobalScheduler:
                     self._policy.on_hint(hint)
                     self._generation += 1
             was_ready = rec.ready
+            heard_before, rec.heard_at = rec.heard_at, self.clock()
             if info.device != rec.info.device:
                 self._generation += 1
             rec.info = info
             # READY starts a span (a task) also when the IDLE between two back-to-back
             # tasks never came: its agent drops an IDLE it knows is stale, and deadline
-            # policies (KEDF, LAX) count from the span's start.
+            # policies (KEDF, LAX) count from the span's start, which the news may follow
+            # (`ready_for_s`), but not what the daemon heard of the queue before it.
             if rec.ready and (kind == pb.EVENT_KIND_READY or not was_ready):
-                rec.ready_since = self.clock()
+                rec.ready_since = max(rec.heard_at - ready_for_s, heard_before)
                 self._ready_ids.add(rec.xqueue_id)
             elif not rec.ready:
                 rec.ready_since = None
@@ -501,7 +506,7 @@ class GlobalScheduler:
 
     def _add_xqueue(self, proc: ProcessRecord, info: pb.XQueueInfo, own: dict[int, int]) -> XQueueRecord:
         """`own`: the priorities its process sent with its XQueues (what it gave the hardware)."""
-        rec = XQueueRecord(info=info)
+        rec = XQueueRecord(info=info, clock=self.clock)
         self._hw_priority[info.xqueue_id] = own.get(info.xqueue_id, H.PRIORITY_DEFAULT)
         self._generation += 1
         if rec.ready:

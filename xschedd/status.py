@@ -95,6 +95,7 @@ class XQueueRecord:
     def __init__(self, info: pb.XQueueInfo, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self.ready_since: float | None = None  # daemon clock
+        self.heard_at = clock()  # the last news of it, daemon clock
         self.held = False  # an operator's manual suspend
         self.busy = LatencyWindow()
         self.task = LatencyWindow()

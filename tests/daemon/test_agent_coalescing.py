@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from hal import HwCommand
+from hal import HwCommand, RealClock
 from hal.sim import SimDevice
 from preempt import agent as agent_mod
 from preempt.agent import Agent, AgentConfig
@@ -16,6 +16,7 @@ from preempt.xqueue import EventKind, XQueue, XQueueEvent
 from protos.xsched.v1 import agent_pb2 as apb
 from protos.xsched.v1 import types_pb2 as pb
 from tests.daemon.conftest import wait_for
+from tests.runtime.test_xqueue_semantics import _DriverQueue
 
 
 class FakeLink:
@@ -147,3 +148,28 @@ def test_each_status_message_says_what_its_queue_was_when_sent(agent) -> None:
     assert [e.info.completed for e in sent] == [0, 1, 0, 1, 1]
     assert all(e.info.threshold == 4 and e.info.name == q.name and e.info.pid == q.pid
                for e, q in zip(sent, [qs[0], qs[0], qs[1], qs[1], qs[1]], strict=True))  # fmt: skip
+
+
+def test_a_ready_that_leaves_while_its_task_runs_says_how_long_the_queue_was_ready(agent) -> None:
+    """Back to back on a queue whose waiter blocks in the driver, the next task's READY
+    leaves with the last task's IDLE on the clock's thread, `idle_news_delay_s` later (to
+    the daemon the queue never stopped being ready): the message says how long the queue
+    had been ready, and the daemon dates the span back by it. The IDLE is not sent."""
+    a, link = agent
+    xq = XQueue(_DriverQueue(RealClock()), threshold=4)
+    xq.idle_news_delay_s = 0.05
+    a.add(xq)
+    xq.wait(xq.submit(HwCommand(100.0)))
+    link.writes.clear()
+    started = time.monotonic()
+    xq.submit(HwCommand(100.0))
+    assert link.writes == []  # not from the submitting thread
+    wait_for(lambda: link.writes, 2)
+    sent_after = time.monotonic() - started
+    (msg,) = [m for w in link.writes for m in w]
+    assert msg.event.kind == pb.EVENT_KIND_READY and msg.event.info.state == pb.XQUEUE_STATE_READY
+    assert 0.04 <= msg.event.ready_for_us / 1e6 <= sent_after
+    link.writes.clear()
+    xq.submit(HwCommand(100.0))  # a queue ready already: not a task's start
+    a._listener(XQueueEvent(EventKind.IDLE, xq.info()))  # nor this: its fresh status is READY
+    assert link.writes == []

@@ -347,3 +347,22 @@ def test_a_ready_event_starts_a_new_ready_span_without_an_idle_between() -> None
     now[0] = 6.0
     s.xqueue_event(10, pb.EVENT_KIND_READY, _info(10, 1))
     assert seen[-1].xqueues[xq].ready_since == 6.0
+
+
+def test_a_ready_that_left_late_dates_its_span_back_but_not_before_the_last_news() -> None:
+    """A READY may leave while its task runs (the XQueue holds it with the IDLE before
+    it): `ready_for_s` dates the span back to the task's start, though never before the
+    daemon's last news of the queue (an agent cannot claim a span it was not in)."""
+    now = [10.0]
+    s, _ = _sched(clock=lambda: now[0])
+    xq = 10 << 32 | 1
+    s.register(10, 0, "p", 0, [_info(10, 1, ready=False)], [])
+    now[0] = 12.0
+    s.xqueue_event(10, pb.EVENT_KIND_READY, _info(10, 1), ready_for_s=0.5)
+    assert s.xqueues[xq].ready_since == 11.5
+    now[0] = 15.0
+    s.xqueue_event(10, pb.EVENT_KIND_READY, _info(10, 1), ready_for_s=0.001)  # a span restart
+    assert s.xqueues[xq].ready_since == pytest.approx(14.999)
+    now[0] = 16.0
+    s.xqueue_event(10, pb.EVENT_KIND_READY, _info(10, 1), ready_for_s=3600.0)
+    assert s.xqueues[xq].ready_since == 15.0  # the last news came at 15

@@ -19,6 +19,7 @@ from preempt import (
     XQueueState,
     XQueueTimeout,
 )
+from preempt.xqueue import HELD_NEWS_MAX
 
 # -- property: order and exactly-once through any interleaving --------------------------
 
@@ -525,11 +526,11 @@ def test_a_direct_waiter_leaves_the_idle_news_to_the_completion_thread():
     assert kinds == [EventKind.READY, EventKind.IDLE]
     hwq.deliver()
     assert kinds == [EventKind.READY, EventKind.IDLE]  # once
-    # back to back: the next task's READY comes after the news held for the last one
+    # back to back: the next task's READY joins the news held for the last one
     xq.wait(xq.submit(HwCommand(100)))
     xq.wait(xq.submit(HwCommand(100)))
-    assert kinds[2:] == [EventKind.READY, EventKind.IDLE, EventKind.READY]
-    hwq.deliver()  # both sync points: the held IDLE once, nothing for the older one
+    assert kinds[2:] == [EventKind.READY]
+    hwq.deliver()  # both sync points: the held news once, in order; nothing for the other
     assert kinds[2:] == [EventKind.READY, EventKind.IDLE, EventKind.READY, EventKind.IDLE]
     assert xq.info().completed == 5
 
@@ -550,7 +551,7 @@ def test_a_direct_waiters_idle_news_goes_out_on_the_clock_after_the_delay_unless
     xq.clock.run_for(0.001)
     assert [k for k, _ in kinds] == [EventKind.READY, EventKind.IDLE]
     assert kinds[-1][1] == pytest.approx(returned + 0.002)
-    # back to back within the delay: READY takes the held IDLE along, the clock sends none
+    # back to back within the delay: the clock sends the held IDLE with the next READY
     xq.wait(xq.submit(HwCommand(100)))
     xq.wait(xq.submit(HwCommand(100)))
     xq.clock.run_for(0.01)
@@ -558,6 +559,79 @@ def test_a_direct_waiters_idle_news_goes_out_on_the_clock_after_the_delay_unless
     ready, idle = EventKind.READY, EventKind.IDLE
     assert [k for k, _ in kinds[2:]] == [ready, idle, ready, idle]
     assert xq.info().completed == 3
+
+
+def test_a_ready_that_follows_held_news_leaves_with_it_on_the_clock():
+    """To listeners that never heard the last task end, the next task's READY only
+    restarts the queue's span: it waits with the held IDLE for the clock, which sends
+    both in order while the task runs (not its launching thread), with the READY's
+    `ready_since` the task's start."""
+    hwq = _DriverQueue()
+    xq = XQueue(hwq, threshold=4)
+    xq.idle_news_delay_s = 0.002
+    seen = []
+    xq.add_listener(lambda e: seen.append((e.kind, xq.clock.now(), e.info)))
+    xq.wait(xq.submit(HwCommand(100)))
+    returned = xq.clock.now()
+    xq.clock.run_for(0.0005)
+    start = xq.clock.now()
+    second = xq.submit(HwCommand(100))
+    assert [k for k, _, _ in seen] == [EventKind.READY]  # nothing on the submitting thread
+    xq.clock.run_for(0.0016)
+    assert [k for k, _, _ in seen] == [EventKind.READY, EventKind.IDLE, EventKind.READY]
+    assert seen[1][1] == seen[2][1] == pytest.approx(returned + 0.002)
+    assert seen[2][2].ready_since == pytest.approx(start)
+    xq.wait(second)
+    xq.clock.run_for(0.01)
+    assert [k for k, _, _ in seen][3:] == [EventKind.IDLE]
+    assert xq.info().completed == 2
+
+
+def test_tasks_much_shorter_than_the_delay_hold_a_bounded_list_of_news():
+    """Back to back with no time passing, the news held for the clock grows by two events
+    a task; at HELD_NEWS_MAX the submitting thread sends it, READY and IDLE in turn."""
+    hwq = _DriverQueue()
+    xq = XQueue(hwq, threshold=4)
+    kinds = []
+    xq.add_listener(lambda e: kinds.append(e.kind))
+    for _ in range(3 * HELD_NEWS_MAX):
+        xq.wait(xq.submit(HwCommand(100)))
+        assert len(xq._held_news) <= HELD_NEWS_MAX
+    assert len(kinds) > 1  # sent from here, not only held
+    xq.clock.run_for(0.01)
+    assert kinds == [EventKind.READY, EventKind.IDLE] * (3 * HELD_NEWS_MAX)
+
+
+news_ops = st.lists(st.sampled_from(["task", "deliver", "tick", "long"]), max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(script=news_ops)
+def test_listeners_hear_ready_and_idle_in_turn_however_news_is_held(script):
+    """Whatever thread sends it and whenever (a direct waiter's held news, the clock's
+    release, the adapter's late callbacks, a flush at HELD_NEWS_MAX), listeners hear
+    READY and IDLE alternately, and once it all settles, the last they heard is IDLE."""
+    hwq = _DriverQueue()
+    xq = XQueue(hwq, threshold=4)
+    xq.idle_news_delay_s = 0.001
+    kinds = []
+    xq.add_listener(lambda e: kinds.append(e.kind))
+    tasks = 0
+    for op in script:
+        if op == "task":
+            xq.wait(xq.submit(HwCommand(100)))
+            tasks += 1
+        elif op == "deliver":
+            hwq.deliver()
+        elif op == "tick":
+            xq.clock.run_for(0.0004)
+        else:
+            xq.clock.run_for(0.005)
+    xq.clock.run_for(0.01)
+    hwq.deliver()
+    assert kinds == [EventKind.READY, EventKind.IDLE] * (len(kinds) // 2)
+    assert (len(kinds) > 0) == (tasks > 0)
+    assert xq.info().completed == tasks
 
 
 class _CallingBackDriverQueue(_DriverQueue):

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from protos.xsched.v1 import types_pb2 as protos_dot_xsched_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cprotos/xsched/v1/agent.proto\x12\txsched.v1\x1a\x1cprotos/xsched/v1/types.proto\"\xbb\x01\n\x0c\x41gentMessage\x12\'\n\x08register\x18\x01 \x01(\x0b\x32\x13.xsched.v1.RegisterH\x00\x12\'\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x16.xsched.v1.XQueueEventH\x00\x12#\n\x06report\x18\x03 \x01(\x0b\x32\x11.xsched.v1.ReportH\x00\x12,\n\x06result\x18\x04 \x01(\x0b\x32\x1a.xsched.v1.OperationResultH\x00\x42\x06\n\x04\x62ody\"{\n\x08Register\x12\x0b\n\x03pid\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04nice\x18\x03 \x01(\x11\x12&\n\x07xqueues\x18\x04 \x03(\x0b\x32\x15.xsched.v1.XQueueInfo\x12\x1e\n\x05hints\x18\x05 \x03(\x0b\x32\x0f.xsched.v1.Hint\"\x9c\x01\n\x0bXQueueEvent\x12\"\n\x04kind\x18\x01 \x01(\x0e\x32\x14.xsched.v1.EventKind\x12#\n\x04info\x18\x02 \x01(\x0b\x32\x15.xsched.v1.XQueueInfo\x12\x16\n\tlatency_s\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x1e\n\x05hints\x18\x04 \x03(\x0b\x32\x0f.xsched.v1.HintB\x0c\n\n_latency_s\"A\n\x0cLatencyBatch\x12\x11\n\txqueue_id\x18\x01 \x01(\x04\x12\x0e\n\x06\x62usy_s\x18\x02 \x03(\x01\x12\x0e\n\x06task_s\x18\x03 \x03(\x01\"\xa0\x01\n\x06Report\x12*\n\tlatencies\x18\x01 \x03(\x0b\x32\x17.xsched.v1.LatencyBatch\x12-\n\x06gauges\x18\x02 \x03(\x0b\x32\x1d.xsched.v1.Report.GaugesEntry\x12\x0c\n\x04nice\x18\x03 \x01(\x11\x1a-\n\x0bGaugesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\";\n\x0fOperationResult\x12\r\n\x05op_id\x18\x01 \x01(\x04\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"\x8f\x02\n\rDaemonMessage\x12+\n\nregistered\x18\x01 \x01(\x0b\x32\x15.xsched.v1.RegisteredH\x00\x12)\n\toperation\x18\x02 \x01(\x0b\x32\x14.xsched.v1.OperationH\x00\x12\x1f\n\x04ping\x18\x03 \x01(\x0b\x32\x0f.xsched.v1.PingH\x00\x12\'\n\x08shutdown\x18\x04 \x01(\x0b\x32\x13.xsched.v1.ShutdownH\x00\x12+\n\noperations\x18\x05 \x01(\x0b\x32\x15.xsched.v1.OperationsH\x00\x12\'\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x16.xsched.v1.StreamErrorH\x00\x42\x06\n\x04\x62ody\",\n\x0bStreamError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\r\x12\x0f\n\x07\x64\x65tails\x18\x02 \x01(\t\"/\n\nOperations\x12!\n\x03ops\x18\x01 \x03(\x0b\x32\x14.xsched.v1.Operation\"<\n\nRegistered\x12\x0f\n\x07lease_s\x18\x01 \x01(\x01\x12\x0e\n\x06policy\x18\x02 \x01(\t\x12\r\n\x05gates\x18\x03 \x01(\t\"\xdf\x01\n\tOperation\x12\r\n\x05op_id\x18\x01 \x01(\x04\x12\x11\n\txqueue_id\x18\x02 \x01(\x04\x12%\n\x07suspend\x18\x03 \x01(\x0b\x32\x12.xsched.v1.SuspendH\x00\x12#\n\x06resume\x18\x04 \x01(\x0b\x32\x11.xsched.v1.ResumeH\x00\x12,\n\tconfigure\x18\x05 \x01(\x0b\x32\x17.xsched.v1.XQueueConfigH\x00\x12.\n\x0cset_priority\x18\x06 \x01(\x0b\x32\x16.xsched.v1.SetPriorityH\x00\x42\x06\n\x04kind\"\t\n\x07Suspend\"\x08\n\x06Resume\"\x1f\n\x0bSetPriority\x12\x10\n\x08priority\x18\x01 \x01(\x11\"\x06\n\x04Ping\"\x1a\n\x08Shutdown\x12\x0e\n\x06reason\x18\x01 \x01(\t2P\n\x0c\x41gentService\x12@\n\x07\x43onnect\x12\x17.xsched.v1.AgentMessage\x1a\x18.xsched.v1.DaemonMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cprotos/xsched/v1/agent.proto\x12\txsched.v1\x1a\x1cprotos/xsched/v1/types.proto\"\xbb\x01\n\x0c\x41gentMessage\x12\'\n\x08register\x18\x01 \x01(\x0b\x32\x13.xsched.v1.RegisterH\x00\x12\'\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x16.xsched.v1.XQueueEventH\x00\x12#\n\x06report\x18\x03 \x01(\x0b\x32\x11.xsched.v1.ReportH\x00\x12,\n\x06result\x18\x04 \x01(\x0b\x32\x1a.xsched.v1.OperationResultH\x00\x42\x06\n\x04\x62ody\"{\n\x08Register\x12\x0b\n\x03pid\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04nice\x18\x03 \x01(\x11\x12&\n\x07xqueues\x18\x04 \x03(\x0b\x32\x15.xsched.v1.XQueueInfo\x12\x1e\n\x05hints\x18\x05 \x03(\x0b\x32\x0f.xsched.v1.Hint\"\xb2\x01\n\x0bXQueueEvent\x12\"\n\x04kind\x18\x01 \x01(\x0e\x32\x14.xsched.v1.EventKind\x12#\n\x04info\x18\x02 \x01(\x0b\x32\x15.xsched.v1.XQueueInfo\x12\x16\n\tlatency_s\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x1e\n\x05hints\x18\x04 \x03(\x0b\x32\x0f.xsched.v1.Hint\x12\x14\n\x0cready_for_us\x18\x05 \x01(\x04\x42\x0c\n\n_latency_s\"A\n\x0cLatencyBatch\x12\x11\n\txqueue_id\x18\x01 \x01(\x04\x12\x0e\n\x06\x62usy_s\x18\x02 \x03(\x01\x12\x0e\n\x06task_s\x18\x03 \x03(\x01\"\xa0\x01\n\x06Report\x12*\n\tlatencies\x18\x01 \x03(\x0b\x32\x17.xsched.v1.LatencyBatch\x12-\n\x06gauges\x18\x02 \x03(\x0b\x32\x1d.xsched.v1.Report.GaugesEntry\x12\x0c\n\x04nice\x18\x03 \x01(\x11\x1a-\n\x0bGaugesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\";\n\x0fOperationResult\x12\r\n\x05op_id\x18\x01 \x01(\x04\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"\x8f\x02\n\rDaemonMessage\x12+\n\nregistered\x18\x01 \x01(\x0b\x32\x15.xsched.v1.RegisteredH\x00\x12)\n\toperation\x18\x02 \x01(\x0b\x32\x14.xsched.v1.OperationH\x00\x12\x1f\n\x04ping\x18\x03 \x01(\x0b\x32\x0f.xsched.v1.PingH\x00\x12\'\n\x08shutdown\x18\x04 \x01(\x0b\x32\x13.xsched.v1.ShutdownH\x00\x12+\n\noperations\x18\x05 \x01(\x0b\x32\x15.xsched.v1.OperationsH\x00\x12\'\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x16.xsched.v1.StreamErrorH\x00\x42\x06\n\x04\x62ody\",\n\x0bStreamError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\r\x12\x0f\n\x07\x64\x65tails\x18\x02 \x01(\t\"/\n\nOperations\x12!\n\x03ops\x18\x01 \x03(\x0b\x32\x14.xsched.v1.Operation\"<\n\nRegistered\x12\x0f\n\x07lease_s\x18\x01 \x01(\x01\x12\x0e\n\x06policy\x18\x02 \x01(\t\x12\r\n\x05gates\x18\x03 \x01(\t\"\xdf\x01\n\tOperation\x12\r\n\x05op_id\x18\x01 \x01(\x04\x12\x11\n\txqueue_id\x18\x02 \x01(\x04\x12%\n\x07suspend\x18\x03 \x01(\x0b\x32\x12.xsched.v1.SuspendH\x00\x12#\n\x06resume\x18\x04 \x01(\x0b\x32\x11.xsched.v1.ResumeH\x00\x12,\n\tconfigure\x18\x05 \x01(\x0b\x32\x17.xsched.v1.XQueueConfigH\x00\x12.\n\x0cset_priority\x18\x06 \x01(\x0b\x32\x16.xsched.v1.SetPriorityH\x00\x42\x06\n\x04kind\"\t\n\x07Suspend\"\x08\n\x06Resume\"\x1f\n\x0bSetPriority\x12\x10\n\x08priority\x18\x01 \x01(\x11\"\x06\n\x04Ping\"\x1a\n\x08Shutdown\x12\x0e\n\x06reason\x18\x01 \x01(\t2P\n\x0c\x41gentService\x12@\n\x07\x43onnect\x12\x17.xsched.v1.AgentMessage\x1a\x18.xsched.v1.DaemonMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,35 +39,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REGISTER']._serialized_start=263
   _globals['_REGISTER']._serialized_end=386
   _globals['_XQUEUEEVENT']._serialized_start=389
-  _globals['_XQUEUEEVENT']._serialized_end=545
-  _globals['_LATENCYBATCH']._serialized_start=547
-  _globals['_LATENCYBATCH']._serialized_end=612
-  _globals['_REPORT']._serialized_start=615
-  _globals['_REPORT']._serialized_end=775
-  _globals['_REPORT_GAUGESENTRY']._serialized_start=730
-  _globals['_REPORT_GAUGESENTRY']._serialized_end=775
-  _globals['_OPERATIONRESULT']._serialized_start=777
-  _globals['_OPERATIONRESULT']._serialized_end=836
-  _globals['_DAEMONMESSAGE']._serialized_start=839
-  _globals['_DAEMONMESSAGE']._serialized_end=1110
-  _globals['_STREAMERROR']._serialized_start=1112
-  _globals['_STREAMERROR']._serialized_end=1156
-  _globals['_OPERATIONS']._serialized_start=1158
-  _globals['_OPERATIONS']._serialized_end=1205
-  _globals['_REGISTERED']._serialized_start=1207
-  _globals['_REGISTERED']._serialized_end=1267
-  _globals['_OPERATION']._serialized_start=1270
-  _globals['_OPERATION']._serialized_end=1493
-  _globals['_SUSPEND']._serialized_start=1495
-  _globals['_SUSPEND']._serialized_end=1504
-  _globals['_RESUME']._serialized_start=1506
-  _globals['_RESUME']._serialized_end=1514
-  _globals['_SETPRIORITY']._serialized_start=1516
-  _globals['_SETPRIORITY']._serialized_end=1547
-  _globals['_PING']._serialized_start=1549
-  _globals['_PING']._serialized_end=1555
-  _globals['_SHUTDOWN']._serialized_start=1557
-  _globals['_SHUTDOWN']._serialized_end=1583
-  _globals['_AGENTSERVICE']._serialized_start=1585
-  _globals['_AGENTSERVICE']._serialized_end=1665
+  _globals['_XQUEUEEVENT']._serialized_end=567
+  _globals['_LATENCYBATCH']._serialized_start=569
+  _globals['_LATENCYBATCH']._serialized_end=634
+  _globals['_REPORT']._serialized_start=637
+  _globals['_REPORT']._serialized_end=797
+  _globals['_REPORT_GAUGESENTRY']._serialized_start=752
+  _globals['_REPORT_GAUGESENTRY']._serialized_end=797
+  _globals['_OPERATIONRESULT']._serialized_start=799
+  _globals['_OPERATIONRESULT']._serialized_end=858
+  _globals['_DAEMONMESSAGE']._serialized_start=861
+  _globals['_DAEMONMESSAGE']._serialized_end=1132
+  _globals['_STREAMERROR']._serialized_start=1134
+  _globals['_STREAMERROR']._serialized_end=1178
+  _globals['_OPERATIONS']._serialized_start=1180
+  _globals['_OPERATIONS']._serialized_end=1227
+  _globals['_REGISTERED']._serialized_start=1229
+  _globals['_REGISTERED']._serialized_end=1289
+  _globals['_OPERATION']._serialized_start=1292
+  _globals['_OPERATION']._serialized_end=1515
+  _globals['_SUSPEND']._serialized_start=1517
+  _globals['_SUSPEND']._serialized_end=1526
+  _globals['_RESUME']._serialized_start=1528
+  _globals['_RESUME']._serialized_end=1536
+  _globals['_SETPRIORITY']._serialized_start=1538
+  _globals['_SETPRIORITY']._serialized_end=1569
+  _globals['_PING']._serialized_start=1571
+  _globals['_PING']._serialized_end=1577
+  _globals['_SHUTDOWN']._serialized_start=1579
+  _globals['_SHUTDOWN']._serialized_end=1605
+  _globals['_AGENTSERVICE']._serialized_start=1607
+  _globals['_AGENTSERVICE']._serialized_end=1687
 # @@protoc_insertion_point(module_scope)

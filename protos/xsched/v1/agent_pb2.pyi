@@ -34,16 +34,18 @@ class Register(_message.Message):
     def __init__(self, pid: _Optional[int] = ..., name: _Optional[str] = ..., nice: _Optional[int] = ..., xqueues: _Optional[_Iterable[_Union[_types_pb2.XQueueInfo, _Mapping]]] = ..., hints: _Optional[_Iterable[_Union[_types_pb2.Hint, _Mapping]]] = ...) -> None: ...
 
 class XQueueEvent(_message.Message):
-    __slots__ = ("kind", "info", "latency_s", "hints")
+    __slots__ = ("kind", "info", "latency_s", "hints", "ready_for_us")
     KIND_FIELD_NUMBER: _ClassVar[int]
     INFO_FIELD_NUMBER: _ClassVar[int]
     LATENCY_S_FIELD_NUMBER: _ClassVar[int]
     HINTS_FIELD_NUMBER: _ClassVar[int]
+    READY_FOR_US_FIELD_NUMBER: _ClassVar[int]
     kind: _types_pb2.EventKind
     info: _types_pb2.XQueueInfo
     latency_s: float
     hints: _containers.RepeatedCompositeFieldContainer[_types_pb2.Hint]
-    def __init__(self, kind: _Optional[_Union[_types_pb2.EventKind, str]] = ..., info: _Optional[_Union[_types_pb2.XQueueInfo, _Mapping]] = ..., latency_s: _Optional[float] = ..., hints: _Optional[_Iterable[_Union[_types_pb2.Hint, _Mapping]]] = ...) -> None: ...
+    ready_for_us: int
+    def __init__(self, kind: _Optional[_Union[_types_pb2.EventKind, str]] = ..., info: _Optional[_Union[_types_pb2.XQueueInfo, _Mapping]] = ..., latency_s: _Optional[float] = ..., hints: _Optional[_Iterable[_Union[_types_pb2.Hint, _Mapping]]] = ..., ready_for_us: _Optional[int] = ...) -> None: ...
 
 class LatencyBatch(_message.Message):
     __slots__ = ("xqueue_id", "busy_s", "task_s")
