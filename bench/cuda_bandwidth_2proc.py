@@ -17,14 +17,18 @@ its guarded kernels plain until its first suspend, and a pair's queues are suspe
 the time: at level 2 side a also runs alone with `guard=on` ("a guarded"), the ceiling
 with the guard's cost (and, on the board, the ticket gate's per command; alone, a side
 off the board naps, so its ticket's cost shows only in the pair) in it.
+With --rounds N the whole sequence runs N times over (each round against its own
+standalone runs), and the figures are the medians over the rounds, with their ranges: a
+pair's run-to-run spread on the H100 host is several points, as large as what we chase.
 Usage: python bench/cuda_bandwidth_2proc.py [--task dnn|spin] [--duration-s 4] [--mps] [--timeslice-us N]
-       [--only ours_lv2_thr8,...] [--save-as NAME]
+       [--only ours_lv2_thr8,...] [--rounds N] [--save-as NAME]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -92,9 +96,13 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"UP's time slice, as each side's hint (default {TIMESLICE_DEFAULT_US})")
     p.add_argument("--only", type=_config_names, default=[c[0] for c in CONFIGS],
                    help=f"comma-separated configurations of ours to run (default all: {','.join(c[0] for c in CONFIGS)})")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run everything this many times over, interleaved; report medians and ranges")
     p.add_argument("--save-as", type=results_name, default=None,
                    help="results file name (without .json; default from the task, --mps and --timeslice-us)")
     a = p.parse_args(argv)
+    if a.rounds < 1:
+        p.error(f"--rounds must be >= 1, got {a.rounds}")
     if not a.duration_s > 0:
         p.error(f"--duration-s must be > 0, got {a.duration_s}")
     if not 1 <= a.layers <= MAX_LAYERS:
@@ -110,7 +118,10 @@ def task_spec(a: argparse.Namespace) -> str:
     return f"kind=dnn,layers={a.layers}" if a.task == "dnn" else "commands=10,command_us=1000"
 
 
-def run_all(a: argparse.Namespace, base: dict) -> int:
+def run_round(a: argparse.Namespace, base: dict) -> dict:
+    """One round: the standalone, native, then each configuration of ours, then the
+    standalone again; every figure against the better of the two standalone runs (a fresh
+    machine's first run can come out low, and a low standalone flatters every total)."""
     task = task_spec(a)
     native_env = {**base, "XSCHED_SCHEDULER": "APP"}
     standalone = [run_alone(f"name=a,{task}", a.duration_s, native_env, True, "standalone run")]
@@ -139,11 +150,9 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
         finally:
             daemon.terminate()
             daemon.wait(30)
-    # again at the end: a fresh machine's first run can come out low (cold clocks), and a
-    # low standalone flatters every total; the better of the two is the reference
     standalone.append(run_alone(f"name=a,{task}", a.duration_s, native_env, True, "standalone run, again"))
     peak = max(standalone)
-    results, rows = {"standalone_tps": peak, "standalone_tps_runs": standalone}, []
+    results: dict = {"standalone_tps": peak, "standalone_tps_runs": standalone}
     for name, ta, tb, alone, guarded in raw:
         sa, sb = ta / peak, tb / peak
         results[name] = {"a_share": sa, "b_share": sb, "total_vs_standalone": sa + sb}
@@ -151,14 +160,58 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
             results[name]["alone_vs_standalone"] = alone / peak
         if guarded is not None:
             results[name]["alone_guarded_vs_standalone"] = guarded / peak
-        rows.append([name, sa, sb, sa + sb, *("-" if v is None else v / peak for v in (alone, guarded))])
+    return results
+
+
+def summarize(rounds: list[dict]) -> dict:
+    """One round: its figures. Several: each figure's median over the rounds, its spread
+    (min, max) beside it as `<figure>_range`, and every round's own figures."""
+    if len(rounds) == 1:
+        return rounds[0]
+    first = rounds[0]
+    results: dict = {"standalone_tps": statistics.median(r["standalone_tps"] for r in rounds)}
+    for name, figures in first.items():
+        if not isinstance(figures, dict):
+            continue
+        results[name] = {}
+        for key in figures:
+            values = [r[name][key] for r in rounds]
+            results[name][key] = statistics.median(values)
+            results[name][f"{key}_range"] = [min(values), max(values)]
+    results["rounds"] = rounds
+    return results
+
+
+def run_all(a: argparse.Namespace, base: dict) -> int:
+    rounds = []
+    for i in range(a.rounds):
+        if a.rounds > 1:
+            print(f"round {i + 1} of {a.rounds}", flush=True)
+        rounds.append(run_round(a, base))
+    results = summarize(rounds)
+    rows = []
+    for name, r in results.items():
+        if not isinstance(r, dict) or "total_vs_standalone" not in r:
+            continue
+        cells = [r["a_share"], r["b_share"], r["total_vs_standalone"],
+                 *(r.get(k, "-") for k in ("alone_vs_standalone", "alone_guarded_vs_standalone"))]  # fmt: skip
+        if a.rounds > 1:
+            low, high = r["total_vs_standalone_range"]
+            cells.append(f"{low:.3f}-{high:.3f}")
+        rows.append([name, *cells])
     ts = "" if a.timeslice_us is None else f"_ts{a.timeslice_us}"
     name = a.save_as or f"cuda_bandwidth_2proc_{a.task}{'_mps' if a.mps else ''}{ts}"
     setup = "two processes; ours through xschedd (UP)" + ("; every process an MPS client" if a.mps else "")
+    if a.rounds > 1:
+        setup += f"; {a.rounds} rounds, each against its own standalone: medians, with ranges"
     dev = device_info()
     path = write(name, dev, {**vars(a), "processes": 2}, results, setup=setup)
-    print(table(f"UP 75/25, two processes{' (MPS)' if a.mps else ''}, {a.task} tasks, on {dev.info.name} -> {path}",
-                ["config", "a share", "b share", "total", "a alone", "a guarded"], rows))  # fmt: skip
+    header = ["config", "a share", "b share", "total", "a alone", "a guarded"]
+    if a.rounds > 1:
+        header.append("total range")
+    what = f"{a.task} tasks" + (f", median of {a.rounds} rounds" if a.rounds > 1 else "")
+    print(table(f"UP 75/25, two processes{' (MPS)' if a.mps else ''}, {what}, on {dev.info.name} -> {path}",
+                header, rows))  # fmt: skip
     return 0
 
 
