@@ -72,12 +72,34 @@ def run_alone(fg_queue: str, duration_s: float, env: dict) -> dict:
     return {"fg": latencies(out, "fg"), "bg_tasks": 0}
 
 
+# every configuration, in the order run (--only picks among them)
+CONFIG_NAMES = (
+    "native", "native_stream_priority",
+    "ours_xschedd_lv1_thr1", "ours_xschedd_lv1_thr4", "ours_xschedd_lv1_thr16",
+    "ours_xschedd_lv2_thr4", "ours_xschedd_lv2_thr8", "ours_xschedd_fg_lv1_bg_lv2", "ours_xschedd_fg_alone",
+    "ours_xschedd_board_lv1_thr4", "ours_xschedd_board_lv2_thr8",
+    "ours_board_only_lv1_thr4", "ours_board_only_lv2_thr8",
+)  # fmt: skip
+
+
+def _config_names(text: str) -> set[str]:
+    """--only: names of CONFIG_NAMES, comma-separated."""
+    names = {n.strip() for n in text.split(",") if n.strip()}
+    unknown = sorted(names - set(CONFIG_NAMES))
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected names among {', '.join(CONFIG_NAMES)}")
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--duration-s", type=float, default=4.0)
     p.add_argument("--mps", action="store_true", help="run every configuration as clients of an MPS server")
-    p.add_argument("--only", default="", help="comma-separated configuration names to run (default: all)")
+    p.add_argument("--only", type=_config_names, default=set(CONFIG_NAMES),
+                   help=f"comma-separated configurations to run (default all: {','.join(CONFIG_NAMES)})")
     a = p.parse_args(argv)
+    if not a.duration_s > 0:
+        p.error(f"--duration-s must be > 0, got {a.duration_s}")
     # with --mps this process joins the server too: it opens the device (its name for the results)
     with children_env(a.mps, export=True) as base:
         return run_all(a, base)
@@ -100,12 +122,11 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
                               "fg_max_ms": max(alone_lat), "fg_tasks": len(alone_lat)}}
     rows = [["standalone", results["standalone"]["fg_p50_ms"], a99, 1.0, "-"]]
 
-    only = {n for n in a.only.split(",") if n}
-
     def record(name: str, run, *args, **kwargs) -> None:
         """Measure one configuration; one that fails (e.g. a process refused the device) is
         recorded with its error, and the others still run."""
-        if only and name not in only:
+        assert name in CONFIG_NAMES, name
+        if name not in a.only:
             return
         try:
             r = run(*args, **kwargs)
@@ -153,7 +174,7 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
         q = f"level={lv},threshold={thr}"
         record(f"ours_board_only_lv{lv}_thr{thr}", run_pair, f"{fg},priority=10,{q}", a.duration_s, board_only,
                                                           native=False, bg_queue=f"{BG},{q}")  # fmt: skip
-    params = {**vars(a), "fg": fg, "bg": BG, "fg_period_ms": period_ms, "processes": 2}
+    params = {**vars(a), "only": sorted(a.only, key=CONFIG_NAMES.index), "fg": fg, "bg": BG, "fg_period_ms": period_ms, "processes": 2}
     dev = device_info()
     name, setup = "cuda_fixed_priority_2proc", "two processes; ours through xschedd (HPF)"
     if a.mps:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -52,3 +54,40 @@ def test_the_gpu_pair_benchmark_reports_medians_and_ranges_over_rounds(monkeypat
     assert s["ours"]["alone_vs_standalone"] == 0.96
     assert s["ours"]["alone_vs_standalone_range"] == [0.93, 0.99]
     assert s["rounds"] == rounds
+
+
+def test_the_gpu_fixed_priority_benchmark_refuses_unknown_configurations_before_any_run():
+    """--only names what exists, or the script says what does and exits 2 (no GPU needed:
+    it refuses before it opens the device)."""
+    result = subprocess.run(
+        [sys.executable, "bench/cuda_fixed_priority_2proc.py", "--only", "native,ours_lv9"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 2
+    assert "ours_lv9" in result.stderr and "ours_xschedd_lv2_thr8" in result.stderr
+
+
+def test_the_gpu_pair_benchmark_counts_only_the_window_both_sides_ran_in(monkeypatch):
+    """Side b starting 1 s late and side a stopping 1 s early leave each running alone
+    for a while; only tasks that ended while both ran count, over that window."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    from cuda_bandwidth_2proc import overlap_throughputs, task_spans
+
+    def spans(first: float, last: float, every: float) -> list[tuple[float, float]]:
+        n = round((last - first) / every)
+        return [(first + i * every, first + (i + 1) * every) for i in range(n)]
+
+    a = spans(100.0, 104.0, 0.01)  # 100 tasks/s, from 100 s to 104 s
+    b = spans(101.0, 105.0, 0.04)  # 25 tasks/s, from 101 s to 105 s
+    ta, tb = overlap_throughputs(a, b)  # the window: 101-104 s
+    assert ta == pytest.approx(100.0, rel=0.01) and tb == pytest.approx(25.0, rel=0.02)
+    out = "\n".join(
+        [json.dumps({"queue": "a", "task": 0, "latency_ms": 10.0, "end_s": 5.01}),
+         json.dumps({"queue": "b", "task": 0, "latency_ms": 20.0, "end_s": 5.02}),
+         json.dumps({"summary": True, "queue": "a", "throughput_tps": 1.0})]
+    )  # fmt: skip
+    assert task_spans(out, "a") == [pytest.approx((5.0, 5.01))]
+    with pytest.raises(RuntimeError, match="same time"):
+        overlap_throughputs(spans(0.0, 1.0, 0.1), spans(2.0, 3.0, 0.1))
+    with pytest.raises(RuntimeError, match="no task"):
+        overlap_throughputs(a, [])
