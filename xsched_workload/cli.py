@@ -121,9 +121,10 @@ def _run(args: argparse.Namespace, loads: list[QueueLoad], runtime: Runtime | No
 
     def on_task(record: TaskRecord) -> None:
         if args.json:
-            line = json.dumps(
-                {"queue": record.queue, "task": record.task, "latency_ms": round(record.latency_s * 1e3, 4)}
-            )
+            line = json.dumps({
+                "queue": record.queue, "task": record.task, "latency_ms": round(record.latency_s * 1e3, 4),
+                "end_s": round(record.end_s, 6),  # time.monotonic(): comparable across processes
+            })  # fmt: skip
             with lock:
                 print(line, flush=True)
 

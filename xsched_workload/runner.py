@@ -20,6 +20,7 @@ class TaskRecord:
     queue: str
     task: int
     latency_s: float
+    end_s: float  # time.monotonic() at its end: one clock for every process of the machine
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,9 @@ class QueueLoad:
                     break
                 release += period
             latency = self.run_task()
+            end = time.monotonic()
             self.latency.add(latency)
-            on_task(TaskRecord(self.spec.name, self.tasks_done, latency))
+            on_task(TaskRecord(self.spec.name, self.tasks_done, latency, end))
             self.tasks_done += 1
         self.elapsed_s = time.monotonic() - start
 

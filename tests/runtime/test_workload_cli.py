@@ -59,6 +59,8 @@ def test_json_output_has_a_line_per_task_then_a_summary_per_queue(sim_env):
         assert summary["tasks"] == len(mine) > 0
         assert [t["task"] for t in mine] == list(range(len(mine)))
         assert all(t["latency_ms"] > 0 for t in mine)
+        ends = [t["end_s"] for t in mine]  # time.monotonic(): another process can compare
+        assert ends == sorted(ends) and 0 < ends[-1] - ends[0] < 1.5
         assert 0 < summary["p50_ms"] <= summary["p99_ms"]
         assert summary["throughput_tps"] > 0
     assert summaries["fg"]["tasks"] == pytest.approx(150, abs=15)  # periodic at 10 ms
