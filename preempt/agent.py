@@ -143,10 +143,11 @@ def fill_info_proto(out: pb.XQueueInfo, info: XQueueInfo) -> pb.XQueueInfo:
     return out
 
 
-def _ready_for_us(xq: XQueue, info: XQueueInfo) -> int:
-    """How long `info`'s queue has been ready, in whole microseconds (0 if it is not):
-    the news of a task's start may leave while the task runs (preempt.xqueue)."""
-    if info.ready_since is None or info.state is not XQueueState.READY:
+def _ready_for_us(xq: XQueue, kind: int, info: XQueueInfo) -> int:
+    """For a READY message (`kind`), how long `info`'s queue has been ready, in whole
+    microseconds; else 0. The news of a task's start may leave while the task runs
+    (preempt.xqueue)."""
+    if kind != pb.EVENT_KIND_READY or info.ready_since is None or info.state is not XQueueState.READY:
         return 0
     return max(0, int((xq.clock.now() - info.ready_since) * 1e6))
 
@@ -317,7 +318,7 @@ class Agent:
             if link is None:
                 return
             kind = _EVENT_KINDS[event.kind]
-            ready_for_us = _ready_for_us(xq, info) if event.kind is EventKind.READY else 0
+            ready_for_us = _ready_for_us(xq, kind, info)
             if event.kind in _STATUS_CHANGES and link.serializes_at_send:
                 link.send(self._status_message_locked(kind, info, ready_for_us))
             else:
@@ -359,9 +360,8 @@ class Agent:
                     kind = pb.EVENT_KIND_READY if info.state is XQueueState.READY else pb.EVENT_KIND_IDLE
                 else:
                     kind = pb.EVENT_KIND_SUSPENDED if info.suspended else pb.EVENT_KIND_RESUMED
-                ready_for_us = _ready_for_us(xq, info) if kind == pb.EVENT_KIND_READY else 0
                 msgs.append(apb.AgentMessage(event=apb.XQueueEvent(
-                    kind=kind, info=info_to_proto(info), ready_for_us=ready_for_us,
+                    kind=kind, info=info_to_proto(info), ready_for_us=_ready_for_us(xq, kind, info),
                 )))  # fmt: skip
             self._coalesced.clear()
             if msgs:

@@ -233,17 +233,18 @@ class XQueue:
             launch_first = self.hwq.cheap_launch
             if launch_first:
                 self._pump_locked()
-            news = [self._event_locked(EventKind.READY)]
-            held = self._held_news
-            if held and news[0] is not None:
-                # Listeners have not heard the last task end: to them the queue is ready
-                # still, and this task's start only restarts its span. The news goes with
-                # the held IDLE, on the clock's thread, not on the task's path (unless
-                # tasks much shorter than the delay have held a lot of it).
-                if len(held) + 2 <= HELD_NEWS_MAX:  # with this task's IDLE, to come
-                    held.append(news.pop())
-                else:
-                    news[:0], self._held_news = held, []
+            event = self._event_locked(EventKind.READY)
+            # Listeners that have not heard the last task end take the queue for ready
+            # still, and this task's start only restarts its span: the news goes with the
+            # held IDLE, on the clock's thread, not on the task's path (unless tasks much
+            # shorter than the delay have held a lot of it).
+            if not self._held_news or event is None:
+                news = [event]
+            elif len(self._held_news) + 2 <= HELD_NEWS_MAX:  # with this task's IDLE, to come
+                self._held_news.append(event)
+                news = []
+            else:
+                news = self._unhold_locked(event)
         # Schedulers hear of READY before the first launch: news of urgent work leaves
         # without waiting for the driver call, and a queue suspended on READY never put
         # its first command on the device. Where a launch costs less than the news
@@ -298,9 +299,16 @@ class XQueue:
     def _release_news(self) -> None:
         """The clock's thread: send the news a direct waiter held, unless sent already."""
         with self._cond:
-            held, self._held_news = self._held_news, []
+            held = self._unhold_locked()
         for event in held:
             self._emit(event)
+
+    def _unhold_locked(self, *events: XQueueEvent | None) -> list[XQueueEvent | None]:
+        """The news held for the clock, then `events`, in the order listeners must hear
+        them; nothing is held after."""
+        held, self._held_news = self._held_news, []
+        held.extend(events)
+        return held
 
     def _driver_waits(self, xcmd: XCommand) -> None:
         launched_last = lambda: (  # noqa: E731
@@ -468,8 +476,7 @@ class XQueue:
             self.synchronize(timeout)
         finally:
             with self._cond:
-                held, self._held_news = self._held_news, []
-                held.append(self._event_locked(EventKind.CLOSED))
+                held = self._unhold_locked(self._event_locked(EventKind.CLOSED))
             for event in held:
                 self._emit(event)
 
@@ -684,15 +691,12 @@ class XQueue:
         with self._cond:
             if any(xcmd.hw is hw for xcmd in self._in_flight):
                 event = self._retire_locked(hw)
-                if event is None:
-                    pass
-                elif hold_news:
+                if event is not None and hold_news:
                     self._held_news.append(event)
-                else:  # after what was held, if anything: listeners hear READY, IDLE in turn
-                    news, self._held_news = self._held_news, []
-                    news.append(event)
+                elif event is not None:  # after what was held: listeners hear READY, IDLE in turn
+                    news = self._unhold_locked(event)
             elif not hold_news:  # already retired by a later sync point, or by a waiter
-                news, self._held_news = self._held_news, []  # who left us its news
+                news = self._unhold_locked()  # who left us its news
         for event in news:
             self._emit(event)
 
