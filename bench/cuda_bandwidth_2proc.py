@@ -33,7 +33,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from cuda_common import results_name, table, write
+from cuda_common import names_among, results_name, table, write
 from cuda_procs import children_env, device_info, start_daemon, workload
 
 from hal.board import ENV as BOARD_ENV
@@ -47,15 +47,6 @@ from xschedd.policy.hints import TIMESLICE_DEFAULT_US, TIMESLICE_MAX_US, TIMESLI
 # GPU's time slices (hal.cuda.gate)
 CONFIGS = (("ours_lv1_thr2", 1, 2, {}), ("ours_lv1_thr8", 1, 8, {}), ("ours_lv2_thr8", 2, 8, {}),
            ("ours_lv2_thr8_napping", 2, 8, {PARK_ENV: "off"}), ("ours_lv2_thr8_board", 2, 8, {BOARD_ENV: "1"}))
-
-
-def _config_names(text: str) -> list[str]:
-    """--only: names of CONFIGS, comma-separated."""
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = sorted(set(names) - {c[0] for c in CONFIGS})
-    if not names or unknown:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected names among {', '.join(c[0] for c in CONFIGS)}")
-    return names
 
 
 def throughput(out: str, name: str) -> float:
@@ -91,8 +82,8 @@ def overlap_throughputs(a: list[tuple[float, float]], b: list[tuple[float, float
     start, end = max(a[0][0], b[0][0]), min(a[-1][1], b[-1][1])
     if end <= start:
         raise RuntimeError("the two sides of the pair did not run at the same time")
-    inside = lambda spans: sum(start < e <= end for _, e in spans)  # noqa: E731
-    return inside(a) / (end - start), inside(b) / (end - start)
+    a_in, b_in = (sum(start < e <= end for _, e in spans) for spans in (a, b))
+    return a_in / (end - start), b_in / (end - start)
 
 
 def collect(proc, duration_s: float, what: str) -> str:
@@ -123,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mps", action="store_true", help="run every process as a client of an MPS server")
     p.add_argument("--timeslice-us", type=int, default=None,
                    help=f"UP's time slice, as each side's hint (default {TIMESLICE_DEFAULT_US})")
-    p.add_argument("--only", type=_config_names, default=[c[0] for c in CONFIGS],
+    p.add_argument("--only", type=names_among([c[0] for c in CONFIGS]), default=[c[0] for c in CONFIGS],
                    help=f"comma-separated configurations of ours to run (default all: {','.join(c[0] for c in CONFIGS)})")
     p.add_argument("--rounds", type=int, default=1,
                    help="run everything this many times over, interleaved; report medians and ranges")

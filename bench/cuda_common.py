@@ -13,6 +13,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from common import git_commit
@@ -26,6 +27,19 @@ def results_name(text: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", text):
         raise argparse.ArgumentTypeError(f"{text!r}: letters, digits, '_', '.' and '-' only")
     return text
+
+
+def names_among(known: Sequence[str]) -> Callable[[str], list[str]]:
+    """An argparse type for --only: comma-separated names, each one of `known`."""
+
+    def names(text: str) -> list[str]:
+        picked = [n.strip() for n in text.split(",") if n.strip()]
+        unknown = sorted(set(picked) - set(known))
+        if not picked or unknown:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected names among {', '.join(known)}")
+        return picked
+
+    return names
 
 
 def open_cuda(block_us: float = 10.0):

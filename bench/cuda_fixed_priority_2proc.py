@@ -34,7 +34,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cuda_common import pct, table, write
+from cuda_common import names_among, pct, table, write
 from cuda_procs import children_env, device_info, start_daemon, workload
 
 from hal.board import ENV as BOARD_ENV
@@ -82,20 +82,11 @@ CONFIG_NAMES = (
 )  # fmt: skip
 
 
-def _config_names(text: str) -> set[str]:
-    """--only: names of CONFIG_NAMES, comma-separated."""
-    names = {n.strip() for n in text.split(",") if n.strip()}
-    unknown = sorted(names - set(CONFIG_NAMES))
-    if not names or unknown:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected names among {', '.join(CONFIG_NAMES)}")
-    return names
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--duration-s", type=float, default=4.0)
     p.add_argument("--mps", action="store_true", help="run every configuration as clients of an MPS server")
-    p.add_argument("--only", type=_config_names, default=set(CONFIG_NAMES),
+    p.add_argument("--only", type=names_among(CONFIG_NAMES), default=list(CONFIG_NAMES),
                    help=f"comma-separated configurations to run (default all: {','.join(CONFIG_NAMES)})")
     a = p.parse_args(argv)
     if not a.duration_s > 0:
