@@ -28,11 +28,13 @@ Usage: python bench/cuda_fixed_priority_2proc.py [--duration-s 4] [--mps]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 from cuda_common import names_among, pct, table, write
 from cuda_procs import children_env, device_info, start_daemon, workload
@@ -72,14 +74,37 @@ def run_alone(fg_queue: str, duration_s: float, env: dict) -> dict:
     return {"fg": latencies(out, "fg"), "bg_tasks": 0}
 
 
-# every configuration, in the order run (--only picks among them)
-CONFIG_NAMES = (
-    "native", "native_stream_priority",
-    "ours_xschedd_lv1_thr1", "ours_xschedd_lv1_thr4", "ours_xschedd_lv1_thr16",
-    "ours_xschedd_lv2_thr4", "ours_xschedd_lv2_thr8", "ours_xschedd_fg_lv1_bg_lv2", "ours_xschedd_fg_alone",
-    "ours_xschedd_board_lv1_thr4", "ours_xschedd_board_lv2_thr8",
-    "ours_board_only_lv1_thr4", "ours_board_only_lv2_thr8",
-)  # fmt: skip
+class Config(NamedTuple):
+    """One configuration: how its processes are scheduled (`how`: native; xschedd, with
+    or without the priority board; the board alone, no scheduler) and the keys each side's
+    queue gets beyond FG and BG (`bg` None: the foreground alone, no background)."""
+
+    name: str
+    how: str
+    fg: str
+    bg: str | None
+
+
+def _configs() -> tuple[Config, ...]:
+    def q(lv: int, thr: int) -> str:
+        return f"level={lv},threshold={thr}"
+
+    return (
+        Config("native", "native", "", ""),
+        Config("native_stream_priority", "native", "priority=10", ""),
+        *(Config(f"ours_xschedd_lv{lv}_thr{thr}", "xschedd", f"priority=10,{q(lv, thr)}", q(lv, thr))
+          for lv, thr in ((1, 1), (1, 4), (1, 16), (2, 4), (2, 8))),
+        # what a user would run: only the background preemptible at level 2 (its guards
+        # are its cost), the foreground a plain level-1 queue
+        Config("ours_xschedd_fg_lv1_bg_lv2", "xschedd", f"priority=10,{q(1, 4)}", q(2, 8)),
+        Config("ours_xschedd_fg_alone", "xschedd", f"priority=10,{q(2, 8)}", None),
+        *(Config(f"ours_{how}_lv{lv}_thr{thr}", how, f"priority=10,{q(lv, thr)}", q(lv, thr))
+          for how in ("xschedd_board", "board_only") for lv, thr in ((1, 4), (2, 8))),
+    )
+
+
+CONFIGS = _configs()  # in the order run; --only picks among them
+CONFIG_NAMES = tuple(c.name for c in CONFIGS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,58 +138,40 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
                               "fg_max_ms": max(alone_lat), "fg_tasks": len(alone_lat)}}
     rows = [["standalone", results["standalone"]["fg_p50_ms"], a99, 1.0, "-"]]
 
-    def record(name: str, run, *args, **kwargs) -> None:
+    def record(c: Config, envs: dict[str, dict]) -> None:
         """Measure one configuration; one that fails (e.g. a process refused the device) is
         recorded with its error, and the others still run."""
-        assert name in CONFIG_NAMES, name
-        if name not in a.only:
-            return
+        fg_queue = f"{fg},{c.fg}" if c.fg else fg
         try:
-            r = run(*args, **kwargs)
+            if c.bg is None:
+                r = run_alone(fg_queue, a.duration_s, envs[c.how])
+            else:
+                r = run_pair(fg_queue, a.duration_s, envs[c.how], native=c.how == "native",
+                             bg_queue=f"{BG},{c.bg}" if c.bg else BG)  # fmt: skip
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
-            results[name] = {"error": str(exc)[-500:]}
-            rows.append([name, "failed", "-", "-", "-"])
-            print(name, "FAILED:", str(exc)[-500:], flush=True)
+            results[c.name] = {"error": str(exc)[-500:]}
+            rows.append([c.name, "failed", "-", "-", "-"])
+            print(c.name, "FAILED:", str(exc)[-500:], flush=True)
             return
         s = r["fg"]
-        results[name] = {"fg_p50_ms": pct(s, 50), "fg_p90_ms": pct(s, 90), "fg_p99_ms": pct(s, 99), "fg_max_ms": max(s),
-                         "p99_vs_standalone": pct(s, 99) / a99,
-                         "fg_tasks": len(s), "bg_tasks": r["bg_tasks"]}  # fmt: skip
-        rows.append([name, pct(s, 50), pct(s, 99), pct(s, 99) / a99, r["bg_tasks"]])
-        print(name, results[name], flush=True)
+        results[c.name] = {"fg_p50_ms": pct(s, 50), "fg_p90_ms": pct(s, 90), "fg_p99_ms": pct(s, 99),
+                           "fg_max_ms": max(s), "p99_vs_standalone": pct(s, 99) / a99,
+                           "fg_tasks": len(s), "bg_tasks": r["bg_tasks"]}  # fmt: skip
+        rows.append([c.name, pct(s, 50), pct(s, 99), pct(s, 99) / a99, r["bg_tasks"]])
+        print(c.name, results[c.name], flush=True)
 
-    record("native", run_pair, fg, a.duration_s, native_env, native=True)
-    record("native_stream_priority", run_pair, f"{fg},priority=10", a.duration_s, native_env, native=True)
-    with tempfile.TemporaryDirectory(prefix="xs-") as tmp:
-        daemon = start_daemon(Path(tmp), base)
-        glb = {**base, "XSCHED_SCHEDULER": "GLB", "XSCHED_SOCKET": str(Path(tmp) / "xschedd.sock")}
-        try:
-            for thr in (1, 4, 16):
-                q = f"level=1,threshold={thr}"
-                record(f"ours_xschedd_lv1_thr{thr}", run_pair, f"{fg},priority=10,{q}", a.duration_s, glb,
-                                                             native=False, bg_queue=f"{BG},{q}")  # fmt: skip
-            for thr in (4, 8):
-                q = f"level=2,threshold={thr}"
-                record(f"ours_xschedd_lv2_thr{thr}", run_pair, f"{fg},priority=10,{q}", a.duration_s, glb,
-                                                             native=False, bg_queue=f"{BG},{q}")  # fmt: skip
-            # what a user would run: only the background preemptible at level 2 (its guards
-            # are its cost), the foreground a plain level-1 queue
-            record("ours_xschedd_fg_lv1_bg_lv2", run_pair, f"{fg},priority=10,level=1,threshold=4", a.duration_s, glb,
-                   native=False, bg_queue=f"{BG},level=2,threshold=8")  # fmt: skip
-            record("ours_xschedd_fg_alone", run_alone, f"{fg},priority=10,level=2,threshold=8", a.duration_s, glb)
-            board = {**glb, BOARD_ENV: "1"}
-            for lv, thr in ((1, 4), (2, 8)):
-                q = f"level={lv},threshold={thr}"
-                record(f"ours_xschedd_board_lv{lv}_thr{thr}", run_pair, f"{fg},priority=10,{q}", a.duration_s,
-                                                                      board, native=False, bg_queue=f"{BG},{q}")  # fmt: skip
-        finally:
-            daemon.terminate()
-            daemon.wait(30)
-    board_only = {**base, "XSCHED_SCHEDULER": "APP", BOARD_ENV: "1"}  # XQueues, no scheduler: the board alone
-    for lv, thr in ((1, 4), (2, 8)):
-        q = f"level={lv},threshold={thr}"
-        record(f"ours_board_only_lv{lv}_thr{thr}", run_pair, f"{fg},priority=10,{q}", a.duration_s, board_only,
-                                                          native=False, bg_queue=f"{BG},{q}")  # fmt: skip
+    chosen = [c for c in CONFIGS if c.name in a.only]
+    envs = {"native": native_env, "board_only": {**base, "XSCHED_SCHEDULER": "APP", BOARD_ENV: "1"}}
+    with contextlib.ExitStack() as stack:
+        if any(c.how.startswith("xschedd") for c in chosen):
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="xs-")))
+            daemon = start_daemon(tmp, base)
+            stack.callback(daemon.wait, 30)
+            stack.callback(daemon.terminate)
+            envs["xschedd"] = {**base, "XSCHED_SCHEDULER": "GLB", "XSCHED_SOCKET": str(tmp / "xschedd.sock")}
+            envs["xschedd_board"] = {**envs["xschedd"], BOARD_ENV: "1"}
+        for c in chosen:
+            record(c, envs)
     params = {**vars(a), "only": sorted(a.only, key=CONFIG_NAMES.index), "fg": fg, "bg": BG, "fg_period_ms": period_ms, "processes": 2}
     dev = device_info()
     name, setup = "cuda_fixed_priority_2proc", "two processes; ours through xschedd (HPF)"

@@ -91,3 +91,58 @@ def test_the_gpu_pair_benchmark_counts_only_the_window_both_sides_ran_in(monkeyp
         overlap_throughputs(spans(0.0, 1.0, 0.1), spans(2.0, 3.0, 0.1))
     with pytest.raises(RuntimeError, match="no task"):
         overlap_throughputs(a, [])
+
+
+def test_the_gpu_fixed_priority_benchmark_runs_each_configuration_from_its_table(monkeypatch, tmp_path):
+    """Each configuration chosen with --only runs once, in the table's order, with its own
+    queues and scheduling; xschedd starts only for configurations that use it (the
+    processes are stand-ins: no GPU needed)."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import argparse
+    from types import SimpleNamespace
+
+    import cuda_fixed_priority_2proc as fp
+
+    assert len(set(fp.CONFIG_NAMES)) == len(fp.CONFIGS)
+    assert {c.how for c in fp.CONFIGS} == {"native", "xschedd", "xschedd_board", "board_only"}
+    calls, daemons = [], []
+
+    class Proc:
+        def communicate(self, timeout=None):
+            line = json.dumps({"queue": "fg", "task": 0, "latency_ms": 1.0, "end_s": 1.0})
+            return "\n".join([line] * 10), ""
+
+    def pair(fg_queue, duration_s, env, native, bg_queue=fp.BG):
+        calls.append((fg_queue, bg_queue, env.get("XSCHED_SCHEDULER"), env.get(fp.BOARD_ENV), native))
+        return {"fg": [1.0, 1.1], "bg_tasks": 3}
+
+    def alone(fg_queue, duration_s, env):
+        calls.append((fg_queue, None, env.get("XSCHED_SCHEDULER"), env.get(fp.BOARD_ENV), False))
+        return {"fg": [1.0], "bg_tasks": 0}
+
+    def daemon(tmp, env, policy="HPF"):
+        daemons.append(policy)
+        return SimpleNamespace(terminate=lambda: None, wait=lambda timeout=None: 0)
+
+    monkeypatch.setattr(fp, "workload", lambda *a, **k: Proc())
+    monkeypatch.setattr(fp, "run_pair", pair)
+    monkeypatch.setattr(fp, "run_alone", alone)
+    monkeypatch.setattr(fp, "start_daemon", daemon)
+    monkeypatch.setattr(fp, "device_info", lambda: SimpleNamespace(info=SimpleNamespace(name="stand-in")))
+    monkeypatch.setattr(fp, "write", lambda name, dev, params, results, setup: tmp_path / name)
+
+    def run(*names: str) -> None:
+        calls.clear()
+        daemons.clear()
+        assert fp.run_all(argparse.Namespace(duration_s=0.1, mps=False, only=list(names)), {}) == 0
+
+    run("ours_board_only_lv2_thr8", "native")  # run in the table's order, not the flag's
+    assert [c[2:] for c in calls] == [("APP", None, True), ("APP", "1", False)]
+    assert calls[1][1] == f"{fp.BG},level=2,threshold=8" and "priority=10,level=2" in calls[1][0]
+    assert daemons == []  # neither needs xschedd
+    run("ours_xschedd_fg_lv1_bg_lv2", "ours_xschedd_fg_alone", "ours_xschedd_board_lv1_thr4")
+    assert daemons == ["HPF"]
+    (fg1, bg1, *_), (fg2, bg2, *_), (_, _, sched, board, _) = calls
+    assert "level=1,threshold=4" in fg1 and bg1.endswith("level=2,threshold=8")
+    assert "level=2,threshold=8" in fg2 and bg2 is None  # the foreground alone
+    assert (sched, board) == ("GLB", "1")
