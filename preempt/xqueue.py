@@ -207,6 +207,7 @@ class XQueue:
         # News a direct waiter left to the clock: its IDLE, then, if the next task came
         # first, that task's READY, and so on, alternating (see `_on_complete`)
         self._held_news: list[XQueueEvent] = []
+        self._release_armed = False  # a clock timer will send the held news (`_release_news`)
         self._direct = _DirectWait()
         # how long after a direct waiter's return its held IDLE news goes out, if no READY
         # of a next task took it first (XSCHED_IDLE_DELAY_US through preempt.runtime)
@@ -291,14 +292,16 @@ class XQueue:
             self._driver_waits(xcmd)
         finally:
             self._direct.target = None
-            with self._cond:
-                held = bool(self._held_news)
-            if held:
+            with self._cond:  # one release pending at a time: it sends all held by then
+                arm = bool(self._held_news) and not self._release_armed
+                self._release_armed |= arm
+            if arm:
                 self.clock.call_at(self.clock.now() + self.idle_news_delay_s, self._release_news)
 
     def _release_news(self) -> None:
         """The clock's thread: send the news a direct waiter held, unless sent already."""
         with self._cond:
+            self._release_armed = False
             held = self._unhold_locked()
         for event in held:
             self._emit(event)

@@ -602,6 +602,30 @@ def test_tasks_much_shorter_than_the_delay_hold_a_bounded_list_of_news():
     assert kinds == [EventKind.READY, EventKind.IDLE] * (3 * HELD_NEWS_MAX)
 
 
+
+def test_waiters_returning_within_the_delay_arm_one_release_of_the_held_news():
+    """Tasks much shorter than the delay: one clock timer is pending for the held news at
+    a time, not one per waiter's return; it sends everything held by then, and the next
+    return after it arms the next."""
+    hwq = _DriverQueue()
+    xq = XQueue(hwq, threshold=4)
+    xq.idle_news_delay_s = 0.002
+    armed = []
+    call_at = xq.clock.call_at
+    xq.clock.call_at = lambda when, fn: (armed.append(when), call_at(when, fn))[1]
+    kinds = []
+    xq.add_listener(lambda e: kinds.append(e.kind))
+    for _ in range(5):
+        xq.wait(xq.submit(HwCommand(100)))
+        xq.clock.run_for(0.0001)
+    assert len(armed) == 1
+    xq.clock.run_for(0.002)
+    assert kinds == [EventKind.READY, EventKind.IDLE] * 5
+    xq.wait(xq.submit(HwCommand(100)))  # after the release: a timer of its own
+    assert len(armed) == 2
+    xq.clock.run_for(0.003)
+    assert kinds[-2:] == [EventKind.READY, EventKind.IDLE]
+
 news_ops = st.lists(st.sampled_from(["task", "deliver", "tick", "long"]), max_size=40)
 
 
