@@ -146,3 +146,21 @@ def test_the_gpu_fixed_priority_benchmark_runs_each_configuration_from_its_table
     assert "level=1,threshold=4" in fg1 and bg1.endswith("level=2,threshold=8")
     assert "level=2,threshold=8" in fg2 and bg2 is None  # the foreground alone
     assert (sched, board) == ("GLB", "1")
+
+
+def test_the_context_overlap_benchmark_counts_the_gpu_time_lost_per_burst(monkeypatch):
+    """A pair doing 3.5% less than a alone over 3 s with 300 bursts of b lost 350 us a
+    burst; bad input is refused before any process starts (no GPU needed)."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    from cuda_context_overlap import lost_per_burst
+
+    assert lost_per_burst(1000.0, 965.0, 3.0, 300) == pytest.approx(350e-6)
+    assert lost_per_burst(1000.0, 1000.0, 3.0, 300) == 0.0
+    with pytest.raises(ValueError):
+        lost_per_burst(1000.0, 900.0, 3.0, 0)
+    for bad in (["--duration-s", "0"], ["--rounds", "0"]):
+        result = subprocess.run(
+            [sys.executable, "bench/cuda_context_overlap.py", *bad],
+            cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+        )
+        assert result.returncode == 2 and "must be" in result.stderr
