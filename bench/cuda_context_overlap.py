@@ -75,7 +75,7 @@ class _Word:
         os.close(fd)
         self.words = np.frombuffer(self._map, dtype=np.uint64)
         cupy.cuda.runtime.hostRegister(self.words.ctypes.data, 4096, 1 | 2)  # portable, mapped
-        self.ptr = cupy.cuda.runtime.hostGetDevicePointer(self.words.ctypes.data, 0)
+        self.ptr = self.words.ctypes.data  # UVA: the same address on the device (as hal.board's)
         self._wait, self._geq = _wait_value64(), CU_STREAM_WAIT_VALUE_GEQ
         if self._wait is None:
             raise SystemExit("--handover gpu: this driver cannot wait on memory (cuStreamWaitValue64)")
