@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 
+import numpy as np
 from cuda_common import ROOT, results_name, table, write
 from cuda_procs import children_env, device_info
 
@@ -65,17 +66,18 @@ class _Word:
         import os
 
         import cupy
-        import numpy as np
 
         from hal.cuda.gate import CU_STREAM_WAIT_VALUE_GEQ, _wait_value64
+        from hal.cuda.hwqueue import _HOST_REGISTER_MAPPED, _HOST_REGISTER_PORTABLE
 
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         os.ftruncate(fd, 4096)
         self._map = mmap.mmap(fd, 4096)
         os.close(fd)
         self.words = np.frombuffer(self._map, dtype=np.uint64)
-        cupy.cuda.runtime.hostRegister(self.words.ctypes.data, 4096, 1 | 2)  # portable, mapped
+        cupy.cuda.runtime.hostRegister(self.words.ctypes.data, 4096, _HOST_REGISTER_PORTABLE | _HOST_REGISTER_MAPPED)
         self.ptr = self.words.ctypes.data  # UVA: the same address on the device (as hal.board's)
+        self._ptr_arg = np.uint64(self.ptr)  # the signal kernel's first argument, made once
         self._wait, self._geq = _wait_value64(), CU_STREAM_WAIT_VALUE_GEQ
         if self._wait is None:
             raise SystemExit("--handover gpu: this driver cannot wait on memory (cuStreamWaitValue64)")
@@ -83,10 +85,8 @@ class _Word:
 
     def signal(self, stream, value: int) -> None:
         """Behind the work on `stream`: the word becomes `value` once that work is done."""
-        import numpy as np
-
         with stream:
-            self._signal((1,), (1,), (np.uint64(self.ptr), np.uint64(value)))
+            self._signal((1,), (1,), (self._ptr_arg, np.uint64(value)))
 
     def hold(self, stream, value: int) -> None:
         """What `stream` runs next waits until the word is at least `value`."""

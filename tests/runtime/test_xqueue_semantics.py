@@ -602,7 +602,6 @@ def test_tasks_much_shorter_than_the_delay_hold_a_bounded_list_of_news():
     assert kinds == [EventKind.READY, EventKind.IDLE] * (3 * HELD_NEWS_MAX)
 
 
-
 def test_waiters_returning_within_the_delay_arm_one_release_of_the_held_news():
     """Tasks much shorter than the delay: one clock timer is pending for the held news at
     a time, not one per waiter's return; it sends everything held by then, and the next
@@ -625,6 +624,7 @@ def test_waiters_returning_within_the_delay_arm_one_release_of_the_held_news():
     assert len(armed) == 2
     xq.clock.run_for(0.003)
     assert kinds[-2:] == [EventKind.READY, EventKind.IDLE]
+
 
 news_ops = st.lists(st.sampled_from(["task", "deliver", "tick", "long"]), max_size=40)
 
