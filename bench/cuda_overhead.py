@@ -1,11 +1,11 @@
 """Runtime overhead on the GPU (paper Fig. 11c/12a): a transformer-layer stack task alone,
 natively on a stream and through an XQueue at threshold 1..16 (level 1, cuBLAS GEMMs), and
-the all-guarded variant natively vs level 2: short launches plain within the queue's
-budget (the default, hal.cuda.durations), every launch flushing, or none (`guard_off`: the
-runtime's own cost on that stack); the gate and the relaunch launched by the GPU after a
-flush only; the gate from the GPU and the relaunch from the host behind every command;
-both from the host. Configurations interleave
-round by round, in a new random order each round (a fixed order favoured some
+the all-guarded variant (the same shapes, or `--guarded-dims half`) natively vs level 2:
+short launches plain within the queue's budget (the default, hal.cuda.durations), every
+launch flushing, or none (`guard_off`: the runtime's own cost on that stack); the gate and
+the relaunch launched by the GPU after a flush only; the gate from the GPU and the
+relaunch from the host behind every command; both from the host. Configurations
+interleave round by round, in a new random order each round (a fixed order favoured some
 positions by a few percent).
 Usage: python bench/cuda_overhead.py
 """
@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--d", type=int, default=1024)
     p.add_argument("--hidden", type=int, default=4096)
     p.add_argument("--layers", type=int, default=8)
+    p.add_argument("--guarded-dims", choices=("same", "half"), default="same",
+                   help="the guarded stack's tokens, d and hidden: the cuBLAS stack's, or half of each (the shape measured "
+                        "before the tiled GEMM)")
     p.add_argument("--seed", type=int, default=0, help="of the configurations' order in each round")
     p.add_argument("--fixed-order", action="store_true", help="the same order every round (the old way, biased)")
     p.add_argument("--save-as", type=results_name, default="cuda_overhead", help="results file name (without .json)")
@@ -38,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
 
     dev = open_cuda()
     blas = TransformerStack(a.tokens, a.d, a.hidden, a.layers, guarded=False)
-    gtask = TransformerStack(a.tokens // 2, a.d // 2, a.hidden // 2, a.layers, guarded=True)
+    div = 2 if a.guarded_dims == "half" else 1
+    gtask = TransformerStack(a.tokens // div, a.d // div, a.hidden // div, a.layers, guarded=True)
 
     def native(task, stream):
         def run():

@@ -12,25 +12,50 @@ import numpy as np
 from hal.cuda.commands import GuardedLaunch
 from hal.cuda.guard import GuardedKernel
 
-TILE = 16
+GEMM_TILE = 64  # xs_sgemm's tile of C per block (BM = BN)
+EW_BLOCK = 256 * 4  # elements per block of the elementwise kernels (EW per thread)
 
 _SRC = r"""
-#define TILE 16
-extern "C" __global__ void xs_sgemm(const float* A, const float* B, float* C, int M, int N, int K) {
-  // C[M,N] = A[M,K] @ B[K,N], one 16x16 tile of C per block
-  __shared__ float As[TILE][TILE + 1];
-  __shared__ float Bs[TILE][TILE + 1];
-  int row = blockIdx.y * TILE + threadIdx.y, col = blockIdx.x * TILE + threadIdx.x;
-  float acc = 0.f;
-  for (int k0 = 0; k0 < K; k0 += TILE) {
-    As[threadIdx.y][threadIdx.x] = (row < M && k0 + threadIdx.x < K) ? A[(size_t)row * K + k0 + threadIdx.x] : 0.f;
-    Bs[threadIdx.y][threadIdx.x] = (col < N && k0 + threadIdx.y < K) ? B[(size_t)(k0 + threadIdx.y) * N + col] : 0.f;
+#define BM 64
+#define BN 64
+#define BK 16
+extern "C" __global__ void __launch_bounds__(256) xs_sgemm(const float* A, const float* B, float* C, int M, int N, int K) {
+  // C[M,N] = A[M,K] @ B[K,N]: one 64x64 tile of C per block of 16x16 threads, 4x4 outputs
+  // per thread (rows ty + 16i, columns tx + 16j), each summed over k in order
+  __shared__ float As[BK][BM + 4];  // As[k][m]
+  __shared__ float Bs[BK][BN];
+  const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * 16 + tx;
+  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+  const int ar = tid >> 2, ac = (tid & 3) * 4, br = tid >> 4, bc = (tid & 15) * 4;
+  float acc[4][4] = {};
+  for (int k0 = 0; k0 < K; k0 += BK) {
+    #pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int gm = m0 + ar, gk = k0 + ac + j;
+      As[ac + j][ar] = (gm < M && gk < K) ? A[(size_t)gm * K + gk] : 0.f;
+      const int gk2 = k0 + br, gn = n0 + bc + j;
+      Bs[br][bc + j] = (gk2 < K && gn < N) ? B[(size_t)gk2 * N + gn] : 0.f;
+    }
     __syncthreads();
     #pragma unroll
-    for (int k = 0; k < TILE; ++k) acc = fmaf(As[threadIdx.y][k], Bs[k][threadIdx.x], acc);
+    for (int k = 0; k < BK; ++k) {
+      float a[4], b[4];
+      #pragma unroll
+      for (int i = 0; i < 4; ++i) { a[i] = As[k][ty + 16 * i]; b[i] = Bs[k][tx + 16 * i]; }
+      #pragma unroll
+      for (int i = 0; i < 4; ++i)
+        #pragma unroll
+        for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+    }
     __syncthreads();
   }
-  if (row < M && col < N) C[(size_t)row * N + col] = acc;
+  #pragma unroll
+  for (int i = 0; i < 4; ++i)
+    #pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int gm = m0 + ty + 16 * i, gn = n0 + tx + 16 * j;
+      if (gm < M && gn < N) C[(size_t)gm * N + gn] = acc[i][j];
+    }
 }
 
 extern "C" __global__ void xs_rowsum(const float* X, float* out, int cols) {
@@ -48,18 +73,25 @@ extern "C" __global__ void xs_rowsum(const float* X, float* out, int cols) {
   if (threadIdx.x == 0) out[blockIdx.x] += s[0];
 }
 
+#define EW 4  // elements per thread of the elementwise kernels: 1,024 per block of 256
 extern "C" __global__ void xs_bias_gelu(float* X, const float* bias, int n, int cols) {
   // in place: X = gelu(X + bias[col]) -- in place, so running a block twice is wrong
-  int i = blockIdx.x * blockDim.x + threadIdx.x;
-  if (i < n) {
-    float v = X[i] + bias[i % cols];
-    X[i] = 0.5f * v * (1.f + tanhf(0.7978845608f * (v + 0.044715f * v * v * v)));
+  #pragma unroll
+  for (int j = 0; j < EW; ++j) {
+    int i = (blockIdx.x * EW + j) * blockDim.x + threadIdx.x;
+    if (i < n) {
+      float v = X[i] + bias[i % cols];
+      X[i] = 0.5f * v * (1.f + tanhf(0.7978845608f * (v + 0.044715f * v * v * v)));
+    }
   }
 }
 
 extern "C" __global__ void xs_axpy(float* Y, const float* X, float a, int n) {
-  int i = blockIdx.x * blockDim.x + threadIdx.x;
-  if (i < n) Y[i] += a * X[i];
+  #pragma unroll
+  for (int j = 0; j < EW; ++j) {
+    int i = (blockIdx.x * EW + j) * blockDim.x + threadIdx.x;
+    if (i < n) Y[i] += a * X[i];
+  }
 }
 
 extern "C" __global__ void xs_layernorm(const float* X, float* Y, const float* g, const float* b, int cols) {
@@ -99,8 +131,8 @@ def sgemm(a: cupy.ndarray, b: cupy.ndarray, c: cupy.ndarray) -> GuardedLaunch:
     (m, k), (k2, n) = a.shape, b.shape
     if k != k2 or c.shape != (m, n):
         raise ValueError(f"sgemm shapes {a.shape} @ {b.shape} -> {c.shape} do not match")
-    grid = ((n + TILE - 1) // TILE, (m + TILE - 1) // TILE)
-    return sgemm_kernel(grid, (TILE, TILE), (a, b, c, _i(m), _i(n), _i(k)))
+    grid = ((n + GEMM_TILE - 1) // GEMM_TILE, (m + GEMM_TILE - 1) // GEMM_TILE)
+    return sgemm_kernel(grid, (16, 16), (a, b, c, _i(m), _i(n), _i(k)))
 
 
 def rowsum_add(x: cupy.ndarray, out: cupy.ndarray) -> GuardedLaunch:
@@ -110,12 +142,12 @@ def rowsum_add(x: cupy.ndarray, out: cupy.ndarray) -> GuardedLaunch:
 
 def bias_gelu_(x: cupy.ndarray, bias: cupy.ndarray) -> GuardedLaunch:
     """x = gelu(x + bias), in place, bias broadcast over rows."""
-    return bias_gelu_kernel(((x.size + 255) // 256,), (256,), (x, bias, _i(x.size), _i(x.shape[-1])))
+    return bias_gelu_kernel(((x.size + EW_BLOCK - 1) // EW_BLOCK,), (256,), (x, bias, _i(x.size), _i(x.shape[-1])))
 
 
 def axpy_(y: cupy.ndarray, x: cupy.ndarray, a: float) -> GuardedLaunch:
     """y += a * x, in place."""
-    return axpy_kernel(((y.size + 255) // 256,), (256,), (y, x, np.float32(a), _i(y.size)))
+    return axpy_kernel(((y.size + EW_BLOCK - 1) // EW_BLOCK,), (256,), (y, x, np.float32(a), _i(y.size)))
 
 
 def layernorm(x: cupy.ndarray, y: cupy.ndarray, g: cupy.ndarray, b: cupy.ndarray) -> GuardedLaunch:

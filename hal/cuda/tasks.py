@@ -3,6 +3,8 @@
 Each layer: h = layernorm(x); u = h @ W1; u = gelu(u + b1); x += 0.5 * (u @ W2).
 `guarded=True` uses hal.cuda.kernels (all level 2, deterministic); False uses cuBLAS
 (cupy.matmul) for the GEMMs, which are level-1 commands, with guarded elementwise ones.
+The default shape (1,024 tokens, d 1,024, hidden 4,096) takes about 1 ms a layer guarded
+on the H100 (the tiled fp32 GEMMs ~0.5 ms each) and 0.42 ms with cuBLAS.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from hal.cuda.commands import call
 class TransformerStack:
     """Weights and buffers for `layers` layers on `tokens` x `d` activations (float32)."""
 
-    def __init__(self, tokens: int = 512, d: int = 512, hidden: int = 2048, layers: int = 4,
+    def __init__(self, tokens: int = 1024, d: int = 1024, hidden: int = 4096, layers: int = 4,
                  seed: int = 0, guarded: bool = True) -> None:  # fmt: skip
         rng = cupy.random.default_rng(seed)
         f32 = cupy.float32
