@@ -50,6 +50,13 @@ def latencies(out: str, name: str) -> list[float]:
     return [r["latency_ms"] for r in rows if r.get("queue") == name and "latency_ms" in r][5:]  # warm-up
 
 
+def fg_figures(latencies_ms: list[float]) -> dict:
+    """The foreground's latency figures of one run, as every configuration reports them."""
+    s = latencies_ms
+    return {"fg_p50_ms": pct(s, 50), "fg_p90_ms": pct(s, 90), "fg_p99_ms": pct(s, 99), "fg_max_ms": max(s),
+            "fg_tasks": len(s)}  # fmt: skip
+
+
 def run_pair(fg_queue: str, duration_s: float, env: dict, native: bool, bg_queue: str = BG) -> dict:
     bg = workload(bg_queue, duration_s + 30, env, native)
     first = bg.stdout.readline()  # the background runs (its first task is done) before fg starts
@@ -134,8 +141,7 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
     alone = workload(fg, a.duration_s, native_env, native=True)
     alone_lat = latencies(alone.communicate(timeout=a.duration_s + 120)[0], "fg")
     a99 = pct(alone_lat, 99)
-    results = {"standalone": {"fg_p50_ms": pct(alone_lat, 50), "fg_p90_ms": pct(alone_lat, 90), "fg_p99_ms": a99,
-                              "fg_max_ms": max(alone_lat), "fg_tasks": len(alone_lat)}}
+    results = {"standalone": fg_figures(alone_lat)}
     rows = [["standalone", results["standalone"]["fg_p50_ms"], a99, 1.0, "-"]]
 
     def record(c: Config, envs: dict[str, dict]) -> None:
@@ -154,9 +160,7 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
             print(c.name, "FAILED:", str(exc)[-500:], flush=True)
             return
         s = r["fg"]
-        results[c.name] = {"fg_p50_ms": pct(s, 50), "fg_p90_ms": pct(s, 90), "fg_p99_ms": pct(s, 99),
-                           "fg_max_ms": max(s), "p99_vs_standalone": pct(s, 99) / a99,
-                           "fg_tasks": len(s), "bg_tasks": r["bg_tasks"]}  # fmt: skip
+        results[c.name] = {**fg_figures(s), "p99_vs_standalone": pct(s, 99) / a99, "bg_tasks": r["bg_tasks"]}
         rows.append([c.name, pct(s, 50), pct(s, 99), pct(s, 99) / a99, r["bg_tasks"]])
         print(c.name, results[c.name], flush=True)
 
