@@ -12,12 +12,12 @@ import numpy as np
 from hal.cuda.commands import GuardedLaunch
 from hal.cuda.guard import GuardedKernel
 
-GEMM_TILE = 64  # xs_sgemm's tile of C per block (BM = BN)
-EW_BLOCK = 256 * 4  # elements per block of the elementwise kernels (EW per thread)
+GEMM_TILE = 64  # xs_sgemm's tile of C per block (BM = BN): its 16 x 16 threads compute 4 x 4 outputs each
+EW = 4  # elements per thread of the elementwise kernels
+EW_BLOCK = 256 * EW  # elements per block of them
 
-_SRC = r"""
-#define BM 64
-#define BN 64
+# the sizes both sides use are defined once, here, and handed to the source
+_SRC = f"#define BM {GEMM_TILE}\n#define BN {GEMM_TILE}\n#define EW {EW}\n" + r"""
 #define BK 16
 extern "C" __global__ void __launch_bounds__(256) xs_sgemm(const float* A, const float* B, float* C, int M, int N, int K) {
   // C[M,N] = A[M,K] @ B[K,N]: one 64x64 tile of C per block of 16x16 threads, 4x4 outputs
@@ -73,7 +73,6 @@ extern "C" __global__ void xs_rowsum(const float* X, float* out, int cols) {
   if (threadIdx.x == 0) out[blockIdx.x] += s[0];
 }
 
-#define EW 4  // elements per thread of the elementwise kernels: 1,024 per block of 256
 extern "C" __global__ void xs_bias_gelu(float* X, const float* bias, int n, int cols) {
   // in place: X = gelu(X + bias[col]) -- in place, so running a block twice is wrong
   #pragma unroll
