@@ -9,8 +9,12 @@ at level 2, threshold 4 / 8, and the foreground at level 1 beside a level-2 back
 (`ours_xschedd_fg_lv1_bg_lv2`); then the same with the priority board on in both processes
 ($XSCHED_CUDA_BOARD=1, hal.board): the background's kernels flush on the GPU as soon as
 the foreground launches, instead of a round trip through xschedd later; and the board
-alone (XSCHED_SCHEDULER=APP: XQueues, no scheduler). `ours_xschedd_fg_alone` is the
-foreground through xschedd with no background: the runtime's own cost.
+alone (XSCHED_SCHEDULER=APP: XQueues, no scheduler). `ours_board_ahead_*` is the board
+alone with anticipation (hal.anticipation, $XSCHED_CUDA_BOARD_LEAD_US=--lead-us): the
+periodic foreground's level is held from --lead-us before its next task is due, so the
+background parks before the task arrives; the other board rows run without it.
+`ours_xschedd_fg_alone` and `ours_board_ahead_fg_alone` are the foreground through
+xschedd, or on the board, with no background: the runtime's own cost.
 
 Two processes means two CUDA contexts, which the GPU time-slices: stream priorities,
 which order blocks within one context, do not reach across them (they do under MPS). At level 2 a suspended
@@ -22,7 +26,8 @@ With --mps every configuration runs again as clients of a private MPS server (NV
 Multi-Process Service, started here with its own pipe and log directories and stopped
 at the end): the processes' kernels then share the GPU block by block instead of by
 time slices. Results go to cuda_fixed_priority_2proc_mps.json.
-Usage: python bench/cuda_fixed_priority_2proc.py [--duration-s 4] [--mps]
+Usage: python bench/cuda_fixed_priority_2proc.py [--duration-s 4] [--mps] [--lead-us 500]
+       [--only native,...] [--save-as NAME]
 """
 
 from __future__ import annotations
@@ -36,9 +41,10 @@ import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
-from cuda_common import names_among, pct, table, write
+from cuda_common import names_among, pct, results_name, table, write
 from cuda_procs import children_env, device_info, start_daemon, workload
 
+from hal.anticipation import ENV as LEAD_ENV
 from hal.board import ENV as BOARD_ENV
 
 FG = "name=fg,commands=4,command_us=250"
@@ -106,7 +112,8 @@ def _configs() -> tuple[Config, ...]:
         Config("ours_xschedd_fg_lv1_bg_lv2", "xschedd", f"priority=10,{q(1, 4)}", q(2, 8)),
         Config("ours_xschedd_fg_alone", "xschedd", f"priority=10,{q(2, 8)}", None),
         *(Config(f"ours_{how}_lv{lv}_thr{thr}", how, f"priority=10,{q(lv, thr)}", q(lv, thr))
-          for how in ("xschedd_board", "board_only") for lv, thr in ((1, 4), (2, 8))),
+          for how in ("xschedd_board", "board_only", "board_ahead") for lv, thr in ((1, 4), (2, 8))),
+        Config("ours_board_ahead_fg_alone", "board_ahead", f"priority=10,{q(2, 8)}", None),
     )
 
 
@@ -118,11 +125,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--duration-s", type=float, default=4.0)
     p.add_argument("--mps", action="store_true", help="run every configuration as clients of an MPS server")
+    p.add_argument("--lead-us", type=float, default=500.0,
+                   help="the board_ahead rows: hold the foreground's level this long before its next task")
+    p.add_argument("--save-as", type=results_name, default=None, help="results file name (without .json)")
     p.add_argument("--only", type=names_among(CONFIG_NAMES), default=list(CONFIG_NAMES),
                    help=f"comma-separated configurations to run (default all: {','.join(CONFIG_NAMES)})")
     a = p.parse_args(argv)
     if not a.duration_s > 0:
         p.error(f"--duration-s must be > 0, got {a.duration_s}")
+    if not 0 < a.lead_us <= 100_000:
+        p.error(f"--lead-us must be in (0, 100000], got {a.lead_us}")
     # with --mps this process joins the server too: it opens the device (its name for the results)
     with children_env(a.mps, export=True) as base:
         return run_all(a, base)
@@ -165,7 +177,8 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
         print(c.name, results[c.name], flush=True)
 
     chosen = [c for c in CONFIGS if c.name in a.only]
-    envs = {"native": native_env, "board_only": {**base, "XSCHED_SCHEDULER": "APP", BOARD_ENV: "1"}}
+    board = {**base, "XSCHED_SCHEDULER": "APP", BOARD_ENV: "1", LEAD_ENV: "0"}
+    envs = {"native": native_env, "board_only": board, "board_ahead": {**board, LEAD_ENV: f"{a.lead_us:g}"}}
     with contextlib.ExitStack() as stack:
         if any(c.how.startswith("xschedd") for c in chosen):
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="xs-")))
@@ -173,7 +186,7 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
             stack.callback(daemon.wait, 30)
             stack.callback(daemon.terminate)
             envs["xschedd"] = {**base, "XSCHED_SCHEDULER": "GLB", "XSCHED_SOCKET": str(tmp / "xschedd.sock")}
-            envs["xschedd_board"] = {**envs["xschedd"], BOARD_ENV: "1"}
+            envs["xschedd_board"] = {**envs["xschedd"], BOARD_ENV: "1", LEAD_ENV: "0"}
         for c in chosen:
             record(c, envs)
     params = {**vars(a), "only": sorted(a.only, key=CONFIG_NAMES.index), "fg": fg, "bg": BG, "fg_period_ms": period_ms, "processes": 2}
@@ -181,6 +194,7 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
     name, setup = "cuda_fixed_priority_2proc", "two processes; ours through xschedd (HPF)"
     if a.mps:
         name, setup = f"{name}_mps", f"{setup}; every process an MPS client"
+    name = a.save_as or name
     path = write(name, dev, params, results, setup=setup)
     print(table(f"Fixed priority, two processes{' (MPS)' if a.mps else ''}, on {dev.info.name} "
                 f"(fg P99 / standalone P99) -> {path}",

@@ -126,6 +126,10 @@ class PriorityBoard:
         """Whether any queue of a higher level exists on this device (so guard my kernels)."""
         return self._w[1] >> (level + 1) != 0
 
+    def below(self, level: int) -> bool:
+        """Whether any queue of a lower level exists on this device (so holding mine parks it)."""
+        return self._w[1] & ((1 << level) - 1) != 0
+
     def watch(self, callback: Callable[[int], None]) -> None:
         """Call `callback(word)` on a watcher thread whenever a level goes idle (and every
         REAP_S): where a parked queue may run again, it reopens its gate.

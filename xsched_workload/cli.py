@@ -17,6 +17,7 @@ import sys
 import threading
 
 from hal import DEVICE_NAMES, DeviceError, HalError, open_device
+from hal.anticipation import lead_us as board_lead_us
 from hal.board import enabled as board_enabled
 from hal.sharing import mode as park_mode
 from preempt import PreemptError
@@ -70,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.device not in DEVICE_NAMES and not re.fullmatch(r"cuda:\d+", args.device):
         parser.error(f"--device {args.device!r}: choose one of {', '.join(DEVICE_NAMES)}")
     try:
-        board_enabled()  # XSCHED_CUDA_BOARD and XSCHED_CUDA_PARK: bad input, whatever the device
+        board_enabled()  # XSCHED_CUDA_BOARD(_LEAD_US) and XSCHED_CUDA_PARK: bad input, whatever the device
+        board_lead_us()
         park_mode()
     except DeviceError as exc:
         parser.error(str(exc))

@@ -10,6 +10,7 @@ import cupy
 
 from hal.board import ENV as BOARD_ENV
 from hal.board import PriorityBoard, board_for
+from hal.anticipation import lead_us as board_lead_us
 from hal.board import enabled as board_enabled
 from hal.clock import Clock, default_clock
 from hal.cuda.durations import LaunchDurations
@@ -85,6 +86,8 @@ class CudaDevice:
         # the priority board (hal.board): HPF across processes on the GPU itself, opt-in
         use_board = board_enabled() if board is None else board
         self.board: PriorityBoard | None = _open_board(self.info.pci_bus_id) if use_board else None
+        # hal.anticipation: how long before a periodic queue's next task its board level is held
+        self.board_lead_us = board_lead_us()  # a bad value raises DeviceError
         # whether a suspended queue parks (another process time-slices the GPU) or naps (hal.sharing)
         how = park_mode()  # a bad $XSCHED_CUDA_PARK raises DeviceError, as a bad $XSCHED_CUDA_BOARD does
         self.sharing = SharingWatch(how, nvml_probe(self.info.pci_bus_id) if how == AUTO else None)
@@ -106,6 +109,12 @@ class CudaDevice:
     @property
     def sm_count(self) -> int:
         return self.info.sm_count
+
+    @cached_property
+    def claim(self):  # -> ContextClaim: take the GPU for this context ahead of a task (hal.anticipation)
+        from hal.cuda.claim import ContextClaim
+
+        return ContextClaim(self.index)
 
     @cached_property
     def spin(self):  # -> SpinKernel (imported lazily: it compiles on first use)

@@ -10,6 +10,7 @@ import weakref
 
 import cupy
 
+from hal.anticipation import Anticipation
 from hal.board import BoardFull, PriorityBoard, level_of, may_run
 from hal.command import HwCommand, Level
 from hal.cuda.commands import GuardedLaunch
@@ -145,6 +146,10 @@ class CudaHwQueue(HwQueue):
         self._inflight = 0  # launches with a completion callback not yet completed
         self._inflight_lock = threading.Lock()
         self._board, ticket = self._join(board)
+        # hal.anticipation: a periodic queue holds its level a little before its next task
+        lead_us = getattr(device, "board_lead_us", 0.0)
+        self._anticipation = (Anticipation(self._board, lambda: self._level, lead_us * 1e-6, claim=device.claim)
+                              if self._board is not None and lead_us > 0 else None)  # fmt: skip
         # the gates (hal.cuda.gate): a napping kernel, or a ticket, which parks the stream with
         # nothing on the GPU but costs every guarded command a few microseconds. A launch takes
         # the ticket on a board, and while another process time-slices the GPU (hal.sharing:
@@ -272,6 +277,8 @@ class CudaHwQueue(HwQueue):
         if self._board is not None:
             self._board.unwatch(self._on_board)
             with self._inflight_lock:
+                if self._anticipation is not None:
+                    self._anticipation.close()
                 if self._inflight:
                     self._board.deactivate(self._level)
                 self._inflight = 0
@@ -307,6 +314,8 @@ class CudaHwQueue(HwQueue):
             self._inflight += 1
             if self._inflight == 1:
                 self._board.activate(self._level)
+                if self._anticipation is not None:
+                    self._anticipation.busy()
 
         def done(cmd: HwCommand) -> None:
             with self._inflight_lock:
@@ -314,6 +323,8 @@ class CudaHwQueue(HwQueue):
                     self._inflight -= 1
                     if self._inflight == 0:
                         self._board.deactivate(self._level)
+                        if self._anticipation is not None:
+                            self._anticipation.idle()
             on_complete(cmd)
 
         return done
@@ -322,6 +333,8 @@ class CudaHwQueue(HwQueue):
         with self._inflight_lock:
             if level == self._level:
                 return
+            if self._anticipation is not None:
+                self._anticipation.reset()
             self._board.register(level)
             if self._inflight:
                 self._board.activate(level)

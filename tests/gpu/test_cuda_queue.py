@@ -578,6 +578,52 @@ def test_priority_board_parks_a_lower_queue_while_a_higher_one_has_work(cuda, de
 
 
 
+def test_a_periodic_queue_holds_its_level_and_claims_the_gpu_before_its_tasks(cuda, device, monkeypatch):
+    """hal.anticipation on a real queue: a level-10 queue with periodic tasks beside a
+    level-0 queue that runs flat out holds its level ahead of its tasks and claims the GPU
+    (hal.cuda.claim); the level-0 work still runs every block once, and nothing stays held."""
+    import cupy
+
+    monkeypatch.setattr(device, "board_lead_us", 2000.0)
+    lo, hi = device.create_queue(board=True), device.create_queue(board=True)
+    hi.set_priority(10)
+    assert hi._anticipation is not None
+    spin = device.spin
+    blocks = spin.shape(1000)[0]
+    count = cupy.zeros(blocks, dtype=cupy.uint32)
+    claims = device.claim.claims
+    stop = threading.Event()
+    launched = []
+
+    def background():
+        while not stop.is_set():
+            lo.launch(spin.command(1000, count=count), lambda c: None)
+            launched.append(1)
+            lo.synchronize(30)
+
+    t = threading.Thread(target=background)
+    t.start()
+    try:
+        start = time.monotonic()
+        for i in range(30):  # a 1 ms task every 20 ms
+            while time.monotonic() < start + i * 0.02:
+                time.sleep(0.0005)
+            hi.launch(spin.command(1000), lambda c: None)
+            assert hi.synchronize(30)
+    finally:
+        stop.set()
+        t.join(30)
+    assert lo.synchronize(30)
+    a = hi._anticipation
+    assert a.windows >= 10 and a.held_windows >= 10, (a.windows, a.held_windows)
+    assert device.claim.claims - claims >= a.held_windows
+    assert all(0 < e < 0.02 for e in a.early_s), "each hold began before its task, within a period"
+    assert int(count.min()) == len(launched) and int(count.max()) == len(launched)
+    hi.close()
+    lo.close()
+    assert lo._board.word == 32
+
+
 def _axpy(q):
     import cupy
 

@@ -104,8 +104,8 @@ def test_the_gpu_fixed_priority_benchmark_runs_each_configuration_from_its_table
     import cuda_fixed_priority_2proc as fp
 
     assert len(set(fp.CONFIG_NAMES)) == len(fp.CONFIGS)
-    assert {c.how for c in fp.CONFIGS} == {"native", "xschedd", "xschedd_board", "board_only"}
-    calls, daemons = [], []
+    assert {c.how for c in fp.CONFIGS} == {"native", "xschedd", "xschedd_board", "board_only", "board_ahead"}
+    calls, daemons, leads = [], [], []
 
     class Proc:
         def communicate(self, timeout=None):
@@ -114,6 +114,7 @@ def test_the_gpu_fixed_priority_benchmark_runs_each_configuration_from_its_table
 
     def pair(fg_queue, duration_s, env, native, bg_queue=fp.BG):
         calls.append((fg_queue, bg_queue, env.get("XSCHED_SCHEDULER"), env.get(fp.BOARD_ENV), native))
+        leads.append(env.get(fp.LEAD_ENV))
         return {"fg": [1.0, 1.1], "bg_tasks": 3}
 
     def alone(fg_queue, duration_s, env):
@@ -134,12 +135,16 @@ def test_the_gpu_fixed_priority_benchmark_runs_each_configuration_from_its_table
     def run(*names: str) -> None:
         calls.clear()
         daemons.clear()
-        assert fp.run_all(argparse.Namespace(duration_s=0.1, mps=False, only=list(names)), {}) == 0
+        leads.clear()
+        assert fp.run_all(argparse.Namespace(duration_s=0.1, mps=False, lead_us=750.0, save_as=None,
+                                             only=list(names)), {}) == 0  # fmt: skip
 
     run("ours_board_only_lv2_thr8", "native")  # run in the table's order, not the flag's
     assert [c[2:] for c in calls] == [("APP", None, True), ("APP", "1", False)]
     assert calls[1][1] == f"{fp.BG},level=2,threshold=8" and "priority=10,level=2" in calls[1][0]
     assert daemons == []  # neither needs xschedd
+    run("ours_board_only_lv2_thr8", "ours_board_ahead_lv2_thr8")
+    assert leads == ["0", "750"], "the board rows run without anticipation, the ahead rows with --lead-us"
     run("ours_xschedd_fg_lv1_bg_lv2", "ours_xschedd_fg_alone", "ours_xschedd_board_lv1_thr4")
     assert daemons == ["HPF"]
     (fg1, bg1, *_), (fg2, bg2, *_), (_, _, sched, board, _) = calls

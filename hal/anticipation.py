@@ -1,0 +1,281 @@
+"""Anticipation on the priority board: a periodic queue's level is held active a little
+before its next task is due, so a lower level parks before the task arrives.
+
+Why: without MPS the GPU time-slices processes' contexts, and handing the GPU from a busy
+context to another costs the newcomer a context switch (0.15-0.2 ms on the H100) even when
+the busy one flushes at once (docs/architecture.md, "CUDA across processes"). A context
+already parked on a stream-memory wait costs it nothing. Many urgent loads are periodic
+(frames, control loops, a serving tick), so their next arrival can be foreseen: the board
+level is held from `lead` before it until the task arrives (then the task's own count
+holds it) or, if it does not come, shortly after it was due. Holding the level parks the
+lower levels, but the GPU stays on the context that ran last until another launches, so
+the holder then *claims* the GPU (hal.cuda.claim: an empty kernel) and the switch
+happens before the task instead of with its first kernel.
+
+`Forecast` is the pure part: from the times a queue went busy and idle it says whether a
+busy is a new arrival and, once the last intervals are steady, the window to hold next.
+`Anticipation` holds a queue's board level through those windows on one timer thread per
+process. The cost falls on the lower levels: about `lead` of GPU time per period.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import statistics
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import NamedTuple
+
+from hal.board import PriorityBoard
+from hal.errors import DeviceError
+
+ENV = "XSCHED_CUDA_BOARD_LEAD_US"  # how long before a periodic queue's next task to hold its level; 0: off
+# On the H100 (bench/cuda_fixed_priority_2proc.py, a 1.2 ms task every 5.6 ms beside a
+# background flat out) 500 us and 1000 us gave the foreground the same median, at the
+# runtime's own floor; 1000 us cost the background 8-12% more of its tasks than 500.
+DEFAULT_LEAD_US = 500.0
+MAX_LEAD_US = 100_000.0
+
+
+def lead_us(env: dict[str, str] | None = None) -> float:
+    """$XSCHED_CUDA_BOARD_LEAD_US in microseconds (unset: DEFAULT_LEAD_US); bad values raise DeviceError."""
+    raw = (os.environ if env is None else env).get(ENV, "")
+    if raw.strip() == "":
+        return DEFAULT_LEAD_US
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= MAX_LEAD_US:  # also NaN
+        raise DeviceError(f"{ENV}={raw!r}: expected microseconds from 0 (off) to {MAX_LEAD_US:.0f}")
+    return value
+
+
+class Window(NamedTuple):
+    """Hold the level from `start` to `end` (monotonic seconds)."""
+
+    start: float
+    end: float
+
+
+class Forecast:
+    """When a queue's next task is due, from when its last ones arrived.
+
+    An arrival is a busy that follows at least `min_gap_s` of idle (shorter gaps are one
+    task's launches outrunning the GPU). Once `min_intervals` intervals are known and the
+    last `history` of them all lie within `tolerance` of their median, the next arrival is
+    due one median after the last one (or two, where the first is too close); the window
+    opens `lead_s` plus the largest deviation before it and closes `slack_s` (or twice the
+    deviation) after it. No window is given
+    where it would span more than `max_share` of the period: such a load is not periodic
+    enough to gain from it, and the lower levels would pay.
+    """
+
+    def __init__(self, lead_s: float, *, history: int = 8, min_intervals: int = 4, tolerance: float = 0.1,
+                 min_gap_s: float = 200e-6, slack_s: float = 300e-6, max_share: float = 0.25) -> None:  # fmt: skip
+        if lead_s <= 0:
+            raise ValueError(f"lead_s must be > 0, got {lead_s}")
+        self.lead_s, self.min_intervals, self.tolerance = lead_s, min_intervals, tolerance
+        self.min_gap_s, self.slack_s, self.max_share = min_gap_s, slack_s, max_share
+        self._arrivals: deque[float] = deque(maxlen=history + 1)
+        self._idle_since: float | None = None
+        self._busy = False
+
+    def busy(self, now: float) -> bool:
+        """The queue went busy at `now`; whether that is a new task's arrival."""
+        was_idle = self._idle_since
+        self._busy, self._idle_since = True, None
+        if self._arrivals and (was_idle is None or now - was_idle < self.min_gap_s):
+            return False
+        self._arrivals.append(now)
+        return True
+
+    def idle(self, now: float) -> None:
+        """The queue went idle at `now`."""
+        if self._busy:
+            self._busy, self._idle_since = False, now
+
+    def window(self, now: float) -> Window | None:
+        """Where to hold the level for the next arrival whose window opens after `now`, if
+        it can be foreseen (none once two periods went by without one)."""
+        a = list(self._arrivals)
+        intervals = [b - x for x, b in itertools.pairwise(a)]
+        if len(intervals) < self.min_intervals:
+            return None
+        period = statistics.median(intervals)
+        dev = max(abs(i - period) for i in intervals)
+        if period <= 0 or dev > self.tolerance * period:
+            return None
+        before, after = self.lead_s + dev, max(self.slack_s, 2 * dev)
+        if before + after > self.max_share * period:
+            return None
+        for k in (1, 2):
+            due = a[-1] + k * period
+            if due - before >= now:
+                return Window(due - before, due + after)
+        return None
+
+    def reset(self) -> None:
+        self._arrivals.clear()
+        self._idle_since, self._busy = None, False
+
+
+class _Timer:
+    """One daemon thread per process: calls callbacks at monotonic times (late by the OS's
+    wake-up), and every TICK_S asks each live Anticipation to plan (`_plan`), so that
+    nothing but a timestamp is added to a task's own launch or completion."""
+
+    TICK_S = 0.02
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._cv = threading.Condition()
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._planners: weakref.WeakSet[Anticipation] = weakref.WeakSet()
+
+    def join(self, a: Anticipation) -> None:
+        with self._cv:
+            self._planners.add(a)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="xsched-anticipate", daemon=True)
+                self._thread.start()
+
+    def at(self, when: float, fn: Callable[[], None]) -> None:
+        """Call `fn` at `when`; from the timer thread itself (no wake-up needed) or any other."""
+        with self._cv:
+            wake = not self._heap or when < self._heap[0][0]
+            heapq.heappush(self._heap, (when, next(self._seq), fn))
+            if wake and threading.current_thread() is not self._thread:
+                self._cv.notify()
+
+    def _run(self) -> None:
+        next_tick = 0.0
+        while True:
+            now = time.monotonic()
+            if now >= next_tick:
+                next_tick = now + self.TICK_S
+                with self._cv:
+                    planners = list(self._planners)
+                for a in planners:
+                    a._plan(now)
+            with self._cv:
+                if self._heap and self._heap[0][0] <= time.monotonic():
+                    fn = heapq.heappop(self._heap)[2]
+                else:
+                    until = min(self._heap[0][0], next_tick) if self._heap else next_tick
+                    self._cv.wait(max(until - time.monotonic(), 0.0))
+                    continue
+            fn()
+
+
+_timer = _Timer()
+
+
+class Anticipation:
+    """Holds one queue's board level through its forecast windows (see the module docstring).
+
+    The queue calls `busy()` after activating its level for a launch and `idle()` after
+    deactivating it: both only note the time (and `idle` drops a hold its task has
+    outlived). Planning, holding and giving up run on the timer thread: a hold begins at
+    its window's start (parking the lower levels, then `claim()`, if given, takes the device
+    for this process) and ends when its task goes idle, or at the window's end if no task
+    came. A window is held only while a lower level is registered on the board (else
+    there is nobody to park). `level()` names the queue's current level; `reset()` forgets
+    the arrivals and drops any hold; `forecast` keys go to Forecast. Threads: any.
+    """
+
+    def __init__(self, board: PriorityBoard, level: Callable[[], int], lead_s: float,
+                 claim: Callable[[], None] | None = None, **forecast) -> None:  # fmt: skip
+        self._board, self._level, self._claim = board, level, claim
+        self._forecast = Forecast(lead_s, **forecast)
+        self._lock = threading.Lock()
+        self._token = 0  # the window now planned; older timer callbacks find it changed
+        self._planned = False  # a window is planned (its end replans)
+        self._held: int | None = None  # the level held for it
+        self._held_at = 0.0
+        self._came = False  # a task arrived since the hold began
+        self.windows = self.held_windows = 0  # planned, and held (a lower level was there)
+        self.early_s: deque[float] = deque(maxlen=1024)  # how long each held window ran before its task came
+        _timer.join(self)
+
+    def busy(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if self._forecast.busy(now) and self._held is not None and not self._came:
+                self._came = True
+                self.early_s.append(now - self._held_at)
+
+    def idle(self, now: float | None = None) -> None:
+        with self._lock:
+            self._forecast.idle(time.monotonic() if now is None else now)
+            if self._came:
+                self._release_locked()  # the task ran under the hold and went idle
+
+    def reset(self) -> None:
+        """Forget the arrivals and drop any hold (the level changed, the queue closes)."""
+        with self._lock:
+            self._token += 1
+            self._planned = False
+            self._release_locked()
+            self._forecast.reset()
+
+    close = reset
+
+    # -- on the timer thread ------------------------------------------------------------------
+    def _plan(self, now: float) -> None:
+        with self._lock:
+            if self._planned:
+                return
+            window = self._forecast.window(now)
+            if window is None:
+                return
+            self._token += 1
+            self._planned = True
+            self.windows += 1
+            token = self._token
+        _timer.at(window.start, lambda: self._hold(token))
+        _timer.at(window.start + self._forecast.lead_s / 2, lambda: self._reclaim(token))
+        _timer.at(window.end, lambda: self._end(token))
+
+    def _hold(self, token: int) -> None:
+        with self._lock:
+            if token != self._token or self._held is not None:
+                return
+            level = self._level()
+            if not self._board.below(level):
+                return
+            self._board.activate(level)
+            self._held, self._held_at, self._came = level, time.monotonic(), False
+            self.held_windows += 1
+        if self._claim is not None:
+            self._claim()
+
+    def _reclaim(self, token: int) -> None:
+        """Claim again halfway: a lower level's last kernels (its ticket after a flush) may
+        have taken the device back after the first claim."""
+        with self._lock:
+            if token != self._token or self._held is None or self._came:
+                return
+        if self._claim is not None:
+            self._claim()
+
+    def _end(self, token: int) -> None:
+        """The window's end: give up a hold no task came into, and plan the next window."""
+        with self._lock:
+            if token != self._token:
+                return
+            if not self._came:
+                self._release_locked()
+            self._planned = False
+        self._plan(time.monotonic())
+
+    def _release_locked(self) -> None:
+        if self._held is not None:
+            self._board.deactivate(self._held)
+            self._held, self._came = None, False

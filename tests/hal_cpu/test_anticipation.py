@@ -1,0 +1,176 @@
+"""Anticipation (hal.anticipation): the forecast of a periodic queue's next task, and the
+board level held through its window."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from hal.anticipation import ENV, Anticipation, Forecast, Window, lead_us
+from hal.board import LEVELS, PriorityBoard
+from hal.errors import DeviceError
+
+MS = 1e-3
+
+
+def periodic(f: Forecast, starts: list[float], busy_s: float = 1 * MS) -> list[bool]:
+    """Tasks arriving at `starts`, each busy for `busy_s`; whether each counted as an arrival."""
+    arrivals = []
+    for t in starts:
+        arrivals.append(f.busy(t))
+        f.idle(t + busy_s)
+    return arrivals
+
+
+def test_lead_from_the_environment():
+    assert lead_us({}) == 500.0
+    assert lead_us({ENV: " 500 "}) == 500.0
+    assert lead_us({ENV: "0"}) == 0.0
+    for bad in ("-1", "abc", "nan", "1e9", "inf"):
+        with pytest.raises(DeviceError, match=ENV):
+            lead_us({ENV: bad})
+
+
+def test_a_steady_period_gives_a_window_before_the_next_task():
+    f = Forecast(0.5 * MS)
+    assert periodic(f, [i * 5 * MS for i in range(4)]) == [True] * 4
+    assert f.window(16 * MS) is None, "three intervals are not enough"
+    f.busy(20 * MS)
+    f.idle(21 * MS)
+    assert f.window(21 * MS) == pytest.approx(Window(25 * MS - 0.5 * MS, 25 * MS + 0.3 * MS))
+    assert f.window(24.6 * MS) == pytest.approx(Window(30 * MS - 0.5 * MS, 30 * MS + 0.3 * MS)), (
+        "too late to open the next window: the one after")
+    assert f.window(29.6 * MS) is None, "two periods without a task: no longer foreseen"
+
+
+def test_jitter_widens_the_window_and_too_much_gives_none():
+    f = Forecast(0.5 * MS)
+    periodic(f, [t * MS for t in (0, 5.1, 10, 15.15, 20)])  # intervals 5.1 4.9 5.15 4.85 ms
+    w = f.window(21 * MS)
+    assert w.start == pytest.approx(25 * MS - 0.5 * MS - 0.15 * MS, abs=1e-9)  # median 5 ms, deviation 0.15
+    assert w.end == pytest.approx(25 * MS + 0.3 * MS, abs=1e-9)
+    late = Forecast(0.2 * MS)
+    periodic(late, [t * MS for t in (0, 5.1, 10, 15.15, 20, 25.4)])  # and 5.4: median 5.1, deviation 0.3
+    assert late.window(26 * MS) == pytest.approx(Window(30.5 * MS - 0.5 * MS, 30.5 * MS + 0.6 * MS), abs=1e-9)
+    g = Forecast(0.5 * MS)
+    periodic(g, [t * MS for t in (0, 5, 11, 15, 21)])  # a 6 / 4 ms mix: not periodic
+    assert g.window(22 * MS) is None
+
+
+def test_a_window_is_refused_when_it_would_cover_too_much_of_the_period():
+    f = Forecast(0.5 * MS)
+    periodic(f, [i * 2 * MS for i in range(6)], busy_s=0.5 * MS)  # 2 ms period: 0.8 ms window is 40%
+    assert f.window(10.5 * MS) is None
+
+
+def test_launches_of_one_task_are_one_arrival():
+    f = Forecast(0.5 * MS)
+    assert f.busy(0.0)
+    f.idle(0.1 * MS)
+    assert not f.busy(0.15 * MS), "50 us of idle inside a task is not a new task"
+    f.idle(1 * MS)
+    assert f.busy(5 * MS)
+    assert not f.busy(5.5 * MS), "busy again without going idle"
+
+
+def test_reset_forgets_the_arrivals():
+    f = Forecast(0.5 * MS)
+    periodic(f, [i * 5 * MS for i in range(6)])
+    assert f.window(26 * MS) is not None
+    f.reset()
+    assert f.window(26 * MS) is None
+
+
+class _Level:
+    def __init__(self, level: int) -> None:
+        self.level = level
+
+    def __call__(self) -> int:
+        return self.level
+
+
+LOOSE = {"tolerance": 0.5, "max_share": 0.6}  # a loaded test machine's sleeps are not steady
+
+
+def wait_for(cond, timeout: float = 2.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.5 * MS)
+    return cond()
+
+
+def drive(a: Anticipation, board: PriorityBoard, level: int, period_s: float, tasks: int) -> float:
+    """Run `tasks` periodic tasks through the board as a queue would; returns when the last began."""
+    start = time.monotonic()
+    for i in range(tasks):
+        due = start + i * period_s
+        while time.monotonic() < due:
+            time.sleep(0.2 * MS)
+        board.activate(level)
+        a.busy()
+        time.sleep(1 * MS)
+        board.deactivate(level)
+        a.idle()
+    return start + (tasks - 1) * period_s
+
+
+def test_the_level_is_held_before_the_next_task_and_released_when_it_comes(tmp_path):
+    board = PriorityBoard(tmp_path / "board")
+    board.register(2)  # a lower level to park
+    board.register(10)
+    claims = []
+    a = Anticipation(board, _Level(10), lead_s=10 * MS, claim=lambda: claims.append(board.word), **LOOSE)
+    period = 40 * MS
+    last = drive(a, board, 10, period, 6)
+    assert a.windows >= 1
+    due = last + period
+    assert board.word == LEVELS, "nothing active between tasks"
+    assert wait_for(lambda: board.word == LEVELS - 11, timeout=period), "held before the task is due"
+    held_at = time.monotonic()
+    assert held_at < due, f"held {1e3 * (held_at - due):.1f} ms after the task was due"
+    while time.monotonic() < due:
+        time.sleep(0.2 * MS)
+    board.activate(10)
+    a.busy()
+    board.deactivate(10)
+    a.idle()
+    assert board.word == LEVELS, "the task came and went: the hold went with its arrival"
+    assert a.held_windows >= 1 and len(a.early_s) == a.held_windows
+    assert a.held_windows <= len(claims) <= 2 * a.held_windows, "each hold claims the device (and again halfway)"
+    assert set(claims) == {LEVELS - 11}, "claims are made while the level is held"
+
+
+def test_a_task_that_does_not_come_releases_the_hold(tmp_path):
+    board = PriorityBoard(tmp_path / "board")
+    board.register(0)
+    a = Anticipation(board, _Level(5), lead_s=5 * MS, **LOOSE)
+    last = drive(a, board, 5, 40 * MS, 6)
+    assert wait_for(lambda: board.word == LEVELS - 6, timeout=0.1)
+    assert wait_for(lambda: board.word == LEVELS, timeout=0.1), "released soon after the task was due"
+    assert a.held_windows == len(a.early_s) + 1, "the last hold ended with no task"
+    assert time.monotonic() - (last + 40 * MS) < 0.05
+
+
+def test_nothing_is_held_without_a_lower_level(tmp_path):
+    board = PriorityBoard(tmp_path / "board")
+    board.register(5)
+    a = Anticipation(board, _Level(5), lead_s=5 * MS, **LOOSE)
+    drive(a, board, 5, 40 * MS, 6)
+    assert a.windows >= 1
+    time.sleep(0.06)
+    assert a.held_windows == 0 and board.word == LEVELS
+
+
+def test_reset_drops_a_hold(tmp_path):
+    board = PriorityBoard(tmp_path / "board")
+    board.register(0)
+    a = Anticipation(board, _Level(5), lead_s=8 * MS, **LOOSE)
+    drive(a, board, 5, 40 * MS, 6)
+    assert wait_for(lambda: board.word == LEVELS - 6, timeout=0.1)
+    a.reset()
+    assert board.word == LEVELS
+    time.sleep(0.05)
+    assert board.word == LEVELS, "the old window's timers do nothing after a reset"
