@@ -9,10 +9,11 @@ at level 2, threshold 4 / 8, and the foreground at level 1 beside a level-2 back
 (`ours_xschedd_fg_lv1_bg_lv2`); then the same with the priority board on in both processes
 ($XSCHED_CUDA_BOARD=1, hal.board): the background's kernels flush on the GPU as soon as
 the foreground launches, instead of a round trip through xschedd later; and the board
-alone (XSCHED_SCHEDULER=APP: XQueues, no scheduler). `ours_board_ahead_*` is the board
-alone with anticipation (hal.anticipation, $XSCHED_CUDA_BOARD_LEAD_US=--lead-us): the
-periodic foreground's level is held from --lead-us before its next task is due, so the
-background parks before the task arrives; the other board rows run without it.
+alone (XSCHED_SCHEDULER=APP: XQueues, no scheduler). `ours_board_ahead_*` (and
+`ours_xschedd_board_ahead_*`, under xschedd) is the board with anticipation
+(hal.anticipation, $XSCHED_CUDA_BOARD_LEAD_US=--lead-us): the periodic foreground's level
+is held from --lead-us before its next task is due, so the background parks before the
+task arrives; the other board rows run without it.
 `ours_xschedd_fg_alone` and `ours_board_ahead_fg_alone` are the foreground through
 xschedd, or on the board, with no background: the runtime's own cost.
 
@@ -112,7 +113,8 @@ def _configs() -> tuple[Config, ...]:
         Config("ours_xschedd_fg_lv1_bg_lv2", "xschedd", f"priority=10,{q(1, 4)}", q(2, 8)),
         Config("ours_xschedd_fg_alone", "xschedd", f"priority=10,{q(2, 8)}", None),
         *(Config(f"ours_{how}_lv{lv}_thr{thr}", how, f"priority=10,{q(lv, thr)}", q(lv, thr))
-          for how in ("xschedd_board", "board_only", "board_ahead") for lv, thr in ((1, 4), (2, 8))),
+          for how in ("xschedd_board", "xschedd_board_ahead", "board_only", "board_ahead")
+          for lv, thr in ((1, 4), (2, 8))),
         Config("ours_board_ahead_fg_alone", "board_ahead", f"priority=10,{q(2, 8)}", None),
     )
 
@@ -187,6 +189,7 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
             stack.callback(daemon.terminate)
             envs["xschedd"] = {**base, "XSCHED_SCHEDULER": "GLB", "XSCHED_SOCKET": str(tmp / "xschedd.sock")}
             envs["xschedd_board"] = {**envs["xschedd"], BOARD_ENV: "1", LEAD_ENV: "0"}
+            envs["xschedd_board_ahead"] = {**envs["xschedd_board"], LEAD_ENV: f"{a.lead_us:g}"}
         for c in chosen:
             record(c, envs)
     params = {**vars(a), "only": sorted(a.only, key=CONFIG_NAMES.index), "fg": fg, "bg": BG, "fg_period_ms": period_ms, "processes": 2}

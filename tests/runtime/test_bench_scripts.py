@@ -104,7 +104,8 @@ def test_the_gpu_fixed_priority_benchmark_runs_each_configuration_from_its_table
     import cuda_fixed_priority_2proc as fp
 
     assert len(set(fp.CONFIG_NAMES)) == len(fp.CONFIGS)
-    assert {c.how for c in fp.CONFIGS} == {"native", "xschedd", "xschedd_board", "board_only", "board_ahead"}
+    assert {c.how for c in fp.CONFIGS} == {"native", "xschedd", "xschedd_board", "xschedd_board_ahead", "board_only",
+                                            "board_ahead"}
     calls, daemons, leads = [], [], []
 
     class Proc:
@@ -143,8 +144,10 @@ def test_the_gpu_fixed_priority_benchmark_runs_each_configuration_from_its_table
     assert [c[2:] for c in calls] == [("APP", None, True), ("APP", "1", False)]
     assert calls[1][1] == f"{fp.BG},level=2,threshold=8" and "priority=10,level=2" in calls[1][0]
     assert daemons == []  # neither needs xschedd
-    run("ours_board_only_lv2_thr8", "ours_board_ahead_lv2_thr8")
-    assert leads == ["0", "750"], "the board rows run without anticipation, the ahead rows with --lead-us"
+    run("ours_board_only_lv2_thr8", "ours_board_ahead_lv2_thr8", "ours_xschedd_board_ahead_lv1_thr4")
+    # in the table's order: xschedd's board rows come first
+    assert leads == ["750", "0", "750"], "the board rows run without anticipation, the ahead rows with --lead-us"
+    assert calls[0][2:4] == ("GLB", "1") and calls[1][2:4] == ("APP", "1") and daemons == ["HPF"]
     run("ours_xschedd_fg_lv1_bg_lv2", "ours_xschedd_fg_alone", "ours_xschedd_board_lv1_thr4")
     assert daemons == ["HPF"]
     (fg1, bg1, *_), (fg2, bg2, *_), (_, _, sched, board, _) = calls
