@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import os
 import statistics
 import threading
@@ -33,6 +34,8 @@ from typing import NamedTuple
 
 from hal.board import PriorityBoard
 from hal.errors import DeviceError
+
+log = logging.getLogger(__name__)
 
 ENV = "XSCHED_CUDA_BOARD_LEAD_US"  # how long before a periodic queue's next task to hold its level; 0: off
 # On the H100 (bench/cuda_fixed_priority_2proc.py, a 1.2 ms task every 5.6 ms beside a
@@ -146,6 +149,10 @@ class _Timer:
                 self._thread = threading.Thread(target=self._run, name="xsched-anticipate", daemon=True)
                 self._thread.start()
 
+    def leave(self, a: Anticipation) -> None:
+        with self._cv:
+            self._planners.discard(a)
+
     def at(self, when: float, fn: Callable[[], None]) -> None:
         """Call `fn` at `when`; from the timer thread itself (no wake-up needed) or any other."""
         with self._cv:
@@ -163,7 +170,7 @@ class _Timer:
                 with self._cv:
                     planners = list(self._planners)
                 for a in planners:
-                    a._plan(now)
+                    self._call(lambda a=a, now=now: a._plan(now))
             with self._cv:
                 if self._heap and self._heap[0][0] <= time.monotonic():
                     fn = heapq.heappop(self._heap)[2]
@@ -171,7 +178,16 @@ class _Timer:
                     until = min(self._heap[0][0], next_tick) if self._heap else next_tick
                     self._cv.wait(max(until - time.monotonic(), 0.0))
                     continue
+            self._call(fn)
+
+    @staticmethod
+    def _call(fn: Callable[[], None]) -> None:
+        """One callback; a failure (a claim on a device that went away) is logged, and the
+        thread goes on for the other queues."""
+        try:
             fn()
+        except Exception:
+            log.exception("anticipation: a timer callback failed")
 
 
 _timer = _Timer()
@@ -187,7 +203,8 @@ class Anticipation:
     for this process) and ends when its task goes idle, or at the window's end if no task
     came. A window is held only while a lower level is registered on the board (else
     there is nobody to park). `level()` names the queue's current level; `reset()` forgets
-    the arrivals and drops any hold; `forecast` keys go to Forecast. Threads: any.
+    the arrivals and drops any hold; `close()` also stops planning; `forecast` keys go to
+    Forecast. Threads: any.
     """
 
     def __init__(self, board: PriorityBoard, level: Callable[[], int], lead_s: float,
@@ -218,14 +235,17 @@ class Anticipation:
                 self._release_locked()  # the task ran under the hold and went idle
 
     def reset(self) -> None:
-        """Forget the arrivals and drop any hold (the level changed, the queue closes)."""
+        """Forget the arrivals and drop any hold (the level changed)."""
         with self._lock:
             self._token += 1
             self._planned = False
             self._release_locked()
             self._forecast.reset()
 
-    close = reset
+    def close(self) -> None:
+        """Drop any hold and plan no more (the queue closes)."""
+        _timer.leave(self)
+        self.reset()
 
     # -- on the timer thread ------------------------------------------------------------------
     def _plan(self, now: float) -> None:

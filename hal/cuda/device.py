@@ -8,14 +8,14 @@ from functools import cached_property
 
 import cupy
 
+from hal.anticipation import lead_us as board_lead_us
 from hal.board import ENV as BOARD_ENV
 from hal.board import PriorityBoard, board_for
-from hal.anticipation import lead_us as board_lead_us
 from hal.board import enabled as board_enabled
 from hal.clock import Clock, default_clock
+from hal.cuda.completions import Completions, EventPool
 from hal.cuda.durations import LaunchDurations
 from hal.cuda.errors import CudaUnavailableError
-from hal.cuda.completions import Completions, EventPool
 from hal.sharing import AUTO, SharingWatch, nvml_probe
 from hal.sharing import mode as park_mode
 

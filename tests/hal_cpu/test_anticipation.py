@@ -174,3 +174,22 @@ def test_reset_drops_a_hold(tmp_path):
     assert board.word == LEVELS
     time.sleep(0.05)
     assert board.word == LEVELS, "the old window's timers do nothing after a reset"
+
+
+def test_a_failing_claim_is_logged_and_the_timer_goes_on(tmp_path, caplog):
+    board = PriorityBoard(tmp_path / "board")
+    board.register(0)
+
+    def broken() -> None:
+        raise RuntimeError("the device went away")
+
+    bad = Anticipation(board, _Level(5), lead_s=5 * MS, claim=broken, **LOOSE)
+    drive(bad, board, 5, 40 * MS, 6)
+    assert wait_for(lambda: "the device went away" in caplog.text, timeout=0.2)
+    bad.close()
+    assert wait_for(lambda: board.word == LEVELS, timeout=0.1)
+    good = Anticipation(board, _Level(7), lead_s=5 * MS, **LOOSE)
+    drive(good, board, 7, 40 * MS, 6)
+    assert wait_for(lambda: good.held_windows >= 1, timeout=0.2), "the timer thread still runs"
+    good.close()
+    assert board.word == LEVELS
