@@ -45,6 +45,7 @@ from typing import NamedTuple
 from cuda_common import names_among, pct, results_name, table, write
 from cuda_procs import children_env, device_info, start_daemon, workload
 
+from hal.anticipation import DEFAULT_LEAD_US, MAX_LEAD_US
 from hal.anticipation import ENV as LEAD_ENV
 from hal.board import ENV as BOARD_ENV
 
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--duration-s", type=float, default=4.0)
     p.add_argument("--mps", action="store_true", help="run every configuration as clients of an MPS server")
-    p.add_argument("--lead-us", type=float, default=500.0,
+    p.add_argument("--lead-us", type=float, default=DEFAULT_LEAD_US,
                    help="the board_ahead rows: hold the foreground's level this long before its next task")
     p.add_argument("--save-as", type=results_name, default=None, help="results file name (without .json)")
     p.add_argument("--only", type=names_among(CONFIG_NAMES), default=list(CONFIG_NAMES),
@@ -135,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if not a.duration_s > 0:
         p.error(f"--duration-s must be > 0, got {a.duration_s}")
-    if not 0 < a.lead_us <= 100_000:
-        p.error(f"--lead-us must be in (0, 100000], got {a.lead_us}")
+    if not 0 < a.lead_us <= MAX_LEAD_US:
+        p.error(f"--lead-us must be in (0, {MAX_LEAD_US:.0f}], got {a.lead_us}")
     # with --mps this process joins the server too: it opens the device (its name for the results)
     with children_env(a.mps, export=True) as base:
         return run_all(a, base)

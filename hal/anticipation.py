@@ -15,14 +15,12 @@ happens before the task instead of with its first kernel.
 `Forecast` is the pure part: from the times a queue went busy and idle it says whether a
 busy is a new arrival and, once the last intervals are steady, the window to hold next.
 `Anticipation` holds a queue's board level through those windows on one timer thread per
-process. The cost falls on the lower levels: about `lead` of GPU time per period.
+process (a hal.clock.RealClock of its own). The cost falls on the lower levels: about `lead` of GPU time per period.
 """
 
 from __future__ import annotations
 
-import heapq
 import itertools
-import logging
 import os
 import statistics
 import threading
@@ -33,9 +31,8 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from hal.board import PriorityBoard
+from hal.clock import RealClock
 from hal.errors import DeviceError
-
-log = logging.getLogger(__name__)
 
 ENV = "XSCHED_CUDA_BOARD_LEAD_US"  # how long before a periodic queue's next task to hold its level; 0: off
 # On the H100 (bench/cuda_fixed_priority_2proc.py, a 1.2 ms task every 5.6 ms beside a
@@ -128,69 +125,21 @@ class Forecast:
         self._idle_since, self._busy = None, False
 
 
-class _Timer:
-    """One daemon thread per process: calls callbacks at monotonic times (late by the OS's
-    wake-up), and every TICK_S asks each live Anticipation to plan (`_plan`), so that
-    nothing but a timestamp is added to a task's own launch or completion."""
-
-    TICK_S = 0.02
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
-        self._cv = threading.Condition()
-        self._seq = itertools.count()
-        self._thread: threading.Thread | None = None
-        self._planners: weakref.WeakSet[Anticipation] = weakref.WeakSet()
-
-    def join(self, a: Anticipation) -> None:
-        with self._cv:
-            self._planners.add(a)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="xsched-anticipate", daemon=True)
-                self._thread.start()
-
-    def leave(self, a: Anticipation) -> None:
-        with self._cv:
-            self._planners.discard(a)
-
-    def at(self, when: float, fn: Callable[[], None]) -> None:
-        """Call `fn` at `when`; from the timer thread itself (no wake-up needed) or any other."""
-        with self._cv:
-            wake = not self._heap or when < self._heap[0][0]
-            heapq.heappush(self._heap, (when, next(self._seq), fn))
-            if wake and threading.current_thread() is not self._thread:
-                self._cv.notify()
-
-    def _run(self) -> None:
-        next_tick = 0.0
-        while True:
-            now = time.monotonic()
-            if now >= next_tick:
-                next_tick = now + self.TICK_S
-                with self._cv:
-                    planners = list(self._planners)
-                for a in planners:
-                    self._call(lambda a=a, now=now: a._plan(now))
-            with self._cv:
-                if self._heap and self._heap[0][0] <= time.monotonic():
-                    fn = heapq.heappop(self._heap)[2]
-                else:
-                    until = min(self._heap[0][0], next_tick) if self._heap else next_tick
-                    self._cv.wait(max(until - time.monotonic(), 0.0))
-                    continue
-            self._call(fn)
-
-    @staticmethod
-    def _call(fn: Callable[[], None]) -> None:
-        """One callback; a failure (a claim on a device that went away) is logged, and the
-        thread goes on for the other queues."""
-        try:
-            fn()
-        except Exception:
-            log.exception("anticipation: a timer callback failed")
+# Holds, claims and plans run on a clock of their own (hal.clock's timer thread), not on
+# the process's default clock, whose callbacks (the IDLE news, the agent's) could make a
+# hold late.
+_clock = RealClock(name="xsched-anticipate")
+TICK_S = 0.02  # while no window is planned, plan again this often
 
 
-_timer = _Timer()
+def _tick(ref: weakref.ref[Anticipation]) -> None:
+    """Plan for the anticipation behind `ref` every TICK_S until it closes or is dropped
+    (a weak reference: a queue dropped without close() is not kept alive by its ticks)."""
+    a = ref()
+    if a is None or a._closed:
+        return
+    a._plan(_clock.now())
+    _clock.call_later(TICK_S, lambda: _tick(ref))
 
 
 class Anticipation:
@@ -219,7 +168,8 @@ class Anticipation:
         self._came = False  # a task arrived since the hold began
         self.windows = self.held_windows = 0  # planned, and held (a lower level was there)
         self.early_s: deque[float] = deque(maxlen=1024)  # how long each held window ran before its task came
-        _timer.join(self)
+        self._closed = False
+        _tick(weakref.ref(self))
 
     def busy(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
@@ -244,7 +194,7 @@ class Anticipation:
 
     def close(self) -> None:
         """Drop any hold and plan no more (the queue closes)."""
-        _timer.leave(self)
+        self._closed = True
         self.reset()
 
     # -- on the timer thread ------------------------------------------------------------------
@@ -259,9 +209,9 @@ class Anticipation:
             self._planned = True
             self.windows += 1
             token = self._token
-        _timer.at(window.start, lambda: self._hold(token))
-        _timer.at(window.start + self._forecast.lead_s / 2, lambda: self._reclaim(token))
-        _timer.at(window.end, lambda: self._end(token))
+        _clock.call_at(window.start, lambda: self._hold(token))
+        _clock.call_at(window.start + self._forecast.lead_s / 2, lambda: self._reclaim(token))
+        _clock.call_at(window.end, lambda: self._end(token))
 
     def _hold(self, token: int) -> None:
         with self._lock:
@@ -293,7 +243,7 @@ class Anticipation:
             if not self._came:
                 self._release_locked()
             self._planned = False
-        self._plan(time.monotonic())
+        self._plan(_clock.now())
 
     def _release_locked(self) -> None:
         if self._held is not None:

@@ -147,7 +147,7 @@ class CudaHwQueue(HwQueue):
         self._inflight_lock = threading.Lock()
         self._board, ticket = self._join(board)
         # hal.anticipation: a periodic queue holds its level a little before its next task
-        lead_us = getattr(device, "board_lead_us", 0.0)
+        lead_us = device.board_lead_us
         self._anticipation = (Anticipation(self._board, lambda: self._level, lead_us * 1e-6, claim=device.claim)
                               if self._board is not None and lead_us > 0 else None)  # fmt: skip
         # the gates (hal.cuda.gate): a napping kernel, or a ticket, which parks the stream with
