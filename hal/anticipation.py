@@ -85,19 +85,21 @@ class Forecast:
         self._arrivals: deque[float] = deque(maxlen=history + 1)
         self._idle_since: float | None = None
         self._busy = False
+        self._busy_at = float("-inf")
 
     def busy(self, now: float) -> bool:
         """The queue went busy at `now`; whether that is a new task's arrival."""
         was_idle = self._idle_since
-        self._busy, self._idle_since = True, None
+        self._busy, self._idle_since, self._busy_at = True, None, now
         if self._arrivals and (was_idle is None or now - was_idle < self.min_gap_s):
             return False
         self._arrivals.append(now)
         return True
 
     def idle(self, now: float) -> None:
-        """The queue went idle at `now`."""
-        if self._busy:
+        """The queue went idle at `now` (news of an idle older than the last busy, which
+        came late from another thread, is dropped: the queue is busy again)."""
+        if self._busy and now >= self._busy_at:
             self._busy, self._idle_since = False, now
 
     def window(self, now: float) -> Window | None:
@@ -122,7 +124,7 @@ class Forecast:
 
     def reset(self) -> None:
         self._arrivals.clear()
-        self._idle_since, self._busy = None, False
+        self._idle_since, self._busy, self._busy_at = None, False, float("-inf")
 
 
 # Holds, claims and plans run on a clock of their own (hal.clock's timer thread), not on

@@ -74,6 +74,16 @@ def test_launches_of_one_task_are_one_arrival():
     assert not f.busy(5.5 * MS), "busy again without going idle"
 
 
+def test_news_of_an_idle_that_comes_after_the_next_busy_is_dropped():
+    f = Forecast(0.5 * MS)
+    assert f.busy(0.0)
+    assert not f.busy(1.05 * MS), "the first task still counts as busy"
+    f.idle(1 * MS)  # the first task's idle, from the thread it was left to, after the next busy
+    assert not f.busy(1.1 * MS), "still busy: the late idle did not open a gap"
+    f.idle(2 * MS)
+    assert f.busy(5 * MS)
+
+
 def test_reset_forgets_the_arrivals():
     f = Forecast(0.5 * MS)
     periodic(f, [i * 5 * MS for i in range(6)])

@@ -191,3 +191,40 @@ def test_a_full_board_opens_but_refuses_a_level(tmp_path):
     full._pid = os.getpid() + 1_000_000
     with pytest.raises(BoardFull, match="is full"):
         full.register(0)
+
+
+_HOLDER = r"""
+import fcntl, sys, time
+fd = open(sys.argv[1], "r+")
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+fcntl.flock(fd, fcntl.LOCK_UN)
+"""
+
+
+def test_a_write_waits_for_another_process_lock_without_stopping_this_process(tmp_path):
+    """hal.shm.lock_file: a write that finds the board locked by another process waits
+    for it, letting this process's other threads run meanwhile (the interpreter lock is
+    kept only for calls that cannot block)."""
+    b = PriorityBoard(tmp_path / "board")
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(tmp_path / "board"), "0.4"],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        ticks = []
+        stop = threading.Event()
+        ticker = threading.Thread(target=lambda: [ticks.append(1) or time.sleep(0.01) for _ in iter(stop.is_set, True)])
+        ticker.start()
+        start = time.monotonic()
+        b.activate(5)
+        waited = time.monotonic() - start
+        stop.set()
+        ticker.join()
+        assert waited > 0.1, "the write went through while another process held the lock"
+        assert b.word == LEVELS - 6
+        assert len(ticks) >= 5, "the waiting write stopped this process's other threads"
+    finally:
+        holder.wait(10)
+    b.deactivate(5)
+    assert b.word == LEVELS
