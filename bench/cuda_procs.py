@@ -26,13 +26,14 @@ def child_env() -> dict:
     return env
 
 
-def workload(queue: str, duration_s: float, env: dict, native: bool) -> subprocess.Popen:
-    """One `xsched-workload --device cuda:0 --json` process running `queue`."""
+def workload(queue: str, duration_s: float, env: dict, native: bool, cwd: Path = ROOT) -> subprocess.Popen:
+    """One `xsched-workload --device cuda:0 --json` process running `queue` (from the
+    checkout `cwd`)."""
     cmd = [sys.executable, "-m", "xsched_workload.cli", "--device", "cuda:0", "--json",
            "--duration-s", str(duration_s), "--queue", queue]  # fmt: skip
     if native:
         cmd.append("--native")
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 MPS_CONTROL = "nvidia-cuda-mps-control"

@@ -556,7 +556,8 @@ def test_priority_board_parks_a_lower_queue_while_a_higher_one_has_work(cuda, de
     for _ in range(20):  # 100 ms of level-0 work
         lo.launch(spin.command(5000, count=count), done_lo.append)
     time.sleep(0.01)
-    one_block = spin.kernel((1,), (128,), (np.uint64(30_000_000), np.uint64(0), np.uint64(0)))  # 30 ms, 1 SM
+    # 120 ms on 1 SM: the two reads below, 20 ms apart, stay inside it on a host that oversleeps
+    one_block = spin.kernel((1,), (128,), (np.uint64(120_000_000), np.uint64(0), np.uint64(0)))
     hi.launch(one_block, lambda c: done_hi.set())
     time.sleep(0.005)
     early = int(cupy.asnumpy(count, stream=side).sum())

@@ -172,3 +172,48 @@ def test_the_context_overlap_benchmark_counts_the_gpu_time_lost_per_burst(monkey
             cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
         )
         assert result.returncode == 2 and "must be" in result.stderr
+
+
+def test_the_task_floor_benchmark_refuses_a_baseline_that_is_no_checkout(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "bench/cuda_task_floor.py", "--against", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 2 and "not a checkout" in result.stderr
+
+
+def test_the_task_floor_benchmark_interleaves_ours_and_the_baseline(monkeypatch, tmp_path):
+    """Every round runs native, then each configuration from our tree and from --against's
+    (its checkout first on the path); each figure is the median over the rounds, and P50
+    over native is in microseconds (the processes are stand-ins: no GPU needed)."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    from types import SimpleNamespace
+
+    import cuda_task_floor as ft
+
+    base = tmp_path / "base"
+    (base / "preempt").mkdir(parents=True)
+    (base / "preempt" / "xqueue.py").write_text("")
+    calls, saved = [], {}
+
+    def run(queue, duration_s, env, native, root):
+        calls.append((queue, env.get("XSCHED_CUDA_BOARD"), native, root, env.get("PYTHONPATH", "").split(":")[0]))
+        if "period_ms" not in queue:
+            return [1.0] * 10  # the peak run
+        slower = 0.0 if native else 0.1 if root == ROOT else 0.2
+        return [1.0 + slower + 0.01 * len(calls)] * 10
+
+    monkeypatch.setattr(ft, "run", run)
+    monkeypatch.setattr(ft, "device_info", lambda: SimpleNamespace(info=SimpleNamespace(name="stand-in")))
+    monkeypatch.setattr(ft, "write", lambda name, dev, params, results, setup: saved.update(results) or tmp_path / name)
+    assert ft.main(["--rounds", "2", "--duration-s", "0.1", "--against", str(base)]) == 0
+    per_round = 1 + 2 * len(ft.CONFIGS)
+    assert len(calls) == 1 + 2 * per_round
+    first = calls[1 : 1 + per_round]
+    assert first[0][2] and all(not c[2] for c in first[1:])
+    assert [c[3] for c in first[1:]] == [ROOT] * len(ft.CONFIGS) + [base.resolve()] * len(ft.CONFIGS)
+    assert all(c[4] == str(base.resolve()) for c in first[1 + len(ft.CONFIGS) :]), "the baseline's tree comes first"
+    assert [c[1] for c in first[1 : 1 + len(ft.CONFIGS)]] == ["0", "0", "1", "1"]
+    assert set(saved) == {"native"} | {n for n, _, _ in ft.CONFIGS} | {f"base_{n}" for n, _, _ in ft.CONFIGS}
+    assert saved["xq_lv1_thr4"]["p50_over_native_us"] == pytest.approx(100 + 10, abs=6)
+    assert saved["base_xq_lv1_thr4"]["p50_over_native_us"] == pytest.approx(200 + 50, abs=6)

@@ -1,0 +1,98 @@
+"""What our runtime costs a periodic foreground task alone: the floor under fixed priority.
+
+The foreground of `cuda_fixed_priority_2proc.py` (4 x 250 us spin commands, at 20% of its
+standalone peak rate) runs alone, one `xsched-workload --device cuda:0` process per
+configuration: natively (bare streams), through an XQueue with no scheduler
+(XSCHED_SCHEDULER=APP) at level 1 threshold 4 and level 2 threshold 8, and the same on
+the priority board ($XSCHED_CUDA_BOARD=1, anticipation off: nobody is below to park).
+Whatever a configuration adds to native's median is paid by every task, contention or
+not. Configurations interleave round by round; each reports its median over the rounds
+of P50, P90 and P99, and P50 over native's in microseconds.
+
+`--against DIR` also runs the XQueue configurations from another checkout (e.g. `git
+worktree add /tmp/base HEAD~1`), interleaved with ours: the baseline and the change
+side by side on one machine.
+Usage: python bench/cuda_task_floor.py [--rounds 3] [--duration-s 4] [--against DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+from pathlib import Path
+
+from cuda_common import ROOT, pct, results_name, table, write
+from cuda_fixed_priority_2proc import FG, latencies
+from cuda_procs import child_env, device_info, workload
+
+from hal.board import ENV as BOARD_ENV
+
+CONFIGS = (  # name, extra queue keys, XSCHED_CUDA_BOARD
+    ("xq_lv1_thr4", "level=1,threshold=4", "0"),
+    ("xq_lv2_thr8", "level=2,threshold=8", "0"),
+    ("board_lv1_thr4", "level=1,threshold=4", "1"),
+    ("board_lv2_thr8", "level=2,threshold=8", "1"),
+)
+
+
+def run(queue: str, duration_s: float, env: dict, native: bool, root: Path) -> list[float]:
+    proc = workload(queue, duration_s, env, native, cwd=root)
+    out, err = proc.communicate(timeout=duration_s + 120)
+    if proc.returncode != 0 or not latencies(out, "fg"):
+        raise RuntimeError(f"{queue} failed ({proc.returncode}): {err[-2000:]}")
+    return latencies(out, "fg")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--duration-s", type=float, default=4.0)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--against", type=Path, default=None, help="another checkout: its XQueue rows run too")
+    p.add_argument("--save-as", type=results_name, default="cuda_task_floor", help="results file name (without .json)")
+    a = p.parse_args(argv)
+    if not a.duration_s > 0:
+        p.error(f"--duration-s must be > 0, got {a.duration_s}")
+    if not 1 <= a.rounds <= 50:
+        p.error(f"--rounds must be in [1, 50], got {a.rounds}")
+    if a.against is not None and not (a.against / "preempt" / "xqueue.py").is_file():
+        p.error(f"--against {a.against}: not a checkout of this project (no preempt/xqueue.py)")
+
+    base = {**child_env(), "XSCHED_SCHEDULER": "APP"}
+    peak = run(FG, 2.0, base, True, ROOT)
+    period_ms = 5 * pct(peak, 50)  # 20% of the back-to-back rate, as cuda_fixed_priority_2proc
+    fg = f"{FG},priority=10,period_ms={period_ms:.3f}"
+    trees = {"": ROOT} if a.against is None else {"": ROOT, "base_": a.against.resolve()}
+    runs: dict[str, list[list[float]]] = {}
+    for r in range(a.rounds):
+        runs.setdefault("native", []).append(run(fg, a.duration_s, base, True, ROOT))
+        for prefix, root in trees.items():
+            env = {**base, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH", "")]))}
+            for name, keys, board in CONFIGS:
+                runs.setdefault(prefix + name, []).append(
+                    run(f"{fg},{keys}", a.duration_s, {**env, BOARD_ENV: board, "XSCHED_CUDA_BOARD_LEAD_US": "0"},
+                        False, root))  # fmt: skip
+        print(f"round {r + 1}/{a.rounds} done", flush=True)
+
+    def median_of(name: str, q: float) -> float:
+        return statistics.median(pct(s, q) for s in runs[name])
+
+    native_p50 = median_of("native", 50)
+    results, rows = {}, []
+    for name, samples in runs.items():
+        p50, p90, p99 = (median_of(name, q) for q in (50, 90, 99))
+        over_us = (p50 - native_p50) * 1e3
+        results[name] = {"p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "p50_over_native_us": over_us,
+                         "p50_vs_native": p50 / native_p50, "tasks": [len(s) for s in samples]}  # fmt: skip
+        rows.append([name, p50, p90, p99, f"{over_us:+.0f}", p50 / native_p50])
+    params = {**vars(a), "against": str(a.against) if a.against else None, "fg": fg, "fg_period_ms": period_ms}
+    dev = device_info()
+    path = write(a.save_as, dev, params, results, setup="one process alone per configuration, no scheduler")
+    print(table(f"The foreground alone on {dev.info.name} (medians of {a.rounds} rounds) -> {path}",
+                ["config", "p50 ms", "p90 ms", "p99 ms", "p50 - native us", "p50 / native"], rows))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
