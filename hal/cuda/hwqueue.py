@@ -173,7 +173,6 @@ class CudaHwQueue(HwQueue):
         self._level = 0  # the board level (hal.board.level_of the XSched priority)
         self._inflight = 0  # launches with a completion callback not yet completed
         self._inflight_lock = threading.Lock()
-        self._activate_after = False  # the board level goes up behind this launch (`_track`)
         self._idles: list[tuple[int, float]] = []  # (level, when) gone idle, to lower (`_lower`)
         self._board, ticket = self._join(board)
         # hal.anticipation: a periodic queue holds its level a little before its next task
@@ -218,8 +217,6 @@ class CudaHwQueue(HwQueue):
             if on_complete is not None and self._board is not None:
                 on_complete = self._track(on_complete)
             self._enqueue(cmd)
-            if self._activate_after:
-                self._activate_late()
             if on_complete is None:
                 return
             self._completions.add(self._key, cmd, on_complete, self.stream)
@@ -353,17 +350,14 @@ class CudaHwQueue(HwQueue):
         """Count a launch in flight (activating this queue's level on the board first) and
         wrap its callback to count it out (deactivating the level when none is left).
 
-        With no lower level on the board nobody is to be parked, so the level goes up
-        right behind the launch instead (`_activate_late`): the first kernel of a task
-        does not wait for the board's write (on the H100 host ~35 us on a task's path).
-        A lower level registering meanwhile may run beside it for that long."""
+        The level goes up before the launch even where no lower level is registered.
+        Raising it right behind the launch instead saved a foreground alone ~30 us on the
+        H100 host, but beside a lower queue (whose own level then went up late) the
+        foreground's P99 rose from 1.46-1.57 to 2.4-2.9 ms (docs/h100-benchmarks.md)."""
         with self._inflight_lock:
             self._inflight += 1
             if self._inflight == 1:
-                if self._board.below(self._level):
-                    self._board.activate(self._level)
-                else:
-                    self._activate_after = True
+                self._board.activate(self._level)
                 if self._anticipation is not None:
                     self._anticipation.busy()
 
@@ -401,12 +395,6 @@ class CudaHwQueue(HwQueue):
             if self._anticipation is not None:
                 self._anticipation.idle(now)
 
-    def _activate_late(self) -> None:
-        with self._inflight_lock:
-            if self._activate_after:
-                self._activate_after = False
-                self._board.activate(self._level)
-
     def _set_level(self, level: int) -> None:
         with self._inflight_lock:
             if level == self._level:
@@ -414,7 +402,7 @@ class CudaHwQueue(HwQueue):
             if self._anticipation is not None:
                 self._anticipation.reset()
             self._board.register(level)
-            if self._inflight and not self._activate_after:  # else the new level goes up late
+            if self._inflight:
                 self._board.activate(level)
                 self._board.deactivate(self._level)
             self._board.unregister(self._level)
