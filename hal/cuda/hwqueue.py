@@ -352,8 +352,11 @@ class CudaHwQueue(HwQueue):
 
         The level goes up before the launch even where no lower level is registered.
         Raising it right behind the launch instead saved a foreground alone ~30 us on the
-        H100 host, but beside a lower queue (whose own level then went up late) the
-        foreground's P99 rose from 1.46-1.57 to 2.4-2.9 ms (docs/h100-benchmarks.md)."""
+        H100 host. But in a bisection, with a level-0 background beside it (whose own
+        level then went up late), the foreground's P99 on the board was 2.4-2.9 ms in
+        every run, against 1.46-1.57 ms without it, on a host where later runs of the
+        same code also gave 2.4-3.1 ms (docs/h100-benchmarks.md): kept out, the simpler
+        rule."""
         with self._inflight_lock:
             self._inflight += 1
             if self._inflight == 1:
