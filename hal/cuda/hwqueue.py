@@ -388,9 +388,8 @@ class CudaHwQueue(HwQueue):
         wait's path, and the lower levels wait that much longer instead (the other thread
         runs it once the waiter lets go of the interpreter lock; at the latest after
         CPython's switch interval, 5 ms, if the waiter's thread computes on without a
-        pause). The
-        board counts activations, so a launch in between (its level up again) changes
-        nothing."""
+        pause). The board counts activations, so a launch in between (its level up
+        again) changes nothing."""
         with self._inflight_lock:
             idles, self._idles = self._idles, []
         for level, now in idles:
