@@ -30,10 +30,25 @@ class ContextClaim:
         self._kernel: cupy.RawKernel | None = None
         self.claims = 0
 
+    def load(self) -> None:
+        """Compile and load the kernel now, and make the stream. Do it before anything is
+        scheduled (CudaHwQueue does, for a queue with anticipation): loading a module
+        may wait for the device to go idle, and a first claim from the anticipation's
+        timer, while its hold parks a lower queue, waited for that queue, which waited
+        for the timer to end the hold (a GPU test hung so on the H100)."""
+        with self._lock, cupy.cuda.Device(self._index):
+            self._load_locked()
+
+    def _load_locked(self) -> None:
+        if self._stream is None:
+            kernel = cupy.RawKernel(_SRC, "xs_claim")
+            stream = cupy.cuda.Stream(non_blocking=True)
+            kernel((1,), (1,), (), stream=stream)  # the module loads at its first launch
+            stream.synchronize()
+            self._kernel, self._stream = kernel, stream
+
     def __call__(self) -> None:
         with self._lock, cupy.cuda.Device(self._index):
-            if self._stream is None:
-                self._kernel = cupy.RawKernel(_SRC, "xs_claim")
-                self._stream = cupy.cuda.Stream(non_blocking=True)
+            self._load_locked()
             self._kernel((1,), (1,), (), stream=self._stream)
             self.claims += 1

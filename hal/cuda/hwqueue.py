@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import queue
 import threading
@@ -58,30 +59,34 @@ def _reactivate_all() -> None:
         q._open()
 
 
-# What direct waiters leave behind (`CudaHwQueue._lower`) runs on one thread per process,
-# handed over through a SimpleQueue: a put costs the waiter ~2 us, a hal.clock timer 13.
-_lowering: queue.SimpleQueue = queue.SimpleQueue()
-_lowerer: threading.Thread | None = None
-_lowerer_lock = threading.Lock()
+# Work CUDA queues leave for later runs on one thread per process (`_run_later`), handed
+# over through a SimpleQueue, whose put is reentrant: safe from a finalizer that the
+# garbage collector runs while this thread holds a lock. Two kinds: a direct waiter's
+# board lowering (`CudaHwQueue._lower`: a put costs the waiter ~2 us, a hal.clock timer
+# 13), and a dropped queue's completion lane closing (`Completions.close` takes the lock
+# that `Completions.add` holds while it allocates, so a collection there that ran it at
+# once hung the thread on itself: seen in the GPU suite on the H100).
+_later: queue.SimpleQueue = queue.SimpleQueue()
+_later_thread: threading.Thread | None = None
+_later_lock = threading.Lock()
 
 
-def _lower_later(fn) -> None:
-    global _lowerer
-    if _lowerer is None:
-        with _lowerer_lock:
-            if _lowerer is None:
-                _lowerer = threading.Thread(target=_run_lowering, name="xsched-cuda-lower", daemon=True)
-                _lowerer.start()
-    _lowering.put(fn)
+def _start_later_thread() -> None:
+    """Called by every CudaHwQueue before it can leave work: never from a finalizer."""
+    global _later_thread
+    with _later_lock:
+        if _later_thread is None:
+            _later_thread = threading.Thread(target=_run_later, name="xsched-cuda-later", daemon=True)
+            _later_thread.start()
 
 
-def _run_lowering() -> None:
+def _run_later() -> None:
     while True:
-        fn = _lowering.get()
+        fn = _later.get()
         try:
             fn()
-        except Exception:  # a board gone away must not stop the other queues' lowering
-            log.exception("lowering a board level failed")
+        except Exception:  # a board or lane gone away must not stop the other queues' work
+            log.exception("deferred work of a CUDA queue failed")
 
 
 _mapped: set[int] = set()
@@ -154,6 +159,7 @@ class CudaHwQueue(HwQueue):
         self.clock = device.clock
         self.device_name = device.name
         self._guard = guard
+        _start_later_thread()
         self._lock = threading.Lock()
         self._closed = False
         self._epoch = 0
@@ -177,8 +183,10 @@ class CudaHwQueue(HwQueue):
         self._board, ticket = self._join(board)
         # hal.anticipation: a periodic queue holds its level a little before its next task
         lead_us = device.board_lead_us
-        self._anticipation = (Anticipation(self._board, lambda: self._level, lead_us * 1e-6, claim=device.claim)
-                              if self._board is not None and lead_us > 0 else None)  # fmt: skip
+        self._anticipation = None
+        if self._board is not None and lead_us > 0:
+            device.claim.load()  # not at the first hold: see ContextClaim.load
+            self._anticipation = Anticipation(self._board, lambda: self._level, lead_us * 1e-6, claim=device.claim)
         # the gates (hal.cuda.gate): a napping kernel, or a ticket, which parks the stream with
         # nothing on the GPU but costs every guarded command a few microseconds. A launch takes
         # the ticket on a board, and while another process time-slices the GPU (hal.sharing:
@@ -206,7 +214,7 @@ class CudaHwQueue(HwQueue):
             self._board.watch(self._on_board)
         _live.add(self)
         # a queue dropped without close() ends its completion thread too
-        weakref.finalize(self, self._completions.close, self._key)
+        weakref.finalize(self, _later.put, functools.partial(self._completions.close, self._key))
 
     # -- HwQueue ---------------------------------------------------------------------------
     def launch(self, cmd: HwCommand, on_complete: CompletionCallback | None = None) -> None:
@@ -375,7 +383,7 @@ class CudaHwQueue(HwQueue):
             if idle and not later:
                 self._lower()
             elif idle and arm:
-                _lower_later(self._lower)
+                _later.put(self._lower)
             on_complete(cmd)
 
         return done
@@ -384,7 +392,7 @@ class CudaHwQueue(HwQueue):
         """Lower the levels of the queue's idles so far on the board.
 
         A thread that waited for the launches in the driver leaves this to another
-        (`done` in `_track`, `_lower_later`): on the H100 host it cost ~30 us of the
+        (`done` in `_track`, `_run_later`): on the H100 host it cost ~30 us of the
         wait's path, and the lower levels wait that much longer instead (the other thread
         runs it once the waiter lets go of the interpreter lock; at the latest after
         CPython's switch interval, 5 ms, if the waiter's thread computes on without a
