@@ -42,7 +42,7 @@ import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
-from cuda_common import names_among, pct, results_name, table, write
+from cuda_common import ROOT, names_among, pct, results_name, table, write
 from cuda_procs import children_env, device_info, start_daemon, workload
 
 from hal.anticipation import DEFAULT_LEAD_US, MAX_LEAD_US
@@ -80,9 +80,10 @@ def run_pair(fg_queue: str, duration_s: float, env: dict, native: bool, bg_queue
     return {"fg": latencies(out, "fg"), "bg_tasks": bg_tasks}
 
 
-def run_alone(fg_queue: str, duration_s: float, env: dict) -> dict:
-    """The foreground alone through our runtime: what XQueues and the agent cost by themselves."""
-    proc = workload(fg_queue, duration_s, env, native=False)
+def run_alone(fg_queue: str, duration_s: float, env: dict, native: bool = False, cwd: Path = ROOT) -> dict:
+    """The foreground alone through our runtime (natively with `native`; from the checkout
+    `cwd`): what XQueues and the agent cost by themselves."""
+    proc = workload(fg_queue, duration_s, env, native=native, cwd=cwd)
     out, err = proc.communicate(timeout=duration_s + 120)
     if proc.returncode != 0:
         raise RuntimeError(f"foreground alone failed ({proc.returncode}): {err[-2000:]}")

@@ -24,9 +24,10 @@ import sys
 from pathlib import Path
 
 from cuda_common import ROOT, pct, results_name, table, write
-from cuda_fixed_priority_2proc import FG, latencies
-from cuda_procs import child_env, device_info, workload
+from cuda_fixed_priority_2proc import FG, run_alone
+from cuda_procs import child_env, device_info
 
+from hal.anticipation import ENV as LEAD_ENV
 from hal.board import ENV as BOARD_ENV
 
 CONFIGS = (  # name, extra queue keys, XSCHED_CUDA_BOARD
@@ -38,11 +39,11 @@ CONFIGS = (  # name, extra queue keys, XSCHED_CUDA_BOARD
 
 
 def run(queue: str, duration_s: float, env: dict, native: bool, root: Path) -> list[float]:
-    proc = workload(queue, duration_s, env, native, cwd=root)
-    out, err = proc.communicate(timeout=duration_s + 120)
-    if proc.returncode != 0 or not latencies(out, "fg"):
-        raise RuntimeError(f"{queue} failed ({proc.returncode}): {err[-2000:]}")
-    return latencies(out, "fg")
+    """The foreground's latencies (ms) of one run from the checkout `root`."""
+    fg = run_alone(queue, duration_s, env, native=native, cwd=root)["fg"]
+    if not fg:
+        raise RuntimeError(f"{queue}: no task completed")
+    return fg
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             env = {**base, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH", "")]))}
             for name, keys, board in CONFIGS:
                 runs.setdefault(prefix + name, []).append(
-                    run(f"{fg},{keys}", a.duration_s, {**env, BOARD_ENV: board, "XSCHED_CUDA_BOARD_LEAD_US": "0"},
+                    run(f"{fg},{keys}", a.duration_s, {**env, BOARD_ENV: board, LEAD_ENV: "0"},
                         False, root))  # fmt: skip
         print(f"round {r + 1}/{a.rounds} done", flush=True)
 

@@ -63,8 +63,7 @@ def lock_file(fd: int) -> None:
 def unlock_file(fd: int) -> None:
     """Release the flock `lock_file` took."""
     if _libc_held.flock(fd, fcntl.LOCK_UN) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
 
 
 def pid_alive(pid: int) -> bool:

@@ -358,13 +358,9 @@ class CudaHwQueue(HwQueue):
         """Count a launch in flight (activating this queue's level on the board first) and
         wrap its callback to count it out (deactivating the level when none is left).
 
-        The level goes up before the launch even where no lower level is registered.
-        Raising it right behind the launch instead saved a foreground alone ~30 us on the
-        H100 host. But in a bisection, with a level-0 background beside it (whose own
-        level then went up late), the foreground's P99 on the board was 2.4-2.9 ms in
-        every run, against 1.46-1.57 ms without it, on a host where later runs of the
-        same code also gave 2.4-3.1 ms (docs/h100-benchmarks.md): kept out, the simpler
-        rule."""
+        The level goes up before the launch even where no lower level is registered (raising
+        it behind the launch there was tried and dropped: docs/architecture.md, "The
+        board's writes off the task's path")."""
         with self._inflight_lock:
             self._inflight += 1
             if self._inflight == 1:
