@@ -106,7 +106,7 @@ def test_the_gpu_fixed_priority_benchmark_runs_each_configuration_from_its_table
     assert len(set(fp.CONFIG_NAMES)) == len(fp.CONFIGS)
     assert {c.how for c in fp.CONFIGS} == {"native", "xschedd", "xschedd_board", "xschedd_board_ahead", "board_only",
                                             "board_ahead"}
-    calls, daemons, leads = [], [], []
+    calls, daemons, leads, standalones = [], [], [], []
 
     class Proc:
         def communicate(self, timeout=None):
@@ -118,7 +118,10 @@ def test_the_gpu_fixed_priority_benchmark_runs_each_configuration_from_its_table
         leads.append(env.get(fp.LEAD_ENV))
         return {"fg": [1.0, 1.1], "bg_tasks": 3}
 
-    def alone(fg_queue, duration_s, env):
+    def alone(fg_queue, duration_s, env, native=False):
+        if native:  # the standalone foreground
+            standalones.append((fg_queue, env.get("XSCHED_SCHEDULER"), env.get(fp.BOARD_ENV)))
+            return {"fg": [1.0], "bg_tasks": 0}
         calls.append((fg_queue, None, env.get("XSCHED_SCHEDULER"), env.get(fp.BOARD_ENV), False))
         return {"fg": [1.0], "bg_tasks": 0}
 
@@ -137,10 +140,12 @@ def test_the_gpu_fixed_priority_benchmark_runs_each_configuration_from_its_table
         calls.clear()
         daemons.clear()
         leads.clear()
-        assert fp.run_all(argparse.Namespace(duration_s=0.1, mps=False, lead_us=750.0, save_as=None,
+        standalones.clear()
+        assert fp.run_all(argparse.Namespace(duration_s=0.1, rounds=1, mps=False, lead_us=750.0, save_as=None,
                                              only=list(names)), {}) == 0  # fmt: skip
 
     run("ours_board_only_lv2_thr8", "native")  # run in the table's order, not the flag's
+    assert standalones == [(calls[0][0], "APP", None)], "one standalone run, native, with the pair's period"
     assert [c[2:] for c in calls] == [("APP", None, True), ("APP", "1", False)]
     assert calls[1][1] == f"{fp.BG},level=2,threshold=8" and "priority=10,level=2" in calls[1][0]
     assert daemons == []  # neither needs xschedd
@@ -154,6 +159,53 @@ def test_the_gpu_fixed_priority_benchmark_runs_each_configuration_from_its_table
     assert "level=1,threshold=4" in fg1 and bg1.endswith("level=2,threshold=8")
     assert "level=2,threshold=8" in fg2 and bg2 is None  # the foreground alone
     assert (sched, board) == ("GLB", "1")
+
+
+def test_the_gpu_fixed_priority_benchmark_interleaves_rounds_with_the_standalone(monkeypatch, tmp_path):
+    """With --rounds each round runs the standalone first, then the configurations from a
+    rotating start; rows pool their rounds against the pooled standalone, and each round's
+    P99 is also set against that round's standalone (a loud round shows in both)."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import argparse
+    from types import SimpleNamespace
+
+    import cuda_fixed_priority_2proc as fp
+
+    order, saved = [], {}
+    loud = {1: 2.0}  # round 1 is twice as slow for everyone
+
+    class Proc:  # the peak run
+        def communicate(self, timeout=None):
+            return "\n".join([json.dumps({"queue": "fg", "task": 0, "latency_ms": 1.0})] * 10), ""
+
+    def samples(base: float) -> list[float]:
+        return [base * loud.get(order.count("standalone") - 1, 1.0)] * 100
+
+    def alone(fg_queue, duration_s, env, native=False):
+        order.append("standalone" if native else "fg_alone")
+        return {"fg": samples(1.0), "bg_tasks": 0}
+
+    def pair(fg_queue, duration_s, env, native, bg_queue=fp.BG):
+        order.append("native" if native else "board")
+        if native and order.count("standalone") == 3:
+            raise RuntimeError("a process refused the device")
+        return {"fg": samples(2.0 if native else 1.1), "bg_tasks": 4 if native else 2}
+
+    monkeypatch.setattr(fp, "workload", lambda *a, **k: Proc())
+    monkeypatch.setattr(fp, "run_pair", pair)
+    monkeypatch.setattr(fp, "run_alone", alone)
+    monkeypatch.setattr(fp, "device_info", lambda: SimpleNamespace(info=SimpleNamespace(name="stand-in")))
+    monkeypatch.setattr(fp, "write", lambda name, dev, params, results, setup: saved.update(results) or tmp_path)
+    a = argparse.Namespace(duration_s=0.1, rounds=3, mps=False, lead_us=500.0, save_as=None,
+                           only=["native", "ours_board_only_lv2_thr8"])  # fmt: skip
+    assert fp.run_all(a, {}) == 0
+    assert order == ["standalone", "native", "board", "standalone", "board", "native", "standalone", "native", "board"]
+    board, native = saved["ours_board_only_lv2_thr8"], saved["native"]
+    assert [r["p99_vs_standalone"] for r in board["rounds"]] == pytest.approx([1.1, 1.1, 1.1])
+    assert board["fg_tasks"] == 300 and board["fg_p99_ms"] == pytest.approx(2.2)  # the loud round's
+    assert board["p99_vs_standalone"] == pytest.approx(1.1)  # against the standalone's loud round too
+    assert len(native["rounds"]) == 2 and native["errors"] == ["a process refused the device"]
+    assert native["bg_tasks"] == 4 and saved["standalone"]["fg_tasks"] == 300
 
 
 def test_the_context_overlap_benchmark_counts_the_gpu_time_lost_per_burst(monkeypatch):
