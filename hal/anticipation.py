@@ -25,7 +25,6 @@ import os
 import statistics
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import NamedTuple
@@ -67,16 +66,20 @@ class Forecast:
     """When a queue's next task is due, from when its last ones arrived.
 
     An arrival is a busy that follows at least `min_gap_s` of idle (shorter gaps are one
-    task's launches outrunning the GPU). Once `min_intervals` intervals are known and the
-    last `history` of them all lie within `tolerance` of their median, the next arrival is
-    due one median after the last one (or two, where the first is too close); the window
-    opens `lead_s` plus the largest deviation before it and closes `slack_s` (or twice the
-    deviation) after it. No window is given
-    where it would span more than `max_share` of the period: such a load is not periodic
-    enough to gain from it, and the lower levels would pay.
+    task's launches outrunning the GPU). Once `min_intervals` intervals are known, the
+    next arrival is due one median interval after the last arrival (or two, where the
+    first is too close). The window opens `lead_s` plus the largest shortfall of the
+    last `history` intervals under the median before it, and closes `slack_s` (or twice
+    the largest excess) after it. One interval in eight is left out of each of the two:
+    a host that wakes the application late once makes one interval long and the next
+    short, which would otherwise widen every window (or refuse them) for `history`
+    periods; on the H100 host a sleep overshoots by 0.1-0.15 ms, and now and then by
+    0.4-0.7. No window is given where the shortfall or the excess is over `tolerance` of
+    the period, or where the window would span more than `max_share` of it: such a load
+    is not periodic enough to gain from it, and the lower levels would pay.
     """
 
-    def __init__(self, lead_s: float, *, history: int = 8, min_intervals: int = 4, tolerance: float = 0.1,
+    def __init__(self, lead_s: float, *, history: int = 16, min_intervals: int = 4, tolerance: float = 0.1,
                  min_gap_s: float = 200e-6, slack_s: float = 300e-6, max_share: float = 0.25) -> None:  # fmt: skip
         if lead_s <= 0:
             raise ValueError(f"lead_s must be > 0, got {lead_s}")
@@ -96,6 +99,11 @@ class Forecast:
         self._arrivals.append(now)
         return True
 
+    @property
+    def running(self) -> bool:
+        """Whether the queue is busy (a task runs) as far as the forecast was told."""
+        return self._busy
+
     def idle(self, now: float) -> None:
         """The queue went idle at `now` (news of an idle older than the last busy, which
         came late from another thread, is dropped: the queue is busy again)."""
@@ -110,10 +118,12 @@ class Forecast:
         if len(intervals) < self.min_intervals:
             return None
         period = statistics.median(intervals)
-        dev = max(abs(i - period) for i in intervals)
-        if period <= 0 or dev > self.tolerance * period:
+        errors = sorted(i - period for i in intervals)
+        trim = len(errors) // 8  # see the docstring: a late wake-up's long and short interval
+        early, late = max(0.0, -errors[trim]), max(0.0, errors[-1 - trim])
+        if period <= 0 or max(early, late) > self.tolerance * period:
             return None
-        before, after = self.lead_s + dev, max(self.slack_s, 2 * dev)
+        before, after = self.lead_s + early, max(self.slack_s, 2 * late)
         if before + after > self.max_share * period:
             return None
         for k in (1, 2):
@@ -131,17 +141,6 @@ class Forecast:
 # the process's default clock, whose callbacks (the IDLE news, the agent's) could make a
 # hold late.
 _clock = RealClock(name="xsched-anticipate")
-TICK_S = 0.02  # while no window is planned, plan again this often
-
-
-def _tick(ref: weakref.ref[Anticipation]) -> None:
-    """Plan for the anticipation behind `ref` every TICK_S until it closes or is dropped
-    (a weak reference: a queue dropped without close() is not kept alive by its ticks)."""
-    a = ref()
-    if a is None or a._closed:
-        return
-    a._plan(_clock.now())
-    _clock.call_later(TICK_S, lambda: _tick(ref))
 
 
 class Anticipation:
@@ -149,13 +148,15 @@ class Anticipation:
 
     The queue calls `busy()` after activating its level for a launch and `idle()` after
     deactivating it: both only note the time (and `idle` drops a hold its task has
-    outlived). Planning, holding and giving up run on the timer thread: a hold begins at
-    its window's start (parking the lower levels, then `claim()`, if given, takes the device
-    for this process) and ends when its task goes idle, or at the window's end if no task
-    came. A window is held only while a lower level is registered on the board (else
-    there is nobody to park). `level()` names the queue's current level; `reset()` forgets
-    the arrivals and drops any hold; `close()` also stops planning; `forecast` keys go to
-    Forecast. Threads: any.
+    outlived; with no window planned, `idle` has the timer thread plan one: windows are
+    planned between tasks, at an idle or at the end of a window no task came into, never
+    while a task runs). Planning, holding and giving up run on the timer thread: a hold
+    begins at its window's start (parking the lower levels, then `claim()`, if given,
+    takes the device for this process) and ends when its task goes idle, or at the
+    window's end if no task came. A window is held only while a lower level is
+    registered on the board (else there is nobody to park). `level()` names the queue's
+    current level; `reset()` forgets the arrivals and drops any hold; `close()` also
+    stops planning; `forecast` keys go to Forecast. Threads: any.
     """
 
     def __init__(self, board: PriorityBoard, level: Callable[[], int], lead_s: float,
@@ -171,7 +172,6 @@ class Anticipation:
         self.windows = self.held_windows = 0  # planned, and held (a lower level was there)
         self.early_s: deque[float] = deque(maxlen=1024)  # how long each held window ran before its task came
         self._closed = False
-        _tick(weakref.ref(self))
 
     def busy(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
@@ -185,6 +185,9 @@ class Anticipation:
             self._forecast.idle(time.monotonic() if now is None else now)
             if self._came:
                 self._release_locked()  # the task ran under the hold and went idle
+            replan = not (self._planned or self._closed)
+        if replan:  # the task just gone may be what makes the next one foreseeable
+            _clock.call_soon(self._plan_now)
 
     def reset(self) -> None:
         """Forget the arrivals and drop any hold (the level changed)."""
@@ -200,9 +203,12 @@ class Anticipation:
         self.reset()
 
     # -- on the timer thread ------------------------------------------------------------------
+    def _plan_now(self) -> None:
+        self._plan(_clock.now())
+
     def _plan(self, now: float) -> None:
         with self._lock:
-            if self._planned:
+            if self._planned or self._closed:
                 return
             window = self._forecast.window(now)
             if window is None:
@@ -238,14 +244,18 @@ class Anticipation:
             self._claim()
 
     def _end(self, token: int) -> None:
-        """The window's end: give up a hold no task came into, and plan the next window."""
+        """The window's end: give up a hold no task came into, and plan the next window,
+        or, while a task runs, leave that to its idle: the timer thread's Python would
+        take the interpreter lock from the task's launches."""
         with self._lock:
             if token != self._token:
                 return
             if not self._came:
                 self._release_locked()
             self._planned = False
-        self._plan(_clock.now())
+            running = self._forecast.running
+        if not running:
+            self._plan(_clock.now())
 
     def _release_locked(self) -> None:
         if self._held is not None:

@@ -51,11 +51,35 @@ def test_jitter_widens_the_window_and_too_much_gives_none():
     assert w.start == pytest.approx(25 * MS - 0.5 * MS - 0.15 * MS, abs=1e-9)  # median 5 ms, deviation 0.15
     assert w.end == pytest.approx(25 * MS + 0.3 * MS, abs=1e-9)
     late = Forecast(0.2 * MS)
-    periodic(late, [t * MS for t in (0, 5.1, 10, 15.15, 20, 25.4)])  # and 5.4: median 5.1, deviation 0.3
-    assert late.window(26 * MS) == pytest.approx(Window(30.5 * MS - 0.5 * MS, 30.5 * MS + 0.6 * MS), abs=1e-9)
+    periodic(late, [t * MS for t in (0, 5.1, 10, 15.15, 20, 25.4)])  # and 5.4: median 5.1, -0.25 to +0.3
+    assert late.window(26 * MS) == pytest.approx(Window(30.5 * MS - 0.45 * MS, 30.5 * MS + 0.6 * MS), abs=1e-9), (
+        "opened by the shortest interval's shortfall, closed by twice the longest's excess")
     g = Forecast(0.5 * MS)
     periodic(g, [t * MS for t in (0, 5, 11, 15, 21)])  # a 6 / 4 ms mix: not periodic
     assert g.window(22 * MS) is None
+
+
+def test_one_late_wake_up_in_eight_intervals_neither_widens_nor_refuses_the_window():
+    steady = [i * 5 * MS for i in range(17)]  # 16 intervals of 5 ms
+    once = steady.copy()
+    once[8] += 0.6 * MS  # woken 0.6 ms late once: one interval 5.6 ms, the next 4.4
+    f = Forecast(0.5 * MS)
+    periodic(f, once)
+    assert f.window(81 * MS) == pytest.approx(Window(85 * MS - 0.5 * MS, 85 * MS + 0.3 * MS), abs=1e-9)
+    twice = once.copy()
+    twice[12] += 0.6 * MS  # a second one within 16 intervals is left out too
+    g = Forecast(0.5 * MS)
+    periodic(g, twice)
+    assert g.window(81 * MS) == pytest.approx(Window(85 * MS - 0.5 * MS, 85 * MS + 0.3 * MS), abs=1e-9)
+    often = steady.copy()
+    for i in (2, 5, 8, 11, 14):  # late every third task: not a steady load
+        often[i] += 0.6 * MS
+    h = Forecast(0.5 * MS)
+    periodic(h, often)
+    assert h.window(81 * MS) is None
+    short = Forecast(0.5 * MS)
+    periodic(short, once[3:11])  # 7 intervals, two of them the late one's: nothing is left out
+    assert short.window(51 * MS) is None
 
 
 def test_a_window_is_refused_when_it_would_cover_too_much_of_the_period():
@@ -151,6 +175,34 @@ def test_the_level_is_held_before_the_next_task_and_released_when_it_comes(tmp_p
     assert a.held_windows >= 1 and len(a.early_s) == a.held_windows
     assert a.held_windows <= len(claims) <= 2 * a.held_windows, "each hold claims the device (and again halfway)"
     assert set(claims) == {LEVELS - 11}, "claims are made while the level is held"
+
+
+def test_windows_are_planned_between_tasks_never_while_one_runs(tmp_path, monkeypatch):
+    board = PriorityBoard(tmp_path / "board")
+    board.register(0)
+    a = Anticipation(board, _Level(5), lead_s=5 * MS, **LOOSE)
+    plans: list[bool] = []  # for each plan: whether a task ran then
+    plan = a._plan
+
+    def noted(now: float) -> None:
+        plans.append(a._forecast.running)
+        plan(now)
+
+    monkeypatch.setattr(a, "_plan", noted)
+    drive(a, board, 5, 40 * MS, 6)
+    assert wait_for(lambda: a.windows >= 1, timeout=0.1), "an idle planned a window"
+    assert wait_for(lambda: board.word == LEVELS - 6, timeout=0.1), "and it is held before the task is due"
+    windows = a.windows
+    board.activate(5)
+    a.busy()  # the task comes into the hold and outlasts the window
+    time.sleep(0.03)
+    assert a.windows == windows and not any(plans), "nothing was planned while the task ran"
+    board.deactivate(5)
+    a.idle()
+    assert wait_for(lambda: a.windows == windows + 1, timeout=0.1), "its idle planned the next one"
+    assert not any(plans)
+    a.close()
+    assert board.word == LEVELS
 
 
 def test_a_task_that_does_not_come_releases_the_hold(tmp_path):
