@@ -39,7 +39,8 @@ def test_completions_arrive_in_launch_order(cuda, device):
 
 def test_completions_arrive_while_a_thread_waits_in_the_driver(cuda, device):
     """A thread blocked in synchronize() on queue A holds up no completion: queue B's
-    arrive meanwhile, and A's own as soon as A's work is done."""
+    arrive meanwhile, and so do A's own where the completion thread watched A before the
+    waiter came (A's first launch more than the completions' grace earlier)."""
     a, b = device.create_queue(guard=False), device.create_queue(guard=False)
     b.set_priority(10)  # its blocks go before A's: it is done long before A
     for q in (a, b):  # warm up
@@ -48,6 +49,7 @@ def test_completions_arrive_while_a_thread_waits_in_the_driver(cuda, device):
     a_first, a_done, b_done = threading.Event(), threading.Event(), threading.Event()
     a.launch(device.spin.command(1_000), lambda c: a_first.set())
     a.launch(device.spin.command(200_000), lambda c: a_done.set())  # ~200 ms
+    time.sleep(20 * device.completions.grace_s)  # nobody waits: the completion thread watches A
     waiter = threading.Thread(target=a.synchronize)
     waiter.start()
     time.sleep(0.02)  # the waiter is in the driver
@@ -58,6 +60,24 @@ def test_completions_arrive_while_a_thread_waits_in_the_driver(cuda, device):
     assert a_done.wait(5)
     waiter.join(10)
     assert not waiter.is_alive()
+
+
+def test_a_task_waited_for_at_once_is_delivered_by_its_waiter_in_order(cuda, device):
+    """A waiter that comes within the grace of the task's first launch has the task to
+    itself (hal.cuda.completions): every callback runs on its thread, in launch order,
+    once, before synchronize() returns (a host that stalls past the grace between the
+    launches may leave the first to the completion thread: only the order is checked
+    for those)."""
+    q = device.create_queue(guard=False)
+    q.launch(device.spin.command(100))
+    assert q.synchronize(5)
+    calls: list[tuple[int, int]] = []
+    for i, us in enumerate((1_000, 100, 20_000)):
+        q.launch(device.spin.command(us), lambda c, i=i: calls.append((i, threading.get_ident())))
+    assert q.synchronize() and [i for i, _ in calls] == [0, 1, 2]
+    assert calls[-1][1] == threading.get_ident(), "the waiter did not deliver its task"
+    time.sleep(0.05)
+    assert len(calls) == 3, "a callback ran twice"
 
 
 def test_an_event_a_thread_waits_on_is_not_reused_until_it_returns(cuda, device):

@@ -15,6 +15,7 @@ import importlib.util
 import itertools
 import sys
 import threading
+import time
 import types
 from pathlib import Path
 
@@ -63,7 +64,7 @@ class FakeCuda:
         def event_synchronize(ptr: int) -> None:
             event = fake.events[ptr]
             with fake.lock:
-                fake.log.append(("sync", event))
+                fake.log.append(("sync", event, time.monotonic()))
             if not event.reached.wait(10):
                 raise CUDARuntimeError("the stand-in GPU never reached the event")
 
@@ -228,3 +229,62 @@ def test_a_marker_the_thread_sleeps_on_goes_back_only_once_it_woke(completions):
     _wait_until(lambda: marker in comp._markers._free, "the marker back in its pool")
     assert calls == ["a"]
     comp.close(5)
+
+
+def _syncs_on(fake: FakeCuda, stream: FakeStream) -> list[float]:
+    """When the thread went into the driver for an event of `stream`."""
+    with fake.lock:
+        return [x[2] for x in fake.log if x[0] == "sync" and x[1].recorded_on is stream]
+
+
+def test_a_new_tasks_first_launch_is_left_to_a_waiter_for_the_grace(completions):
+    """The thread stays out of the driver for `grace_s` after a lane goes busy: a waiter
+    that comes in that time has the task to itself; without one the thread takes it
+    after the grace, not before."""
+    fake, _, comp = completions
+    comp.grace_s = 0.05
+    alone, waited = FakeStream(), FakeStream()
+    calls: list[tuple[str, int]] = []
+    came = threading.Event()
+
+    def callback(cmd: str) -> None:
+        calls.append((cmd, threading.get_ident()))
+        if cmd == "async":
+            came.set()
+
+    comp.add(1, "async", callback, alone)  # nobody will wait for this one
+    added = time.monotonic()
+    comp.add(2, "task", callback, waited)
+    with comp.waiting(2):  # the application's thread comes to wait within the grace
+        waited.run(2)
+        threading.Event().wait(0.1)  # twice the grace: the thread stays away all the same
+        assert _syncs_on(fake, waited) == [], "the thread went into the driver for a waited task"
+        comp.deliver_through(2, "task")
+    assert calls == [("task", threading.get_ident())]
+    _wait_until(lambda: _syncs_on(fake, alone), "the thread's wait for the task nobody waits for")
+    assert _syncs_on(fake, alone)[0] - added >= 0.04, "it went into the driver only after the grace"
+    alone.run(2)
+    assert came.wait(10) and calls[-1][1] != threading.get_ident()
+    threading.Event().wait(0.1)
+    assert _syncs_on(fake, waited) == [], "nor did it go there after the waiter left with nothing"
+    comp.close(1)
+    comp.close(2)
+
+
+def test_a_waiter_that_comes_during_the_grace_ends_it_at_once(completions):
+    """The thread does not wake at the grace's end, late in a short task, to find the waiter
+    there: the waiter's arrival sends it to sleep until the waiter leaves."""
+    fake, _, comp = completions
+    comp.grace_s = 2.0
+    stream = FakeStream()
+    comp.add(4, "a", lambda cmd: None, stream)
+    lane = comp._lanes[4]
+    _wait_until(lambda: lane.grace, "the thread in its grace")
+    with comp.waiting(4):
+        start = time.monotonic()
+        _wait_until(lambda: not lane.grace, "the thread out of its grace")
+        assert time.monotonic() - start < 1.0
+        stream.run(2)
+        comp.deliver_through(4, "a")
+    assert _syncs_on(fake, stream) == []
+    comp.close(4)
