@@ -40,12 +40,12 @@ on an event that a later launch recorded again; they go back once it returns.
 
 The thread also keeps out of the driver for the first `grace_s` (1 ms) after a queue's
 lane goes from empty to busy, a new task's first launch: the application's thread,
-launching the rest of the task, usually becomes the waiter in that time, and then
-the thread sleeps until the waiter leaves (the waiter's arrival wakes it to do so,
-rather than the end of the grace, late in a short task). Woken at the first launch, the thread went
-straight into the driver, and the launching thread paid for it (H100, an 8-layer
-cuBLAS stack at level 1 threshold 8, in one process, five runs: +1.8-8.8% a task over
-native with it, +1.1-3.5% with no wake at all, about halfway between with the grace).
+launching the rest of the task, usually becomes the waiter in that time, and then the
+thread sleeps until the waiter leaves (the waiter's arrival wakes it to do so, rather
+than the grace's end, late in a short task). Woken at the first launch, the thread took
+the interpreter lock between two launches and went into the driver, and the launching
+thread paid: on the H100, an 8-layer cuBLAS stack at level 1 threshold 8 ran +4.1-6.4%
+over native, +1.4-2.6% with the grace (bench/cuda_overhead.py, the two interleaved).
 Without a waiter the first completion is seen at most `grace_s` late.
 
 A waiter also delivers what it waited for (`deliver_through`): the entries through the
