@@ -42,7 +42,9 @@ The thread also keeps out of the driver for the first `grace_s` (1 ms) after a q
 lane goes from empty to busy, a new task's first launch: the application's thread,
 launching the rest of the task, usually becomes the waiter in that time, and then the
 thread sleeps until the waiter leaves (the waiter's arrival wakes it to do so, rather
-than the grace's end, late in a short task). Woken at the first launch, the thread took
+than the grace's end, late in a short task). A waiter that leaves with entries left
+within the grace (one that made room and launches more) leaves them to the thread
+only once the grace is over; by then it is usually back. Woken at the first launch, the thread took
 the interpreter lock between two launches and went into the driver, and the launching
 thread paid: on the H100, an 8-layer cuBLAS stack at level 1 threshold 8 ran +4.1-6.4%
 over native, +1.4-2.6% with the grace (bench/cuda_overhead.py, the two interleaved).
