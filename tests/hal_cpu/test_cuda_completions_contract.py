@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -169,6 +170,20 @@ def test_events_go_back_to_their_pools_and_a_waited_queue_parks_them_until_the_w
     assert pool.get() is event
 
 
+def _recorder(until: str) -> tuple[list[tuple[str, int]], threading.Event, Callable[[str], None]]:
+    """A completion callback that notes (command, calling thread), and the event it sets
+    once command `until` is delivered."""
+    calls: list[tuple[str, int]] = []
+    reached = threading.Event()
+
+    def callback(cmd: str) -> None:
+        calls.append((cmd, threading.get_ident()))
+        if cmd == until:
+            reached.set()
+
+    return calls, reached, callback
+
+
 def _wait_until(predicate, what: str) -> None:
     deadline = threading.Event()
     for _ in range(1000):
@@ -184,14 +199,7 @@ def test_a_waiter_delivers_what_it_waited_for_on_its_own_thread_and_leaves_the_r
     completion thread."""
     fake, pool, comp = completions
     stream = FakeStream()
-    calls: list[tuple[str, int]] = []
-    third = threading.Event()
-
-    def callback(cmd: str) -> None:
-        calls.append((cmd, threading.get_ident()))
-        if cmd == "c":
-            third.set()
-
+    calls, third, callback = _recorder(until="c")
     me = threading.get_ident()
     with comp.waiting(3):  # before the thread exists: it leaves the lane to us
         for cmd in ("a", "b", "c"):
@@ -244,20 +252,13 @@ def test_a_new_tasks_first_launch_is_left_to_a_waiter_for_the_grace(completions)
     fake, _, comp = completions
     comp.grace_s = 0.05
     alone, waited = FakeStream(), FakeStream()
-    calls: list[tuple[str, int]] = []
-    came = threading.Event()
-
-    def callback(cmd: str) -> None:
-        calls.append((cmd, threading.get_ident()))
-        if cmd == "async":
-            came.set()
-
+    calls, came, callback = _recorder(until="async")
     comp.add(1, "async", callback, alone)  # nobody will wait for this one
     added = time.monotonic()
     comp.add(2, "task", callback, waited)
     with comp.waiting(2):  # the application's thread comes to wait within the grace
         waited.run(2)
-        threading.Event().wait(0.1)  # twice the grace: the thread stays away all the same
+        time.sleep(0.1)  # twice the grace: the thread stays away all the same
         assert _syncs_on(fake, waited) == [], "the thread went into the driver for a waited task"
         comp.deliver_through(2, "task")
     assert calls == [("task", threading.get_ident())]
@@ -265,7 +266,7 @@ def test_a_new_tasks_first_launch_is_left_to_a_waiter_for_the_grace(completions)
     assert _syncs_on(fake, alone)[0] - added >= 0.04, "it went into the driver only after the grace"
     alone.run(2)
     assert came.wait(10) and calls[-1][1] != threading.get_ident()
-    threading.Event().wait(0.1)
+    time.sleep(0.1)
     assert _syncs_on(fake, waited) == [], "nor did it go there after the waiter left with nothing"
     comp.close(1)
     comp.close(2)
