@@ -253,7 +253,8 @@ def test_the_task_floor_benchmark_interleaves_ours_and_the_baseline(monkeypatch,
         if "period_ms" not in queue:
             return [1.0] * 10  # the peak run
         slower = 0.0 if native else 0.1 if root == ROOT else 0.2
-        return [1.0 + slower + 0.01 * len(calls)] * 10
+        slow = [] if native or root != ROOT else [9.0]  # one task in ten ours is slow
+        return [1.0 + slower + 0.01 * len(calls)] * (10 - len(slow)) + slow
 
     monkeypatch.setattr(ft, "run", run)
     monkeypatch.setattr(ft, "device_info", lambda: SimpleNamespace(info=SimpleNamespace(name="stand-in")))
@@ -269,3 +270,5 @@ def test_the_task_floor_benchmark_interleaves_ours_and_the_baseline(monkeypatch,
     assert set(saved) == {"native"} | {n for n, _, _ in ft.CONFIGS} | {f"base_{n}" for n, _, _ in ft.CONFIGS}
     assert saved["xq_lv1_thr4"]["p50_over_native_us"] == pytest.approx(100 + 10, abs=6)
     assert saved["base_xq_lv1_thr4"]["p50_over_native_us"] == pytest.approx(200 + 50, abs=6)
+    assert saved["xq_lv1_thr4"]["slow"] == pytest.approx(0.1) and saved["base_xq_lv1_thr4"]["slow"] == 0.0
+    assert saved["native"]["slow"] == 0.0
