@@ -97,6 +97,15 @@ def run_alone(fg_queue: str, duration_s: float, env: dict, native: bool = False,
     return {"fg": latencies(out, "fg"), "bg_tasks": 0}
 
 
+def foreground_period_ms(env: dict) -> float:
+    """The periodic foreground's period: 20% of its back-to-back rate, from a native run
+    of it back to back (2 s)."""
+    peak = run_alone(FG, 2.0, env, native=True)["fg"]
+    if not peak:
+        raise RuntimeError("peak run: the foreground completed no task")
+    return 5 * pct(peak, 50)
+
+
 class Config(NamedTuple):
     """One configuration: how its processes are scheduled (`how`: native; xschedd, with
     or without the priority board; the board alone, no scheduler) and the keys each side's
@@ -159,12 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_all(a: argparse.Namespace, base: dict) -> int:
     native_env = {**base, "XSCHED_SCHEDULER": "APP"}
 
-    peak = workload(FG, 2.0, native_env, native=True)
-    out, err = peak.communicate(timeout=120)
-    peak_lat = latencies(out, "fg")
-    if not peak_lat:
-        raise RuntimeError(f"peak run failed: {err[-2000:]}")
-    period_ms = 5 * pct(peak_lat, 50)  # 20% of the back-to-back rate
+    period_ms = foreground_period_ms(native_env)
     fg = f"{FG},period_ms={period_ms:.3f}"
     chosen = [c for c in CONFIGS if c.name in a.only]
     runs: dict[str, list[dict]] = {}  # per configuration, one entry per round: its run, or its error

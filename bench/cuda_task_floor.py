@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 from cuda_common import ROOT, pct, results_name, table, write
-from cuda_fixed_priority_2proc import FG, run_alone
+from cuda_fixed_priority_2proc import FG, foreground_period_ms, run_alone
 from cuda_procs import child_env, device_info
 
 from hal.anticipation import ENV as LEAD_ENV
@@ -65,8 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--against {a.against}: not a checkout of this project (no preempt/xqueue.py)")
 
     base = {**child_env(), "XSCHED_SCHEDULER": "APP"}
-    peak = run(FG, 2.0, base, True, ROOT)
-    period_ms = 5 * pct(peak, 50)  # 20% of the back-to-back rate, as cuda_fixed_priority_2proc
+    period_ms = foreground_period_ms(base)
     fg = f"{FG},priority=10,period_ms={period_ms:.3f}"
     trees = {"": ROOT} if a.against is None else {"": ROOT, "base_": a.against.resolve()}
     runs: dict[str, list[list[float]]] = {}

@@ -108,17 +108,14 @@ def test_the_gpu_fixed_priority_benchmark_runs_each_configuration_from_its_table
                                             "board_ahead"}
     calls, daemons, leads, standalones = [], [], [], []
 
-    class Proc:
-        def communicate(self, timeout=None):
-            line = json.dumps({"queue": "fg", "task": 0, "latency_ms": 1.0, "end_s": 1.0})
-            return "\n".join([line] * 10), ""
-
     def pair(fg_queue, duration_s, env, native, bg_queue=fp.BG):
         calls.append((fg_queue, bg_queue, env.get("XSCHED_SCHEDULER"), env.get(fp.BOARD_ENV), native))
         leads.append(env.get(fp.LEAD_ENV))
         return {"fg": [1.0, 1.1], "bg_tasks": 3}
 
     def alone(fg_queue, duration_s, env, native=False):
+        if "period_ms" not in fg_queue:  # the peak run, back to back
+            return {"fg": [1.0] * 10, "bg_tasks": 0}
         if native:  # the standalone foreground
             standalones.append((fg_queue, env.get("XSCHED_SCHEDULER"), env.get(fp.BOARD_ENV)))
             return {"fg": [1.0], "bg_tasks": 0}
@@ -129,7 +126,6 @@ def test_the_gpu_fixed_priority_benchmark_runs_each_configuration_from_its_table
         daemons.append(policy)
         return SimpleNamespace(terminate=lambda: None, wait=lambda timeout=None: 0)
 
-    monkeypatch.setattr(fp, "workload", lambda *a, **k: Proc())
     monkeypatch.setattr(fp, "run_pair", pair)
     monkeypatch.setattr(fp, "run_alone", alone)
     monkeypatch.setattr(fp, "start_daemon", daemon)
@@ -174,14 +170,12 @@ def test_the_gpu_fixed_priority_benchmark_interleaves_rounds_with_the_standalone
     order, saved = [], {}
     loud = {1: 2.0}  # round 1 is twice as slow for everyone
 
-    class Proc:  # the peak run
-        def communicate(self, timeout=None):
-            return "\n".join([json.dumps({"queue": "fg", "task": 0, "latency_ms": 1.0})] * 10), ""
-
     def samples(base: float) -> list[float]:
         return [base * loud.get(order.count("standalone") - 1, 1.0)] * 100
 
     def alone(fg_queue, duration_s, env, native=False):
+        if "period_ms" not in fg_queue:  # the peak run, back to back
+            return {"fg": [1.0] * 10, "bg_tasks": 0}
         order.append("standalone" if native else "fg_alone")
         return {"fg": samples(1.0), "bg_tasks": 0}
 
@@ -191,7 +185,6 @@ def test_the_gpu_fixed_priority_benchmark_interleaves_rounds_with_the_standalone
             raise RuntimeError("a process refused the device")
         return {"fg": samples(2.0 if native else 1.1), "bg_tasks": 4 if native else 2}
 
-    monkeypatch.setattr(fp, "workload", lambda *a, **k: Proc())
     monkeypatch.setattr(fp, "run_pair", pair)
     monkeypatch.setattr(fp, "run_alone", alone)
     monkeypatch.setattr(fp, "device_info", lambda: SimpleNamespace(info=SimpleNamespace(name="stand-in")))
@@ -241,6 +234,7 @@ def test_the_task_floor_benchmark_interleaves_ours_and_the_baseline(monkeypatch,
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
     from types import SimpleNamespace
 
+    import cuda_fixed_priority_2proc as fp
     import cuda_task_floor as ft
 
     base = tmp_path / "base"
@@ -257,6 +251,8 @@ def test_the_task_floor_benchmark_interleaves_ours_and_the_baseline(monkeypatch,
         return [1.0 + slower + 0.01 * len(calls)] * (10 - len(slow)) + slow
 
     monkeypatch.setattr(ft, "run", run)
+    # the peak run, through the module the period comes from
+    monkeypatch.setattr(fp, "run_alone", lambda q, d, env, native=False, cwd=ROOT: {"fg": run(q, d, env, native, cwd)})
     monkeypatch.setattr(ft, "device_info", lambda: SimpleNamespace(info=SimpleNamespace(name="stand-in")))
     monkeypatch.setattr(ft, "write", lambda name, dev, params, results, setup: saved.update(results) or tmp_path / name)
     assert ft.main(["--rounds", "2", "--duration-s", "0.1", "--against", str(base)]) == 0
