@@ -131,9 +131,12 @@ _xqueue_ids = itertools.count(1)
 
 
 class _DirectWait(threading.local):
-    """Per thread: the command it waits for in the driver (XQueue._wait_in_driver), or None."""
+    """Per thread: the command it waits for in the driver (XQueue._wait_in_driver), or
+    None; `whole`: the driver is waiting, or has waited, for all that was launched
+    before the call, the target among it (`HwQueue.synchronize`)."""
 
     target: XCommand | None = None
+    whole: bool = False
 
 
 def _new_xqueue_id() -> int:
@@ -330,8 +333,13 @@ class XQueue:
         with self._cond:
             direct = xcmd.state is CommandState.IN_FLIGHT and self._error is None
         if direct:
-            self.hwq.synchronize()
-            self._on_complete(xcmd.hw)
+            self._direct.whole = True  # the callbacks it delivers here retire through xcmd at once
+            try:
+                self.hwq.synchronize()
+            finally:
+                self._direct.whole = False
+            if not xcmd.done:  # no callback came on this thread (the completion thread's may come later)
+                self._on_complete(xcmd.hw)
 
     def _room_maker_locked(self) -> XCommand | None:
         """While throttled with work pending: the first in-flight sync point whose
@@ -687,13 +695,25 @@ class XQueue:
         command retires as soon as the driver returns, and the IDLE news is left to the
         clock's thread: the waiter's task does not pay for the news (the agent's message
         to xschedd, about 40 us). A READY submitted before that joins it (`submit`), so
-        listeners hear IDLE and READY in turn, whichever thread sends them.
+        listeners hear IDLE and READY in turn, whichever thread sends them. Where the
+        waiter's driver call waited for the whole stream (`_DirectWait.whole`), the first
+        callback retires through the waiter's command, and the task's other sync points
+        find nothing left to retire: one pass of retiring, pumping and notifying a task
+        instead of one per sync point.
         """
-        hold_news = self._direct.target is not None
+        direct = self._direct
+        target = direct.target
+        hold_news = target is not None
         news: list[XQueueEvent | None] = []
         with self._cond:
-            if any(xcmd.hw is hw for xcmd in self._in_flight):
+            event = None
+            retired = direct.whole and target.state is CommandState.IN_FLIGHT
+            if retired:  # the first callback of a whole-stream wait: one retirement for the task
+                event = self._retire_locked(target.hw)
+            if any(xcmd.hw is hw for xcmd in self._in_flight):  # a command launched after the target
                 event = self._retire_locked(hw)
+                retired = True
+            if retired:
                 if event is not None and hold_news:
                     self._held_news.append(event)
                 elif event is not None:  # after what was held: listeners hear READY, IDLE in turn

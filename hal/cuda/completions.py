@@ -86,19 +86,20 @@ class EventPool:
         self._device_index = device_index
         self._timing = timing
         self._blocking = blocking
+        # no lock: a list's append and pop are atomic (the interpreter lock, or the list's
+        # own in a free-threaded build), and each sync point takes and gives back two events
         self._free: list[cupy.cuda.Event] = []
-        self._lock = threading.Lock()
 
     def get(self) -> cupy.cuda.Event:
-        with self._lock:
-            if self._free:
-                return self._free.pop()
+        try:
+            return self._free.pop()
+        except IndexError:
+            pass
         with cupy.cuda.Device(self._device_index):
             return cupy.cuda.Event(block=self._blocking, disable_timing=not self._timing)
 
     def put(self, event: cupy.cuda.Event) -> None:
-        with self._lock:
-            self._free.append(event)
+        self._free.append(event)
 
 
 @dataclass(eq=False)
@@ -164,16 +165,18 @@ class Completions:
                 lane.wake.notify()
 
     @contextlib.contextmanager
-    def waiting(self, key: int) -> Iterator[None]:
+    def waiting(self, key: int) -> Iterator[Any | None]:
         """Around a thread's wait in the driver for queue `key`: its events stay out of
-        the pool until the wait is over (see `event_of`)."""
+        the pool until the wait is over (see `event_of`). Gives the command tracked last,
+        or None (what a wait for the whole stream delivers through)."""
         with self._lock:
             lane = self._lane_locked(key)
             lane.waiters += 1
             if lane.grace:  # its thread waits out a new task's grace: let it sleep on instead
                 lane.wake.notify()
+            newest = lane.entries[-1][1] if lane.entries else None
         try:
-            yield
+            yield newest
         finally:
             with self._lock:
                 lane.waiters -= 1
@@ -195,12 +198,6 @@ class Completions:
                 if c is cmd:
                     return event
         return None
-
-    def newest(self, key: int) -> Any | None:
-        """The command of queue `key` tracked last, or None."""
-        with self._lock:
-            lane = self._lanes.get(key)
-            return lane.entries[-1][1] if lane is not None and lane.entries else None
 
     def deliver_through(self, key: int, cmd: Any) -> None:
         """Inside `waiting(key)`, once the driver said `cmd` completed: take the entries

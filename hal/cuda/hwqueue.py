@@ -222,11 +222,17 @@ class CudaHwQueue(HwQueue):
         with self._lock:
             if self._closed:
                 raise HalError(f"launch of {cmd.name or cmd.id!r} on a closed CUDA queue")
-            if on_complete is not None and self._board is not None:
+            # on a board, the level goes up before the launch where a lower level may park
+            # on it, and behind it where none is registered (`_track`)
+            behind = on_complete is not None and self._board is not None
+            if behind and self._board.below(self._level):
                 on_complete = self._track(on_complete)
+                behind = False
             self._enqueue(cmd)
             if on_complete is None:
                 return
+            if behind:
+                on_complete = self._track(on_complete)
             self._completions.add(self._key, cmd, on_complete, self.stream)
 
     def synchronize(self, timeout: float | None = None) -> bool:
@@ -234,8 +240,7 @@ class CudaHwQueue(HwQueue):
         on this thread before it returns (hal.cuda.completions, `deliver_through`)."""
         if timeout is None:
             completions = self._completions
-            with completions.waiting(self._key):
-                last = completions.newest(self._key)
+            with completions.waiting(self._key) as last:
                 self.stream.synchronize()
                 if last is not None:
                     self._deliver_as_waiter(last)
@@ -358,9 +363,12 @@ class CudaHwQueue(HwQueue):
         """Count a launch in flight (activating this queue's level on the board first) and
         wrap its callback to count it out (deactivating the level when none is left).
 
-        The level goes up before the launch even where no lower level is registered (raising
-        it behind the launch there was tried and dropped: docs/architecture.md, "The
-        board's writes off the task's path")."""
+        `launch` calls it before the launch where a lower level is registered: its kernels
+        flush and its stream parks while this launch reaches the GPU. Where none is, it
+        calls it behind the launch, off the task's first command (the write cost ~30 us
+        there on the H100 host; docs/architecture.md, "The board's writes off the task's
+        path"): nobody is there to park, and one registering meanwhile sees the level a
+        launch later."""
         with self._inflight_lock:
             self._inflight += 1
             if self._inflight == 1:

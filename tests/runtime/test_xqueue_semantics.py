@@ -753,6 +753,44 @@ def test_synchronize_and_task_wait_in_the_driver_too():
     assert xq.info().completed == 6
 
 
+class _DeliveringDriverQueue(_DriverQueue):
+    """As CUDA's adapter: synchronize() calls the callbacks of what it waited for on the
+    waiter's thread before it returns, noting the queue's in-flight count after each."""
+
+    def __init__(self, clock=None) -> None:
+        super().__init__(clock)
+        self.xq: XQueue | None = None
+        self.in_flight_after: list[int] = []
+
+    def synchronize(self, timeout=None) -> bool:
+        super().synchronize(timeout)
+        callbacks, self.callbacks = self.callbacks, []
+        for cmd, callback in callbacks:
+            callback(cmd)
+            self.in_flight_after.append(self.xq.info().in_flight)
+        return True
+
+
+def test_a_wait_for_the_whole_stream_retires_the_task_at_its_first_callback():
+    """Once the driver has waited for everything launched, the waiter's first callback
+    retires through the waited command: one pass for the task, not one per sync point;
+    the other callbacks find nothing left, and the IDLE news is still held, once."""
+    hwq = _DeliveringDriverQueue()
+    xq = hwq.xq = XQueue(hwq, threshold=4)
+    kinds = []
+    xq.add_listener(lambda e: kinds.append(e.kind))
+    cmds = [xq.submit(HwCommand(100)) for _ in range(4)]
+    xq.wait(cmds[-1])
+    assert len(hwq.in_flight_after) >= 2  # the task had several sync points
+    assert hwq.in_flight_after == [0] * len(hwq.in_flight_after)
+    assert all(c.done for c in cmds) and xq.info().completed == 4
+    assert kinds == [EventKind.READY]  # the IDLE is held for the clock, as before
+    xq.wait(xq.submit(HwCommand(100)))  # the next task's READY joins it
+    assert kinds.count(EventKind.IDLE) == 0 and xq.info().completed == 5
+    xq.close()
+    assert kinds == [EventKind.READY, EventKind.IDLE, EventKind.READY, EventKind.IDLE, EventKind.CLOSED]
+
+
 def test_a_waiter_leaves_a_suspended_queue_to_its_resume():
     """No driver wait for room while suspended: the waiter waits for the resume."""
     hwq = _WaitingDriverQueue(RealClock())
