@@ -125,6 +125,11 @@ class PriorityBoard:
         """Whether any queue of a higher level exists on this device (so guard my kernels)."""
         return self._w[1] >> (level + 1) != 0
 
+    def alone(self, level: int) -> bool:
+        """Whether `level` is the only level registered on this device (nobody to park or
+        to yield to)."""
+        return self._w[1] & ~(1 << level) == 0
+
     def below(self, level: int) -> bool:
         """Whether any queue of a lower level exists on this device (so holding mine parks it)."""
         return self._w[1] & ((1 << level) - 1) != 0

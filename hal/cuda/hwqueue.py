@@ -222,10 +222,10 @@ class CudaHwQueue(HwQueue):
         with self._lock:
             if self._closed:
                 raise HalError(f"launch of {cmd.name or cmd.id!r} on a closed CUDA queue")
-            # on a board, the level goes up before the launch where a lower level may park
-            # on it, and behind it where none is registered (`_track`)
+            # on a board, the level goes up before the launch, and behind it where the
+            # queue's is the only level registered (`_track`)
             behind = on_complete is not None and self._board is not None
-            if behind and self._board.below(self._level):
+            if behind and not self._board.alone(self._level):
                 on_complete = self._track(on_complete)
                 behind = False
             self._enqueue(cmd)
@@ -363,12 +363,14 @@ class CudaHwQueue(HwQueue):
         """Count a launch in flight (activating this queue's level on the board first) and
         wrap its callback to count it out (deactivating the level when none is left).
 
-        `launch` calls it before the launch where a lower level is registered: its kernels
-        flush and its stream parks while this launch reaches the GPU. Where none is, it
-        calls it behind the launch, off the task's first command (the write cost ~30 us
-        there on the H100 host; docs/architecture.md, "The board's writes off the task's
-        path"): nobody is there to park, and one registering meanwhile sees the level a
-        launch later."""
+        `launch` calls it before the launch: a lower level's kernels flush and its stream
+        parks while this launch reaches the GPU. Where this queue's level is the only one
+        registered on the board, it calls it behind the launch, off the task's first
+        command: the write cost that task 30-45 us on the H100 host, and nobody is there
+        to park (one registering meanwhile sees the level a launch later). Behind the
+        launch wherever no lower level is registered was measured too, and the lowest
+        queue of a pair, its level raised late, cost the other's P99 (docs/architecture.md,
+        "The board's writes off the task's path")."""
         with self._inflight_lock:
             self._inflight += 1
             if self._inflight == 1:

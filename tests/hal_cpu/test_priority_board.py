@@ -78,6 +78,23 @@ def test_outranked_reads_the_registered_levels(tmp_path):
     b.close()
 
 
+def test_alone_and_below_read_the_registered_levels_of_every_process(tmp_path):
+    path = tmp_path / "board"
+    b = PriorityBoard(path)
+    b.register(5)
+    b.register(5)  # a second queue of the same level: still nobody else
+    assert b.alone(5) and not b.below(5)
+    for level, below in ((2, True), (9, False)):  # another process, lower then higher
+        p = other(path, level)
+        assert not b.alone(5) and b.below(5) is below
+        p.stdin.write("stop\n")
+        p.stdin.flush()
+        p.wait(10)
+        b.reap()  # it left without unregistering
+        assert b.alone(5)
+    b.close()
+
+
 def test_another_process_level_shows_and_its_idle_wakes_a_watcher(tmp_path):
     path = tmp_path / "board"
     b = PriorityBoard(path)
