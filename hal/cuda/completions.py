@@ -50,6 +50,17 @@ thread paid: on the H100, an 8-layer cuBLAS stack at level 1 threshold 8 ran +4.
 over native, +1.4-2.6% with the grace (bench/cuda_overhead.py, the two interleaved).
 Without a waiter the first completion is seen at most `grace_s` late.
 
+Waited lanes: the two wake-ups above (a task's first launch, which starts the grace,
+and the waiter's arrival, which ends it) are the thread's only work in a task that a
+waiter delivers whole, and on a host that slows down now and then they cost tasks their
+worst latencies (H100: a probe that kept the thread from waking during a task halved
+the foreground's tasks over twice native's median, 24 to 11-12 in five interleaved
+rounds; native had 3). So once a waiter has delivered `streak` (4) busy periods of a lane
+in a row, the lane's thread no longer waits to be woken: it looks every `poll_s` (20 ms)
+instead, and a launch wakes nobody. A task that no waiter comes for is then collected
+at most `poll_s` late (and the streak starts over). Quiet for `quiet_s` (1 s) since
+its last task began, the thread sleeps until a launch wakes it again, as before.
+
 A waiter also delivers what it waited for (`deliver_through`): the entries through the
 command it saw complete come off the lane and their callbacks run on its thread, so the
 completion thread has nothing left to wake for at a task's end. Left to the thread, the
@@ -75,6 +86,12 @@ log = logging.getLogger(__name__)
 
 Entry = tuple[Any, Any, Callable[[Any], None] | None, Any]  # (event, command, callback, marker)
 GRACE_S = 0.001  # see the module docstring: how long a new task's first launch is left to a waiter
+# see the module docstring, "Waited lanes": after this many tasks in a row that a waiter
+# delivered whole, a launch wakes the thread no more; it looks every POLL_S instead, for
+# QUIET_S after the lane's last task began
+STREAK = 4
+POLL_S = 0.02
+QUIET_S = 1.0
 
 
 class EventPool:
@@ -114,6 +131,10 @@ class _Lane:
     spent: list[Any] = field(default_factory=list)  # markers a waiter delivered while it did
     since: float = 0.0  # when the lane last went from empty to busy (time.monotonic())
     grace: bool = False  # its thread waits out the grace (a waiter arriving wakes it)
+    collected: bool = False  # its thread collected some of the lane's current busy period
+    streak: int = 0  # busy periods in a row that a waiter delivered whole
+    polling: bool = False  # its thread's idle wait has a timeout: a launch need not wake it
+    wakes: int = 0  # times its thread came out of an idle wait (tests, diagnostics)
     closed: bool = False
     thread: threading.Thread | None = None
 
@@ -128,6 +149,7 @@ class Completions:
         self._lock = threading.Lock()
         self._lanes: dict[int, _Lane] = {}
         self.grace_s = GRACE_S
+        self.streak, self.poll_s, self.quiet_s = STREAK, POLL_S, QUIET_S
 
     def _lane_locked(self, key: int) -> _Lane:
         lane = self._lanes.get(key)
@@ -147,14 +169,15 @@ class Completions:
             lane = self._lane_locked(key)
             if not lane.entries:
                 lane.since = time.monotonic()
+                lane.collected = False
             lane.entries.append((event, cmd, callback, marker))
             if lane.thread is None:
                 lane.thread = threading.Thread(
                     target=self._run, args=(lane,), name=f"xsched-cuda{self._device_index}-completions", daemon=True
                 )
                 lane.thread.start()
-            elif len(lane.entries) == 1 and not lane.waiters:  # else the last waiter wakes it
-                lane.wake.notify()
+            elif len(lane.entries) == 1 and not lane.waiters and not lane.polling:  # else it looks, or
+                lane.wake.notify()  # the last waiter wakes it
 
     def close(self, key: int) -> None:
         """The queue `key` launches no more: its thread ends once its entries are done."""
@@ -213,6 +236,8 @@ class Completions:
                 done.append(entry)
                 if entry[1] is cmd:
                     break
+            if not lane.entries:  # a busy period ends: the waiter's whole, or shared
+                lane.streak = 0 if lane.collected else lane.streak + 1
             events = self._park_locked(lane, done, lane.waiters > 1)  # others may wait on one
             markers: list[Any] = []
             for _, _, _, marker in done:  # the one its thread sleeps on, it pools once awake
@@ -231,7 +256,7 @@ class Completions:
             with self._lock:
                 while True:
                     while not (lane.entries and not lane.waiters or lane.closed and not lane.entries):
-                        lane.wake.wait()
+                        self._idle_locked(lane)
                     left = self.grace_s - (time.monotonic() - lane.since)
                     if left <= 0 or lane.closed:
                         break
@@ -250,6 +275,18 @@ class Completions:
                 return
             _call(done)
 
+    def _idle_locked(self, lane: _Lane) -> None:
+        """Wait for work: for a launch's wake, or, on a lane whose waiters delivered its
+        last `streak` tasks whole and that went busy within `quiet_s`, for `poll_s`
+        (a launch then wakes nobody; "Waited lanes" in the module docstring)."""
+        lane.polling = lane.streak >= self.streak and (
+            bool(lane.entries) or time.monotonic() - lane.since < self.quiet_s
+        )
+        if not lane.polling:
+            lane.streak = 0  # quiet: the next launch wakes the thread again
+        lane.wake.wait(self.poll_s if lane.polling else None)
+        lane.wakes += 1
+
     def _collect(self, lane: _Lane) -> list[Entry]:
         """Take the lane's leading entries that are done; pool or park their events."""
         done: list[Entry] = []
@@ -258,6 +295,9 @@ class Completions:
             spent, lane.spent = lane.spent, []
             while lane.entries and lane.entries[0][0].done:
                 done.append(lane.entries.popleft())
+            if done:
+                lane.collected = True
+                lane.streak = 0
             events = self._park_locked(lane, done, lane.waiters > 0)
         self._recycle(events, spent + [marker for _, _, _, marker in done])  # no one waits on them
         return done

@@ -19,6 +19,7 @@ import time
 import types
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -289,3 +290,73 @@ def test_a_waiter_that_comes_during_the_grace_ends_it_at_once(completions):
         comp.deliver_through(4, "a")
     assert _syncs_on(fake, stream) == []
     comp.close(4)
+
+
+def _waited_task(comp, key: int, stream: FakeStream, cmd: str) -> None:
+    """A task its waiter delivers whole: launched, waited for in the driver, delivered."""
+    comp.add(key, cmd, lambda c: None, stream)
+    with comp.waiting(key):
+        stream.run(2)
+        comp.deliver_through(key, cmd)
+
+
+def _build_streak(comp, key: int, stream: FakeStream) -> Any:
+    """Waited tasks until the lane's thread looks for work on its own; the lane. The
+    grace is long meanwhile: on a loaded host the thread must not take a task from a
+    waiter that comes late (it would start the streak over)."""
+    grace, comp.grace_s = comp.grace_s, 5.0
+    for i in range(comp.streak + 1):  # the thread sees the streak at its next idle wait
+        _waited_task(comp, key, stream, f"w{i}")
+    lane = comp._lanes[key]
+    _wait_until(lambda: lane.polling, "the thread looking on its own")
+    comp.grace_s = grace
+    return lane
+
+
+def test_a_lane_that_waiters_deliver_whole_stops_waking_its_thread_at_launches(completions):
+    """After `streak` tasks in a row that a waiter delivered whole, neither a task's
+    launch nor its waiter wakes the thread (it looks every poll_s). A task that nobody
+    waits for is still delivered, by the thread, about poll_s late, and the streak
+    starts over: the next launch wakes the thread again."""
+    fake, _, comp = completions
+    comp.grace_s, comp.poll_s = 5.0, 0.3
+    stream = FakeStream()
+    lane = _build_streak(comp, 6, stream)
+    wakes, start = lane.wakes, time.monotonic()
+    for i in range(5):
+        _waited_task(comp, 6, stream, f"t{i}")
+    polls = (time.monotonic() - start) / comp.poll_s
+    assert lane.wakes - wakes <= 1 + polls, "launches or waiters woke the thread"
+    assert _syncs_on(fake, stream) == []
+    comp.grace_s = 0.01
+    calls, came, callback = _recorder(until="async")
+    comp.add(6, "async", callback, stream)  # nobody waits for this one
+    stream.run(2)
+    assert came.wait(10)
+    assert calls == [("async", calls[0][1])] and calls[0][1] != threading.get_ident()
+    _wait_until(lambda: not lane.polling, "the thread waiting for a launch again")
+    assert lane.streak == 0
+    wakes = lane.wakes
+    comp.add(6, "next", lambda c: None, stream)
+    _wait_until(lambda: lane.wakes > wakes, "the launch waking the thread")
+    stream.run(2)
+    _wait_until(lambda: comp.outstanding(6) == 0, "the thread delivering it")
+    comp.close(6)
+
+
+def test_a_waited_lane_gone_quiet_stops_looking(completions):
+    """Quiet for quiet_s since its last task began, the lane's thread stops looking every
+    poll_s and sleeps until a launch wakes it, which then does at once."""
+    _, _, comp = completions
+    comp.grace_s, comp.poll_s, comp.quiet_s = 0.01, 0.02, 0.2
+    stream = FakeStream()
+    lane = _build_streak(comp, 8, stream)
+    _wait_until(lambda: not lane.polling, "the thread no longer looking")
+    wakes = lane.wakes
+    time.sleep(0.2)  # ten polls' time
+    assert lane.wakes == wakes
+    _, came, callback = _recorder(until="async")
+    comp.add(8, "async", callback, stream)
+    stream.run(2)
+    assert came.wait(10)
+    comp.close(8)
