@@ -57,7 +57,9 @@ worst latencies (H100: a probe that kept the thread from waking during a task ha
 the foreground's tasks over twice native's median, 24 to 11-12 in five interleaved
 rounds; native had 3). So once a waiter has delivered `streak` (4) busy periods of a lane
 in a row, the lane's thread no longer waits to be woken: it looks every `poll_s` (20 ms)
-instead, and a launch wakes nobody. A task that no waiter comes for is then collected
+instead, and a launch wakes nobody and records no marker (one driver call fewer at each
+sync point); a thread that does find a task to collect records a marker of its own
+behind all that was launched, and sleeps on that. A task that no waiter comes for is then collected
 at most `poll_s` late (and the streak starts over). Quiet for `quiet_s` (1 s) since
 its last task began, the thread sleeps until a launch wakes it again, as before.
 
@@ -128,6 +130,7 @@ class _Lane:
     waiters: int = 0  # threads waiting in the driver for one of its commands
     parked: list[Any] = field(default_factory=list)  # collected while waited for
     watching: Any = None  # the marker the thread waits on in the driver
+    stream: Any = None  # the stream of its last launch
     spent: list[Any] = field(default_factory=list)  # markers a waiter delivered while it did
     since: float = 0.0  # when the lane last went from empty to busy (time.monotonic())
     grace: bool = False  # its thread waits out the grace (a waiter arriving wakes it)
@@ -159,14 +162,19 @@ class Completions:
 
     def add(self, key: int, cmd: Any, callback: Callable[[Any], None] | None, stream: Any) -> None:
         """Track `cmd`, the last work on `stream`, for the queue `key`: records a pooled
-        event (what waiters wait on) and the thread's marker behind it; thread-safe,
-        non-blocking. Call it under the lock that orders the queue's launches."""
+        event (what waiters wait on) and the thread's marker behind it, unless the thread
+        looks on its own ("Waited lanes"); thread-safe, non-blocking. Call it under the
+        lock that orders the queue's launches."""
         event = self.pool.get()
         event.record(stream)
-        marker = self._markers.get()
-        marker.record(stream)
+        lane = self._lanes.get(key)
+        marker = None
+        if lane is None or not lane.polling:  # (read unlocked: a marker is never needed, `_run`)
+            marker = self._markers.get()
+            marker.record(stream)
         with self._lock:
             lane = self._lane_locked(key)
+            lane.stream = stream
             if not lane.entries:
                 lane.since = time.monotonic()
                 lane.collected = False
@@ -241,7 +249,8 @@ class Completions:
             events = self._park_locked(lane, done, lane.waiters > 1)  # others may wait on one
             markers: list[Any] = []
             for _, _, _, marker in done:  # the one its thread sleeps on, it pools once awake
-                (lane.spent if marker is lane.watching else markers).append(marker)
+                if marker is not None:
+                    (lane.spent if marker is lane.watching else markers).append(marker)
         self._recycle(events, markers)
         _call(done)
 
@@ -265,11 +274,21 @@ class Completions:
                     lane.grace = False
                 if not lane.entries:
                     return
-                # the oldest entry's: pooled once collected, by a waiter or by this thread
-                marker = lane.watching = lane.entries[0][3]
+                # the oldest entry's: pooled once collected, by a waiter or by this thread;
+                # launched with none (a waited lane), one of its own behind all launched so far
+                marker = lane.entries[0][3]
+                own = marker is None
+                if own:
+                    marker = self._markers.get()
+                lane.watching = marker
+                stream = lane.stream
             try:
+                if own:
+                    marker.record(stream)
                 cupy.cuda.runtime.eventSynchronize(marker.ptr)  # asleep, without the interpreter lock
                 done = self._collect(lane)
+                if own:
+                    self._markers.put(marker)
             except cupy.cuda.runtime.CUDARuntimeError:  # the context is lost: nothing completes
                 log.exception("CUDA failed while waiting for a completion; this queue's callbacks stop")
                 return
@@ -299,7 +318,7 @@ class Completions:
                 lane.collected = True
                 lane.streak = 0
             events = self._park_locked(lane, done, lane.waiters > 0)
-        self._recycle(events, spent + [marker for _, _, _, marker in done])  # no one waits on them
+        self._recycle(events, spent + [m for _, _, _, m in done if m is not None])  # no one waits on them
         return done
 
     @staticmethod

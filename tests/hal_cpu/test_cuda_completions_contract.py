@@ -106,6 +106,10 @@ class FakeStream:
         for _ in range(n):
             self.pending.pop(0).reached.set()
 
+    def run_all(self) -> None:
+        """Reach every event recorded so far."""
+        self.run(len(self.pending))
+
 
 @pytest.fixture
 def completions(monkeypatch):
@@ -296,7 +300,7 @@ def _waited_task(comp, key: int, stream: FakeStream, cmd: str) -> None:
     """A task its waiter delivers whole: launched, waited for in the driver, delivered."""
     comp.add(key, cmd, lambda c: None, stream)
     with comp.waiting(key):
-        stream.run(2)
+        stream.run_all()
         comp.deliver_through(key, cmd)
 
 
@@ -317,28 +321,34 @@ def test_a_lane_that_waiters_deliver_whole_stops_waking_its_thread_at_launches(c
     """After `streak` tasks in a row that a waiter delivered whole, neither a task's
     launch nor its waiter wakes the thread (it looks every poll_s). A task that nobody
     waits for is still delivered, by the thread, about poll_s late, and the streak
-    starts over: the next launch wakes the thread again."""
+    starts over: the next launch wakes the thread again. Meanwhile a launch records no
+    marker: the thread records one of its own, on the queue's stream, for the task it
+    collects."""
     fake, _, comp = completions
     comp.grace_s, comp.poll_s = 5.0, 0.3
     stream = FakeStream()
     lane = _build_streak(comp, 6, stream)
-    wakes, start = lane.wakes, time.monotonic()
+    wakes, start, logged = lane.wakes, time.monotonic(), len(fake.log)
     for i in range(5):
         _waited_task(comp, 6, stream, f"t{i}")
     polls = (time.monotonic() - start) / comp.poll_s
     assert lane.wakes - wakes <= 1 + polls, "launches or waiters woke the thread"
     assert _syncs_on(fake, stream) == []
+    records = [(x[1], x[2].blocking) for x in fake.log[logged:] if x[0] == "record"]
+    assert records == [(stream, False)] * 5, "a waited lane's launches recorded markers"
     comp.grace_s = 0.01
     calls, came, callback = _recorder(until="async")
     comp.add(6, "async", callback, stream)  # nobody waits for this one
-    stream.run(2)
-    assert came.wait(10)
+    _wait_until(lambda: stream.run_all() or came.is_set(), "the thread collecting it")
+    own = [x[1] for x in fake.log if x[0] == "sync" and x[1].recorded_on is stream]
+    assert own and own[-1].blocking, "the thread slept on no marker of its own"
     assert calls == [("async", calls[0][1])] and calls[0][1] != threading.get_ident()
     _wait_until(lambda: not lane.polling, "the thread waiting for a launch again")
     assert lane.streak == 0
     wakes = lane.wakes
     comp.add(6, "next", lambda c: None, stream)
     _wait_until(lambda: lane.wakes > wakes, "the launch waking the thread")
+    assert [x[2].blocking for x in fake.log if x[0] == "record"][-2:] == [False, True]  # a marker again
     stream.run(2)
     _wait_until(lambda: comp.outstanding(6) == 0, "the thread delivering it")
     comp.close(6)
@@ -357,6 +367,5 @@ def test_a_waited_lane_gone_quiet_stops_looking(completions):
     assert lane.wakes == wakes
     _, came, callback = _recorder(until="async")
     comp.add(8, "async", callback, stream)
-    stream.run(2)
-    assert came.wait(10)
+    _wait_until(lambda: stream.run_all() or came.is_set(), "the thread collecting it")
     comp.close(8)
