@@ -710,7 +710,7 @@ class XQueue:
             retired = direct.whole and target.state is CommandState.IN_FLIGHT
             if retired:  # the first callback of a whole-stream wait: one retirement for the task
                 event = self._retire_locked(target.hw)
-            if any(xcmd.hw is hw for xcmd in self._in_flight):  # a command launched after the target
+            if any(xcmd.hw is hw for xcmd in self._in_flight):  # (after the target, if that retired)
                 event = self._retire_locked(hw)
                 retired = True
             if retired:

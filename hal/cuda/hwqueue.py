@@ -122,8 +122,9 @@ class CudaHwQueue(HwQueue):
     """A CUDA stream as a hardware queue.
 
     Launch enqueues a command's work on the stream and, when it has a completion callback,
-    has hal.cuda.completions record a pooled event and the completion thread's marker behind it;
-    callbacks run on that thread in launch order. Level 2 (`deactivate`) sets this queue's flag (a store to pinned host
+    has hal.cuda.completions record a pooled event and the completion thread's marker behind
+    it (none on a lane its waiters deliver: "Waited lanes" there); callbacks run on that
+    thread in launch order. Level 2 (`deactivate`) sets this queue's flag (a store to pinned host
     memory, see hal.cuda.gate): guarded kernels in flight flush their not-yet-started
     blocks and the stream stops at the gate after the flushed kernel (a napping kernel that
     the flushed kernel launches itself where CUDA's device runtime links: no launch for a
@@ -366,7 +367,7 @@ class CudaHwQueue(HwQueue):
         `launch` calls it before the launch: a lower level's kernels flush and its stream
         parks while this launch reaches the GPU. Where this queue's level is the only one
         registered on the board, it calls it behind the launch, off the task's first
-        command: the write cost that task 30-45 us on the H100 host, and nobody is there
+        command: the write cost that task 33-47 us on the H100 host, and nobody is there
         to park (one registering meanwhile sees the level a launch later). Behind the
         launch wherever no lower level is registered was measured too, and the lowest
         queue of a pair, its level raised late, cost the other's P99 (docs/architecture.md,
