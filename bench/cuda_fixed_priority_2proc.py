@@ -46,6 +46,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -55,6 +56,11 @@ from cuda_procs import children_env, device_info, start_daemon, workload
 from hal.anticipation import DEFAULT_LEAD_US, MAX_LEAD_US
 from hal.anticipation import ENV as LEAD_ENV
 from hal.board import ENV as BOARD_ENV
+
+# Under MPS a new client was refused now and then, a moment after the last run's processes
+# ended (H100: one process start in ten to forty): such a run goes again after a pause.
+REFUSED = "cudaErrorDevicesUnavailable"
+REFUSED_TRIES, REFUSED_PAUSE_S = 3, 2.0
 
 FG = "name=fg,commands=4,command_us=250"
 BG = "name=bg,commands=10,command_us=1000,priority=0"
@@ -173,25 +179,34 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
     chosen = [c for c in CONFIGS if c.name in a.only]
     runs: dict[str, list[dict]] = {}  # per configuration, one entry per round: its run, or its error
 
+    def once(c: Config | None, envs: dict[str, dict]) -> dict:
+        if c is None:
+            return run_alone(fg, a.duration_s, native_env, native=True)
+        if c.bg is None:
+            return run_alone(f"{fg},{c.fg}", a.duration_s, envs[c.how])
+        return run_pair(f"{fg},{c.fg}" if c.fg else fg, a.duration_s, envs[c.how], native=c.how == "native",
+                        bg_queue=f"{BG},{c.bg}" if c.bg else BG)  # fmt: skip
+
     def measure(c: Config | None, envs: dict[str, dict]) -> None:
-        """One run of `c` (None: the foreground alone, natively: the standalone figures). A
-        configuration that fails (e.g. a process refused the device) is recorded with its
-        error, and the others still run."""
+        """One run of `c` (None: the foreground alone, natively: the standalone figures).
+        A process the device refused (REFUSED) runs again after a pause, twice at most.
+        A configuration that fails even so is recorded with its error, and the others
+        still run; without a standalone the benchmark stops."""
         name = "standalone" if c is None else c.name
-        try:
-            if c is None:
-                r = run_alone(fg, a.duration_s, native_env, native=True)
-            elif c.bg is None:
-                r = run_alone(f"{fg},{c.fg}", a.duration_s, envs[c.how])
-            else:
-                r = run_pair(f"{fg},{c.fg}" if c.fg else fg, a.duration_s, envs[c.how], native=c.how == "native",
-                             bg_queue=f"{BG},{c.bg}" if c.bg else BG)  # fmt: skip
-        except (RuntimeError, subprocess.TimeoutExpired) as exc:
-            if c is None:
-                raise
-            runs.setdefault(name, []).append({"error": str(exc)[-500:]})
-            print(name, "FAILED:", str(exc)[-500:], flush=True)
-            return
+        for attempt in range(REFUSED_TRIES):
+            try:
+                r = once(c, envs)
+                break
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                if REFUSED in str(exc) and attempt + 1 < REFUSED_TRIES:
+                    print(name, f"the device refused a process; again in {REFUSED_PAUSE_S:g} s", flush=True)
+                    time.sleep(REFUSED_PAUSE_S)
+                    continue
+                if c is None:
+                    raise
+                runs.setdefault(name, []).append({"error": str(exc)[-500:]})
+                print(name, "FAILED:", str(exc)[-500:], flush=True)
+                return
         runs.setdefault(name, []).append(r)
         if r["fg"]:
             print(name, {"fg_p50_ms": pct(r["fg"], 50), "fg_p99_ms": pct(r["fg"], 99), "bg_tasks": r["bg_tasks"]},

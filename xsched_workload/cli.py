@@ -6,6 +6,11 @@ Example:
     --queue name=bg,priority=0,commands=10,command_us=500 --json
   xsched-workload --device cuda:0 --queue name=infer,kind=dnn,layers=8,priority=10 \
     --queue name=train,kind=dnn,layers=16
+
+SIGTERM stops it as Ctrl-C does: each queue finishes the task it is running, the queues
+close (their commands drain) and the summaries print. A process killed with commands in
+flight leaves the device to clean up after it: an MPS server refused new clients for a
+moment then ("busy or unavailable", seen on the H100).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import signal
 import sys
 import threading
 
@@ -136,7 +142,10 @@ def _run(args: argparse.Namespace, loads: list[QueueLoad], runtime: Runtime | No
         mode = "native" if runtime is None else f"scheduler={runtime.config.scheduler.value} policy={policy}"
         view = LiveView(loads, f"xsched-workload  device={args.device}  {mode}")
         view.start()
-    run_loads(loads, args.duration_s, on_task)
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():  # (a handler can only go there)
+        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    run_loads(loads, args.duration_s, on_task, stop)
     if view is not None:
         view.stop()
     for load in loads:

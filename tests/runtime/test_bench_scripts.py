@@ -201,6 +201,46 @@ def test_the_gpu_fixed_priority_benchmark_interleaves_rounds_with_the_standalone
     assert native["bg_tasks"] == 4 and saved["standalone"]["fg_tasks"] == 300
 
 
+def test_the_gpu_fixed_priority_benchmark_runs_again_a_process_the_device_refused(monkeypatch, tmp_path):
+    """A run whose process the device refused (an MPS server still cleaning up) goes again
+    after a pause, the standalone's too, at most REFUSED_TRIES times in all; other
+    failures are recorded at once."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import argparse
+    from types import SimpleNamespace
+
+    import cuda_fixed_priority_2proc as fp
+
+    order, saved = [], {}
+    refusals = {"standalone": 1, "board": 5}  # the board's never stops
+    refused = f"foreground alone failed (1): ... {fp.REFUSED}: CUDA-capable device(s) is/are busy or unavailable"
+
+    def run(what: str, base: float) -> dict:
+        order.append(what)
+        if refusals.get(what, 0) > 0:
+            refusals[what] -= 1
+            raise RuntimeError(refused)
+        return {"fg": [base] * 100, "bg_tasks": 3}
+
+    def alone(fg_queue, duration_s, env, native=False):
+        if "period_ms" not in fg_queue:
+            return {"fg": [1.0] * 10, "bg_tasks": 0}
+        return run("standalone", 1.0)
+
+    monkeypatch.setattr(fp, "run_pair", lambda fg_queue, d, env, native, bg_queue=fp.BG: run(
+        "native" if native else "board", 2.0 if native else 1.1))  # fmt: skip
+    monkeypatch.setattr(fp, "run_alone", alone)
+    monkeypatch.setattr(fp, "REFUSED_PAUSE_S", 0.0)
+    monkeypatch.setattr(fp, "device_info", lambda: SimpleNamespace(info=SimpleNamespace(name="stand-in")))
+    monkeypatch.setattr(fp, "write", lambda name, dev, params, results, setup: saved.update(results) or tmp_path)
+    a = argparse.Namespace(duration_s=0.1, rounds=1, mps=True, lead_us=500.0, save_as=None,
+                           only=["native", "ours_board_only_lv2_thr8"])  # fmt: skip
+    assert fp.run_all(a, {}) == 0
+    assert order == ["standalone", "standalone", "native"] + ["board"] * fp.REFUSED_TRIES
+    assert saved["standalone"]["fg_tasks"] == 100 and saved["native"]["fg_tasks"] == 100
+    assert fp.REFUSED in saved["ours_board_only_lv2_thr8"]["error"]
+
+
 def test_the_context_overlap_benchmark_counts_the_gpu_time_lost_per_burst(monkeypatch):
     """A pair doing 3.5% less than a alone over 3 s with 300 bursts of b lost 350 us a
     burst; bad input is refused before any process starts (no GPU needed)."""

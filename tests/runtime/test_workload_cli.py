@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +83,26 @@ def test_two_processes_really_contend_for_one_shared_device(sim_env):
     p50_shared = parse(shared.stdout)[1]["fg"]["p50_ms"]
     # FCFS device: the foreground now waits behind the other process's commands
     assert p50_shared > 1.3 * p50_alone
+
+
+def test_sigterm_stops_it_cleanly_with_its_summaries(sim_env):
+    """SIGTERM as Ctrl-C: the running tasks finish, the queues close and the summaries
+    print, exit status 0 (a bare kill leaves commands in flight to the device)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xsched_workload.cli", "--device", "sim", "--duration-s", "60", "--queue", BG,
+         "--json"],
+        env=sim_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        first = proc.stdout.readline()
+        assert json.loads(first)["queue"] == "bg", proc.stderr.read() if not first else first
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    tasks, summaries = parse(first + out)
+    assert summaries["bg"]["tasks"] == len(tasks) >= 1
 
 
 @pytest.mark.parametrize(
