@@ -33,6 +33,8 @@ on): each row pools its rounds' samples, against the standalone's pooled alike, 
 reports each round's P99 against that round's standalone P99 too. On a noisy host a
 single standalone run's P99 may land in a quiet or a loud minute; interleaved, the
 baseline and ours see the same ones.
+A run whose process the device refuses ("busy or unavailable": under MPS, now and then a
+moment after the last run's processes ended) goes again after a pause (REFUSED_TRIES).
 Usage: python bench/cuda_fixed_priority_2proc.py [--duration-s 4] [--rounds 1] [--mps]
        [--lead-us 500] [--only native,...] [--save-as NAME]
 """
