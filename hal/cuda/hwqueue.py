@@ -361,7 +361,7 @@ class CudaHwQueue(HwQueue):
         return board, ticket
 
     def _track(self, on_complete: CompletionCallback) -> CompletionCallback:
-        """Count a launch in flight (activating this queue's level on the board first) and
+        """Count a launch in flight (activating this queue's level on the board) and
         wrap its callback to count it out (deactivating the level when none is left).
 
         `launch` calls it before the launch: a lower level's kernels flush and its stream

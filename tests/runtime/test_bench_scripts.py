@@ -93,16 +93,35 @@ def test_the_gpu_pair_benchmark_counts_only_the_window_both_sides_ran_in(monkeyp
         overlap_throughputs(a, [])
 
 
+def _fixed_priority(monkeypatch):
+    """bench/cuda_fixed_priority_2proc, imported from bench/."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import cuda_fixed_priority_2proc as fp
+
+    return fp
+
+
+def _stand_ins(monkeypatch, fp, tmp_path, alone, pair) -> dict:
+    """Its processes, device and results file stood in for: `alone` and `pair` answer
+    run_alone and run_pair; the results it saves are gathered in the dict returned."""
+    from types import SimpleNamespace
+
+    saved: dict = {}
+    monkeypatch.setattr(fp, "run_pair", pair)
+    monkeypatch.setattr(fp, "run_alone", alone)
+    monkeypatch.setattr(fp, "device_info", lambda: SimpleNamespace(info=SimpleNamespace(name="stand-in")))
+    monkeypatch.setattr(fp, "write", lambda name, dev, params, results, setup: saved.update(results) or tmp_path / name)
+    return saved
+
+
 def test_the_gpu_fixed_priority_benchmark_runs_each_configuration_from_its_table(monkeypatch, tmp_path):
     """Each configuration chosen with --only runs once, in the table's order, with its own
     queues and scheduling; xschedd starts only for configurations that use it (the
     processes are stand-ins: no GPU needed)."""
-    monkeypatch.syspath_prepend(str(ROOT / "bench"))
     import argparse
     from types import SimpleNamespace
 
-    import cuda_fixed_priority_2proc as fp
-
+    fp = _fixed_priority(monkeypatch)
     assert len(set(fp.CONFIG_NAMES)) == len(fp.CONFIGS)
     assert {c.how for c in fp.CONFIGS} == {"native", "xschedd", "xschedd_board", "xschedd_board_ahead", "board_only",
                                             "board_ahead"}
@@ -126,11 +145,8 @@ def test_the_gpu_fixed_priority_benchmark_runs_each_configuration_from_its_table
         daemons.append(policy)
         return SimpleNamespace(terminate=lambda: None, wait=lambda timeout=None: 0)
 
-    monkeypatch.setattr(fp, "run_pair", pair)
-    monkeypatch.setattr(fp, "run_alone", alone)
+    _stand_ins(monkeypatch, fp, tmp_path, alone, pair)
     monkeypatch.setattr(fp, "start_daemon", daemon)
-    monkeypatch.setattr(fp, "device_info", lambda: SimpleNamespace(info=SimpleNamespace(name="stand-in")))
-    monkeypatch.setattr(fp, "write", lambda name, dev, params, results, setup: tmp_path / name)
 
     def run(*names: str) -> None:
         calls.clear()
@@ -161,13 +177,10 @@ def test_the_gpu_fixed_priority_benchmark_interleaves_rounds_with_the_standalone
     """With --rounds each round runs the standalone first, then the configurations from a
     rotating start; rows pool their rounds against the pooled standalone, and each round's
     P99 is also set against that round's standalone (a loud round shows in both)."""
-    monkeypatch.syspath_prepend(str(ROOT / "bench"))
     import argparse
-    from types import SimpleNamespace
 
-    import cuda_fixed_priority_2proc as fp
-
-    order, saved = [], {}
+    fp = _fixed_priority(monkeypatch)
+    order = []
     loud = {1: 2.0}  # round 1 is twice as slow for everyone
 
     def samples(base: float) -> list[float]:
@@ -185,10 +198,7 @@ def test_the_gpu_fixed_priority_benchmark_interleaves_rounds_with_the_standalone
             raise RuntimeError("a process refused the device")
         return {"fg": samples(2.0 if native else 1.1), "bg_tasks": 4 if native else 2}
 
-    monkeypatch.setattr(fp, "run_pair", pair)
-    monkeypatch.setattr(fp, "run_alone", alone)
-    monkeypatch.setattr(fp, "device_info", lambda: SimpleNamespace(info=SimpleNamespace(name="stand-in")))
-    monkeypatch.setattr(fp, "write", lambda name, dev, params, results, setup: saved.update(results) or tmp_path)
+    saved = _stand_ins(monkeypatch, fp, tmp_path, alone, pair)
     a = argparse.Namespace(duration_s=0.1, rounds=3, mps=False, lead_us=500.0, save_as=None,
                            only=["native", "ours_board_only_lv2_thr8"])  # fmt: skip
     assert fp.run_all(a, {}) == 0
@@ -205,13 +215,10 @@ def test_the_gpu_fixed_priority_benchmark_runs_again_a_process_the_device_refuse
     """A run whose process the device refused (an MPS server still cleaning up) goes again
     after a pause, the standalone's too, at most REFUSED_TRIES times in all; other
     failures are recorded at once."""
-    monkeypatch.syspath_prepend(str(ROOT / "bench"))
     import argparse
-    from types import SimpleNamespace
 
-    import cuda_fixed_priority_2proc as fp
-
-    order, saved = [], {}
+    fp = _fixed_priority(monkeypatch)
+    order = []
     refusals = {"standalone": 1, "board": 5}  # the board's never stops
     refused = f"foreground alone failed (1): ... {fp.REFUSED}: CUDA-capable device(s) is/are busy or unavailable"
 
@@ -227,12 +234,11 @@ def test_the_gpu_fixed_priority_benchmark_runs_again_a_process_the_device_refuse
             return {"fg": [1.0] * 10, "bg_tasks": 0}
         return run("standalone", 1.0)
 
-    monkeypatch.setattr(fp, "run_pair", lambda fg_queue, d, env, native, bg_queue=fp.BG: run(
-        "native" if native else "board", 2.0 if native else 1.1))  # fmt: skip
-    monkeypatch.setattr(fp, "run_alone", alone)
+    def pair(fg_queue, duration_s, env, native, bg_queue=fp.BG):
+        return run("native" if native else "board", 2.0 if native else 1.1)
+
+    saved = _stand_ins(monkeypatch, fp, tmp_path, alone, pair)
     monkeypatch.setattr(fp, "REFUSED_PAUSE_S", 0.0)
-    monkeypatch.setattr(fp, "device_info", lambda: SimpleNamespace(info=SimpleNamespace(name="stand-in")))
-    monkeypatch.setattr(fp, "write", lambda name, dev, params, results, setup: saved.update(results) or tmp_path)
     a = argparse.Namespace(duration_s=0.1, rounds=1, mps=True, lead_us=500.0, save_as=None,
                            only=["native", "ours_board_only_lv2_thr8"])  # fmt: skip
     assert fp.run_all(a, {}) == 0
