@@ -67,16 +67,24 @@ class Forecast:
 
     An arrival is a busy that follows at least `min_gap_s` of idle (shorter gaps are one
     task's launches outrunning the GPU). Once `min_intervals` intervals are known, the
-    next arrival is due one median interval after the last arrival (or two, where the
-    first is too close). The window opens `lead_s` plus the largest shortfall of the
-    last `history` intervals under the median before it, and closes `slack_s` (or twice
-    the largest excess) after it. One interval in eight is left out of each of the two:
-    a host that wakes the application late once makes one interval long and the next
-    short, which would otherwise widen every window (or refuse them) for `history`
-    periods; on the H100 host a sleep overshoots by 0.1-0.15 ms, and now and then by
-    0.4-0.7. No window is given where the shortfall or the excess is over `tolerance` of
-    the period, or where the window would span more than `max_share` of it: such a load
-    is not periodic enough to gain from it, and the lower levels would pay.
+    arrivals are fitted to a grid of one period: the median interval numbers them (a task
+    left out counts its period), and the period and phase are medians over the arrivals,
+    so one that came late is not where the next ones are expected. The next task is due
+    at the grid's next point (or the one after, where the first is too close). The window
+    opens `lead_s`, plus how early the earliest arrivals came, before it, and closes
+    `slack_s` (or twice how late the latest came) after it; the earliest and latest
+    eighth of the arrivals on the grid are left out of the two, and the closing is cut to
+    keep the window within `max_share` of the period.
+
+    On the H100 host a sleep overshoots by 0.1-0.15 ms, now and then by 0.4-0.7 ms, and in
+    a noisy stretch more often. An arrival more than `tolerance` of the period off the
+    grid is one of those, and does not count; where more than a quarter of them are off
+    (or the opening and `slack_s` alone span over `max_share` of the period) no window is
+    given: such a load is not periodic enough to gain from it, and the lower levels would
+    pay. With the intervals between arrivals as the measure instead (before the grid), one
+    late arrival made two bad intervals, three in sixteen periods refused every window
+    for the next sixteen, and in the two-process benchmark 1-7% of the foreground's tasks
+    came with no window held and paid the context switch (docs/h100-benchmarks.md).
     """
 
     def __init__(self, lead_s: float, *, history: int = 16, min_intervals: int = 4, tolerance: float = 0.1,
@@ -113,24 +121,42 @@ class Forecast:
     def window(self, now: float) -> Window | None:
         """Where to hold the level for the next arrival whose window opens after `now`, if
         it can be foreseen (none once two periods went by without one)."""
-        a = list(self._arrivals)
-        intervals = [b - x for x, b in itertools.pairwise(a)]
-        if len(intervals) < self.min_intervals:
+        grid = self._grid()
+        if grid is None:
             return None
-        period = statistics.median(intervals)
-        errors = sorted(i - period for i in intervals)
-        trim = len(errors) // 8  # see the docstring: a late wake-up's long and short interval
-        early, late = max(0.0, -errors[trim]), max(0.0, errors[-1 - trim])
-        if period <= 0 or max(early, late) > self.tolerance * period:
+        period, phase, last, deviations = grid
+        tolerance = self.tolerance * period
+        on = sorted(d for d in deviations if abs(d) <= tolerance)
+        if len(on) < len(deviations) - len(deviations) // 4:
             return None
-        before, after = self.lead_s + early, max(self.slack_s, 2 * late)
-        if before + after > self.max_share * period:
+        trim = len(on) // 8  # see the docstring: the earliest and latest eighth are left out
+        early, late = max(0.0, -on[trim]), max(0.0, on[-1 - trim])
+        before, share = self.lead_s + early, self.max_share * period
+        if before + self.slack_s > share:
             return None
+        after = min(max(self.slack_s, 2 * late), share - before)
         for k in (1, 2):
-            due = a[-1] + k * period
+            due = phase + (last + k) * period
             if due - before >= now:
                 return Window(due - before, due + after)
         return None
+
+    def _grid(self) -> tuple[float, float, int, list[float]] | None:
+        """(period, phase, the last arrival's number, each arrival's deviation) of the grid
+        `phase + n * period` fitted to the arrivals, or None with too few of them."""
+        a = list(self._arrivals)
+        if len(a) <= self.min_intervals:
+            return None
+        rough = statistics.median(b - x for x, b in itertools.pairwise(a))
+        if rough <= 0:
+            return None
+        n = [round((t - a[0]) / rough) for t in a]  # an extra task in a period shares its number: off the grid
+        half = len(a) // 2  # slopes over half the history each: an arrival's error is divided by that
+        if any(n[i + half] == n[i] for i in range(len(a) - half)):
+            return None  # (the median interval numbers half the arrivals apart by one at least)
+        period = statistics.median((a[i + half] - a[i]) / (n[i + half] - n[i]) for i in range(len(a) - half))
+        phase = statistics.median(t - k * period for t, k in zip(a, n, strict=True))
+        return period, phase, n[-1], [t - phase - k * period for t, k in zip(a, n, strict=True)]
 
     def reset(self) -> None:
         self._arrivals.clear()
@@ -153,7 +179,10 @@ class Anticipation:
     while a task runs). Planning, holding and giving up run on the timer thread: a hold
     begins at its window's start (parking the lower levels, then `claim()`, if given,
     takes the device for this process) and ends when its task goes idle, or at the
-    window's end if no task came. A window is held only while a lower level is
+    window's end if no task came. The timer thread wakes late (on the H100 host by ~0.1
+    ms, against a lead of 0.5): a hold is set that much before its window's start, by the
+    median lateness of the last holds (at most half the lead), so the lead is what the
+    lower levels get to park and the claim to land. A window is held only while a lower level is
     registered on the board (else there is nobody to park). `level()` names the queue's
     current level; `reset()` forgets the arrivals and drops any hold; `close()` also
     stops planning; `forecast` keys go to Forecast. Threads: any.
@@ -171,6 +200,7 @@ class Anticipation:
         self._came = False  # a task arrived since the hold began
         self.windows = self.held_windows = 0  # planned, and held (a lower level was there)
         self.early_s: deque[float] = deque(maxlen=1024)  # how long each held window ran before its task came
+        self.late_s: deque[float] = deque(maxlen=16)  # how late the timer began the last holds
         self._closed = False
 
     def busy(self, now: float | None = None) -> None:
@@ -217,19 +247,25 @@ class Anticipation:
             self._planned = True
             self.windows += 1
             token = self._token
-        _clock.call_at(window.start, lambda: self._hold(token))
-        _clock.call_at(window.start + self._forecast.lead_s / 2, lambda: self._reclaim(token))
+            lead = self._forecast.lead_s
+            ahead = min(statistics.median(self.late_s), lead / 2) if self.late_s else 0.0
+        start = window.start - ahead
+        _clock.call_at(start, lambda: self._hold(token, start))
+        _clock.call_at(start + lead / 2, lambda: self._reclaim(token))
         _clock.call_at(window.end, lambda: self._end(token))
 
-    def _hold(self, token: int) -> None:
+    def _hold(self, token: int, when: float) -> None:
+        """`when`: the time the timer was set for."""
         with self._lock:
             if token != self._token or self._held is not None:
                 return
+            now = _clock.now()
+            self.late_s.append(max(0.0, now - when))
             level = self._level()
             if not self._board.below(level):
                 return
             self._board.activate(level)
-            self._held, self._held_at, self._came = level, time.monotonic(), False
+            self._held, self._held_at, self._came = level, now, False
             self.held_windows += 1
         if self._claim is not None:
             self._claim()

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+import hal.anticipation
 from hal.anticipation import ENV, Anticipation, Forecast, Window, lead_us
 from hal.board import LEVELS, PriorityBoard
 from hal.errors import DeviceError
@@ -44,42 +45,53 @@ def test_a_steady_period_gives_a_window_before_the_next_task():
     assert f.window(29.6 * MS) is None, "two periods without a task: no longer foreseen"
 
 
-def test_jitter_widens_the_window_and_too_much_gives_none():
-    f = Forecast(0.5 * MS)
-    periodic(f, [t * MS for t in (0, 5.1, 10, 15.15, 20)])  # intervals 5.1 4.9 5.15 4.85 ms
-    w = f.window(21 * MS)
-    assert w.start == pytest.approx(25 * MS - 0.5 * MS - 0.15 * MS, abs=1e-9)  # median 5 ms, deviation 0.15
-    assert w.end == pytest.approx(25 * MS + 0.3 * MS, abs=1e-9)
-    late = Forecast(0.2 * MS)
-    periodic(late, [t * MS for t in (0, 5.1, 10, 15.15, 20, 25.4)])  # and 5.4: median 5.1, -0.25 to +0.3
-    assert late.window(26 * MS) == pytest.approx(Window(30.5 * MS - 0.45 * MS, 30.5 * MS + 0.6 * MS), abs=1e-9), (
-        "opened by the shortest interval's shortfall, closed by twice the longest's excess")
+def test_arrivals_early_and_late_of_the_grid_widen_the_window_and_too_much_gives_none():
+    f = Forecast(0.2 * MS)
+    periodic(f, [t * MS for t in (0, 4.8, 10, 15.3, 20)])  # a 5 ms grid: 0.2 ms early once, 0.3 late once
+    assert f.window(21 * MS) == pytest.approx(Window(25 * MS - 0.2 * MS - 0.2 * MS, 25 * MS + 0.6 * MS), abs=1e-9), (
+        "opened by the earliest arrival's lead, closed by twice the latest's lateness")
+    cut = Forecast(0.5 * MS)
+    periodic(cut, [t * MS for t in (0, 4.8, 10, 15.3, 20)])
+    assert cut.window(21 * MS) == pytest.approx(Window(24.3 * MS, 25 * MS + 0.55 * MS), abs=1e-9), (
+        "the closing is cut to keep the window within a quarter of the period (1.25 ms)")
     g = Forecast(0.5 * MS)
-    periodic(g, [t * MS for t in (0, 5, 11, 15, 21)])  # a 6 / 4 ms mix: not periodic
+    periodic(g, [t * MS for t in (0, 5, 11, 15, 21)])  # a 6 / 4 ms mix: two of five 1 ms off any grid
     assert g.window(22 * MS) is None
 
 
-def test_one_late_wake_up_in_eight_intervals_neither_widens_nor_refuses_the_window():
+def test_late_wake_ups_are_left_out_unless_a_quarter_of_the_arrivals_are_off_the_grid():
     steady = [i * 5 * MS for i in range(17)]  # 16 intervals of 5 ms
-    once = steady.copy()
-    once[8] += 0.6 * MS  # woken 0.6 ms late once: one interval 5.6 ms, the next 4.4
+    expected = Window(85 * MS - 0.5 * MS, 85 * MS + 0.3 * MS)
+    some = steady.copy()
+    for i in (3, 8, 13):  # woken 0.6 ms late three times in sixteen periods
+        some[i] += 0.6 * MS
     f = Forecast(0.5 * MS)
-    periodic(f, once)
-    assert f.window(81 * MS) == pytest.approx(Window(85 * MS - 0.5 * MS, 85 * MS + 0.3 * MS), abs=1e-9)
-    twice = once.copy()
-    twice[12] += 0.6 * MS  # a second one within 16 intervals is left out too
-    g = Forecast(0.5 * MS)
-    periodic(g, twice)
-    assert g.window(81 * MS) == pytest.approx(Window(85 * MS - 0.5 * MS, 85 * MS + 0.3 * MS), abs=1e-9)
+    periodic(f, some)
+    assert f.window(81 * MS) == pytest.approx(expected, abs=1e-9), "neither widened nor refused"
     often = steady.copy()
-    for i in (2, 5, 8, 11, 14):  # late every third task: not a steady load
+    for i in (1, 3, 5, 7, 9):  # late every other task for a while: five of seventeen
         often[i] += 0.6 * MS
-    h = Forecast(0.5 * MS)
-    periodic(h, often)
-    assert h.window(81 * MS) is None
+    g = Forecast(0.5 * MS)
+    periodic(g, often)
+    assert g.window(81 * MS) is None
     short = Forecast(0.5 * MS)
-    periodic(short, once[3:11])  # 7 intervals, two of them the late one's: nothing is left out
-    assert short.window(51 * MS) is None
+    periodic(short, some[2:10])  # 8 arrivals, one of them late
+    assert short.window(46 * MS) == pytest.approx(Window(50 * MS - 0.5 * MS, 50 * MS + 0.3 * MS), abs=1e-9)
+
+
+def test_the_next_task_is_due_on_the_grid_not_a_period_after_the_last_arrival():
+    late_last = [i * 5 * MS for i in range(8)]
+    late_last[-1] += 0.6 * MS  # the last task woke late: the next is still due at 40 ms
+    f = Forecast(0.5 * MS)
+    periodic(f, late_last)
+    assert f.window(36 * MS) == pytest.approx(Window(39.5 * MS, 40.3 * MS), abs=1e-9)
+    skipped = [t * MS for t in (0, 5, 10, 20, 25, 30)]  # the task due at 15 ms did not come
+    g = Forecast(0.5 * MS)
+    periodic(g, skipped)
+    assert g.window(31 * MS) == pytest.approx(Window(34.5 * MS, 35.3 * MS), abs=1e-9)
+    extra = Forecast(0.5 * MS)
+    periodic(extra, [t * MS for t in (0, 5, 10, 12, 15, 20)])  # a task between two: off the grid
+    assert extra.window(21 * MS) == pytest.approx(Window(24.5 * MS, 25.3 * MS), abs=1e-9)
 
 
 def test_a_window_is_refused_when_it_would_cover_too_much_of_the_period():
@@ -255,3 +267,62 @@ def test_a_failing_claim_is_logged_and_the_timer_goes_on(tmp_path, caplog):
     assert wait_for(lambda: good.held_windows >= 1, timeout=0.2), "the timer thread still runs"
     good.close()
     assert board.word == LEVELS
+
+
+class _StoppedClock:
+    """The anticipation's timer clock, stopped: `now` is `t`, and timers wait in `timers`
+    for the test to fire them."""
+
+    def __init__(self, t: float) -> None:
+        self.t = t
+        self.timers: list[tuple[float, object]] = []
+
+    def now(self) -> float:
+        return self.t
+
+    def call_at(self, when: float, fn) -> None:
+        self.timers.append((when, fn))
+
+    def call_soon(self, fn) -> None:
+        fn()
+
+    def fire(self, until: float, late_s: float) -> list[float]:
+        """Run the timers due by `until`, in order, each `late_s` after it was due; the
+        times they were set for."""
+        fired = []
+        while self.timers and min(w[0] for w in self.timers) <= until:
+            self.timers.sort(key=lambda w: w[0])
+            when, fn = self.timers.pop(0)
+            self.t = when + late_s
+            fn()  # may set timers of its own (a window's end plans the next)
+            fired.append(when)
+        return fired
+
+
+def test_holds_are_set_early_by_how_late_the_timer_began_the_last_ones(tmp_path, monkeypatch):
+    clock = _StoppedClock(0.0)
+    monkeypatch.setattr(hal.anticipation, "_clock", clock)
+    board = PriorityBoard(tmp_path / "board")
+    board.register(0)
+    a = Anticipation(board, _Level(5), lead_s=0.5 * MS)
+
+    def task(t_ms: float) -> None:
+        a.busy(t_ms * MS)
+        clock.t = (t_ms + 1) * MS
+        a.idle(clock.t)
+
+    for t in (0, 5, 10, 15):
+        task(t)
+    assert not clock.timers, "four arrivals: no window yet"
+    task(20)
+    assert clock.fire(24.9 * MS, 0.1 * MS) == pytest.approx([24.5 * MS, 24.75 * MS]), "hold and claim again"
+    assert list(a.late_s) == pytest.approx([0.1 * MS])
+    assert board.word == LEVELS - 6 and a.held_windows == 1
+    task(25)
+    assert board.word == LEVELS
+    assert clock.fire(29.9 * MS, 0.4 * MS)[1:] == pytest.approx([29.4 * MS, 29.65 * MS]), (
+        "0.1 ms ahead of the window (29.5 ms), planned at the last window's end (25.3 ms)")
+    task(30)
+    assert clock.fire(34.9 * MS, 0.0)[1] == pytest.approx(34.5 * MS - 0.25 * MS), (
+        "by the median lateness of the holds so far (0.25 ms)")
+    assert list(a.late_s) == pytest.approx([0.1 * MS, 0.4 * MS, 0.0])
