@@ -73,6 +73,17 @@ def latencies(out: str, name: str) -> list[float]:
     return [r["latency_ms"] for r in rows if r.get("queue") == name and "latency_ms" in r][5:]  # warm-up
 
 
+def windows(out: str, name: str) -> dict | None:
+    """Queue `name`'s anticipation summary (hal.anticipation: windows held, tasks that came
+    into one) from its process's summary line; None where it had none."""
+    for line in out.splitlines():
+        if line.startswith("{"):
+            row = json.loads(line)
+            if row.get("summary") and row.get("queue") == name:
+                return row.get("anticipation")
+    return None
+
+
 def fg_figures(latencies_ms: list[float]) -> dict:
     """The foreground's latency figures of one run, as every configuration reports them."""
     s = latencies_ms
@@ -92,7 +103,7 @@ def run_pair(fg_queue: str, duration_s: float, env: dict, native: bool, bg_queue
     if fg.returncode != 0:
         raise RuntimeError(f"foreground failed ({fg.returncode}): {err[-2000:]}")
     bg_tasks = len(latencies(first + bg_out, "bg"))
-    return {"fg": latencies(out, "fg"), "bg_tasks": bg_tasks}
+    return {"fg": latencies(out, "fg"), "bg_tasks": bg_tasks, "windows": windows(out, "fg")}
 
 
 def run_alone(fg_queue: str, duration_s: float, env: dict, native: bool = False, cwd: Path = ROOT) -> dict:
@@ -102,7 +113,7 @@ def run_alone(fg_queue: str, duration_s: float, env: dict, native: bool = False,
     out, err = proc.communicate(timeout=duration_s + 120)
     if proc.returncode != 0:
         raise RuntimeError(f"foreground alone failed ({proc.returncode}): {err[-2000:]}")
-    return {"fg": latencies(out, "fg"), "bg_tasks": 0}
+    return {"fg": latencies(out, "fg"), "bg_tasks": 0, "windows": windows(out, "fg")}
 
 
 def foreground_period_ms(env: dict) -> float:
@@ -211,8 +222,8 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
                 return
         runs.setdefault(name, []).append(r)
         if r["fg"]:
-            print(name, {"fg_p50_ms": pct(r["fg"], 50), "fg_p99_ms": pct(r["fg"], 99), "bg_tasks": r["bg_tasks"]},
-                  flush=True)  # fmt: skip
+            print(name, {"fg_p50_ms": pct(r["fg"], 50), "fg_p99_ms": pct(r["fg"], 99), "bg_tasks": r["bg_tasks"],
+                         **({"windows": r["windows"]} if r.get("windows") else {})}, flush=True)  # fmt: skip
 
     board = {**base, "XSCHED_SCHEDULER": "APP", BOARD_ENV: "1", LEAD_ENV: "0"}
     envs = {"native": native_env, "board_only": board, "board_ahead": {**board, LEAD_ENV: f"{a.lead_us:g}"}}
@@ -239,7 +250,7 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
         name, setup = f"{name}_mps", f"{setup}; every process an MPS client"
     name = a.save_as or name
     path = write(name, dev, params, results, setup=setup)
-    header = ["config", "fg p50 ms", "fg p99 ms", "p99/standalone", "bg tasks"]
+    header = ["config", "fg p50 ms", "fg p99 ms", "p99/standalone", "bg tasks", "fg in held window"]
     if a.rounds > 1:
         header.append(f"p99/standalone by round ({a.rounds})")
     print(table(f"Fixed priority, two processes{' (MPS)' if a.mps else ''}, on {dev.info.name} "
@@ -263,14 +274,20 @@ def summarize(runs: dict[str, list[dict]], names: list[str]) -> tuple[dict, list
         s = [x for _, r in ok for x in r["fg"]]
         if not s:
             results[name] = {"error": errors[-1] if errors else "no samples"}
-            rows.append([name, "failed", "-", "-", "-"] + ["-"] * by_round)
+            rows.append([name, "failed", "-", "-", "-", "-"] + ["-"] * by_round)
             continue
         fig = {**fg_figures(s), "p99_vs_standalone": pct(s, 99) / a99}
         if name != "standalone":
             fig["bg_tasks"] = round(statistics.mean(r["bg_tasks"] for _, r in ok))
+        held = [r["windows"] for _, r in ok if r.get("windows")]
+        if held:  # anticipation: how many of the foreground's tasks came into a window held for them
+            came, tasks = (sum(w[k] for w in held) for k in ("tasks_in_held_window", "tasks"))
+            fig["tasks_in_held_window"] = came / max(1, tasks)
         if errors:
             fig["errors"] = errors
-        row = [name, fig["fg_p50_ms"], fig["fg_p99_ms"], fig["p99_vs_standalone"], fig.get("bg_tasks", "-")]
+        in_window = fig.get("tasks_in_held_window")
+        row = [name, fig["fg_p50_ms"], fig["fg_p99_ms"], fig["p99_vs_standalone"], fig.get("bg_tasks", "-"),
+               "-" if in_window is None else f"{100 * in_window:.1f}%"]  # fmt: skip
         if by_round:  # a configuration's i-th run came in the standalone's i-th round
             fig["rounds"] = [{**fg_figures(r["fg"]), "p99_vs_standalone": pct(r["fg"], 99) / pct(alone[i]["fg"], 99)}
                              for i, r in ok]  # fmt: skip

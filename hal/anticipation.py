@@ -199,6 +199,7 @@ class Anticipation:
         self._held_at = 0.0
         self._came = False  # a task arrived since the hold began
         self.windows = self.held_windows = 0  # planned, and held (a lower level was there)
+        self.arrivals = self.came = 0  # tasks that arrived, and those of them that came into a held window
         self.early_s: deque[float] = deque(maxlen=1024)  # how long each held window ran before its task came
         self.late_s: deque[float] = deque(maxlen=16)  # how late the timer began the last holds
         self._closed = False
@@ -206,9 +207,20 @@ class Anticipation:
     def busy(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         with self._lock:
-            if self._forecast.busy(now) and self._held is not None and not self._came:
+            if not self._forecast.busy(now):
+                return
+            self.arrivals += 1
+            if self._held is not None and not self._came:
                 self._came = True
+                self.came += 1
                 self.early_s.append(now - self._held_at)
+
+    def summary(self) -> dict[str, int]:
+        """How it went so far: windows planned and held, tasks arrived and those that came
+        into a held window (the others met a lower level's work on the device)."""
+        with self._lock:
+            return {"windows": self.windows, "held": self.held_windows, "tasks": self.arrivals,
+                    "tasks_in_held_window": self.came}  # fmt: skip
 
     def idle(self, now: float | None = None) -> None:
         with self._lock:

@@ -69,5 +69,10 @@ class HwQueue(ABC):
         higher is more urgent). Devices with prioritised hardware queues (CUDA stream
         priorities) map it onto their range; the default ignores it."""
 
+    def anticipation_summary(self) -> dict[str, int] | None:
+        """Where the queue holds its level ahead of foreseen tasks (hal.anticipation: CUDA
+        on the priority board), how that went (`Anticipation.summary`); else None."""
+        return None
+
     def close(self) -> None:
         """Release the queue; launched commands may be dropped."""

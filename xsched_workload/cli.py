@@ -156,10 +156,7 @@ def _run(args: argparse.Namespace, loads: list[QueueLoad], runtime: Runtime | No
         if args.json:
             print(json.dumps(summary.as_json()), flush=True)
         else:
-            print(
-                f"{summary.queue}: {summary.tasks} tasks, p50 {summary.p50_ms:.2f} ms, "
-                f"p99 {summary.p99_ms:.2f} ms, {summary.throughput_tps:.1f} tasks/s"
-            )
+            print(summary.text())
     return 0
 
 

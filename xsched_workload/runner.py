@@ -31,9 +31,10 @@ class QueueSummary:
     p99_ms: float
     mean_ms: float
     throughput_tps: float
+    anticipation: dict[str, int] | None = None  # HwQueue.anticipation_summary, where the queue has one
 
     def as_json(self) -> dict:
-        return {
+        row = {
             "summary": True,
             "queue": self.queue,
             "tasks": self.tasks,
@@ -42,6 +43,17 @@ class QueueSummary:
             "mean_ms": round(self.mean_ms, 4),
             "throughput_tps": round(self.throughput_tps, 3),
         }
+        if self.anticipation is not None:
+            row["anticipation"] = self.anticipation
+        return row
+
+    def text(self) -> str:
+        line = f"{self.queue}: {self.tasks} tasks, p50 {self.p50_ms:.2f} ms, p99 {self.p99_ms:.2f} ms, "
+        line += f"{self.throughput_tps:.1f} tasks/s"
+        if self.anticipation is not None:
+            a = self.anticipation
+            line += f"; {a['tasks_in_held_window']} of {a['tasks']} came into a window held ahead of them"
+        return line
 
 
 class QueueLoad:
@@ -97,6 +109,7 @@ class QueueLoad:
     def summary(self) -> QueueSummary:
         samples = self.latency.samples()
         mean = sum(samples) / len(samples) if samples else float("nan")
+        hwq = self.target.hwq if isinstance(self.target, XQueue) else self.target
         return QueueSummary(
             queue=self.spec.name,
             tasks=self.tasks_done,
@@ -104,6 +117,7 @@ class QueueLoad:
             p99_ms=percentile(samples, 99) * 1e3,
             mean_ms=mean * 1e3,
             throughput_tps=self.tasks_done / self.elapsed_s if self.elapsed_s > 0 else 0.0,
+            anticipation=hwq.anticipation_summary(),
         )
 
 

@@ -342,6 +342,9 @@ class CudaHwQueue(HwQueue):
     def guarding(self) -> bool:
         return bool(self._guard)
 
+    def anticipation_summary(self) -> dict[str, int] | None:
+        return None if self._anticipation is None else self._anticipation.summary()
+
     # -- the priority board ------------------------------------------------------------------------
     def _join(self, board: PriorityBoard | None) -> tuple[PriorityBoard | None, TicketGate | None]:
         """(board, its ticket gate), or (None, None) where the queue must run without it: a

@@ -64,7 +64,20 @@ def test_json_output_has_a_line_per_task_then_a_summary_per_queue(sim_env):
         assert ends == sorted(ends) and 0 < ends[-1] - ends[0] < 1.5
         assert 0 < summary["p50_ms"] <= summary["p99_ms"]
         assert summary["throughput_tps"] > 0
+        assert "anticipation" not in summary, "the simulated device holds no level ahead of a task"
     assert summaries["fg"]["tasks"] == pytest.approx(150, abs=15)  # periodic at 10 ms
+
+
+def test_a_summary_says_how_many_tasks_came_into_a_window_held_for_them():
+    from xsched_workload.runner import QueueSummary
+
+    held = {"windows": 12, "held": 11, "tasks": 14, "tasks_in_held_window": 10}
+    summary = QueueSummary("fg", 14, 1.2, 1.5, 1.25, 160.0, anticipation=held)
+    assert summary.as_json()["anticipation"] == held
+    assert summary.text().endswith("; 10 of 14 came into a window held ahead of them")
+    plain = QueueSummary("fg", 14, 1.2, 1.5, 1.25, 160.0)
+    assert "anticipation" not in plain.as_json()
+    assert plain.text() == "fg: 14 tasks, p50 1.20 ms, p99 1.50 ms, 160.0 tasks/s"
 
 
 def test_two_processes_really_contend_for_one_shared_device(sim_env):
