@@ -281,11 +281,11 @@ def summarize(runs: dict[str, list[dict]], names: list[str]) -> tuple[dict, list
             fig["bg_tasks"] = round(statistics.mean(r["bg_tasks"] for _, r in ok))
         held = [r["windows"] for _, r in ok if r.get("windows")]
         if held:  # anticipation: how many of the foreground's tasks came into a window held for them
-            came, tasks = (sum(w[k] for w in held) for k in ("tasks_in_held_window", "tasks"))
-            fig["tasks_in_held_window"] = came / max(1, tasks)
+            came, arrivals = (sum(w[k] for w in held) for k in ("arrivals_in_held_window", "arrivals"))
+            fig["arrivals_in_held_window"] = came / max(1, arrivals)
         if errors:
             fig["errors"] = errors
-        in_window = fig.get("tasks_in_held_window")
+        in_window = fig.get("arrivals_in_held_window")
         row = [name, fig["fg_p50_ms"], fig["fg_p99_ms"], fig["p99_vs_standalone"], fig.get("bg_tasks", "-"),
                "-" if in_window is None else f"{100 * in_window:.1f}%"]  # fmt: skip
         if by_round:  # a configuration's i-th run came in the standalone's i-th round

@@ -216,11 +216,12 @@ class Anticipation:
                 self.early_s.append(now - self._held_at)
 
     def summary(self) -> dict[str, int]:
-        """How it went so far: windows planned and held, tasks arrived and those that came
-        into a held window (the others met a lower level's work on the device)."""
+        """How it went so far: windows planned and held, the tasks that arrived (a busy after
+        `min_gap_s` of idle or more; tasks back to back are one) and those that came into a
+        held window (the others met a lower level's work on the device)."""
         with self._lock:
-            return {"windows": self.windows, "held": self.held_windows, "tasks": self.arrivals,
-                    "tasks_in_held_window": self.came}  # fmt: skip
+            return {"windows": self.windows, "held": self.held_windows, "arrivals": self.arrivals,
+                    "arrivals_in_held_window": self.came}  # fmt: skip
 
     def idle(self, now: float | None = None) -> None:
         with self._lock:

@@ -52,7 +52,7 @@ class QueueSummary:
         line += f"{self.throughput_tps:.1f} tasks/s"
         if self.anticipation is not None:
             a = self.anticipation
-            line += f"; {a['tasks_in_held_window']} of {a['tasks']} came into a window held ahead of them"
+            line += f"; {a['arrivals_in_held_window']} of {a['arrivals']} arrivals came into a window held ahead"
         return line
 
 

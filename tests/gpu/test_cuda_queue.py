@@ -681,6 +681,10 @@ def test_a_periodic_queue_holds_its_level_and_claims_the_gpu_before_its_tasks(cu
     assert a.windows >= 10 and a.held_windows >= 10, (a.windows, a.held_windows)
     assert device.claim.claims - claims >= a.held_windows
     assert all(0 < e < 0.02 for e in a.early_s), "each hold began before its task, within a period"
+    summary = hi.anticipation_summary()
+    assert summary["arrivals"] == 30 and summary["held"] == a.held_windows
+    assert summary["arrivals_in_held_window"] == len(a.early_s) >= 10
+    assert lo.anticipation_summary()["held"] == 0, "nobody below the lowest level to park"
     assert int(count.min()) == len(launched) and int(count.max()) == len(launched)
     hi.close()
     lo.close()

@@ -326,5 +326,5 @@ def test_holds_are_set_early_by_how_late_the_timer_began_the_last_ones(tmp_path,
     assert clock.fire(34.9 * MS, 0.0)[1] == pytest.approx(34.5 * MS - 0.25 * MS), (
         "by the median lateness of the holds so far (0.25 ms)")
     assert list(a.late_s) == pytest.approx([0.1 * MS, 0.4 * MS, 0.0])
-    assert a.summary() == {"windows": 3, "held": 3, "tasks": 7, "tasks_in_held_window": 2}, (
+    assert a.summary() == {"windows": 3, "held": 3, "arrivals": 7, "arrivals_in_held_window": 2}, (
         "the tasks at 25 and 30 ms came into held windows; the third window's task has not come")

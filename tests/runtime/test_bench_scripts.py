@@ -196,7 +196,7 @@ def test_the_gpu_fixed_priority_benchmark_interleaves_rounds_with_the_standalone
         order.append("native" if native else "board")
         if native and order.count("standalone") == 3:
             raise RuntimeError("a process refused the device")
-        held = None if native else {"windows": 100, "held": 99, "tasks": 100, "tasks_in_held_window": 90 + len(order)}
+        held = None if native else {"windows": 100, "held": 99, "arrivals": 100, "arrivals_in_held_window": 90 + len(order)}
         return {"fg": samples(2.0 if native else 1.1), "bg_tasks": 4 if native else 2, "windows": held}
 
     saved = _stand_ins(monkeypatch, fp, tmp_path, alone, pair)
@@ -210,8 +210,8 @@ def test_the_gpu_fixed_priority_benchmark_interleaves_rounds_with_the_standalone
     assert board["p99_vs_standalone"] == pytest.approx(1.1)  # against the standalone's loud round too
     assert len(native["rounds"]) == 2 and native["errors"] == ["a process refused the device"]
     assert native["bg_tasks"] == 4 and saved["standalone"]["fg_tasks"] == 300
-    assert board["tasks_in_held_window"] == pytest.approx((93 + 95 + 99) / 300), "pooled over the rounds"
-    assert "tasks_in_held_window" not in native
+    assert board["arrivals_in_held_window"] == pytest.approx((93 + 95 + 99) / 300), "pooled over the rounds"
+    assert "arrivals_in_held_window" not in native
 
 
 def test_the_gpu_fixed_priority_benchmark_runs_again_a_process_the_device_refused(monkeypatch, tmp_path):

@@ -71,10 +71,10 @@ def test_json_output_has_a_line_per_task_then_a_summary_per_queue(sim_env):
 def test_a_summary_says_how_many_tasks_came_into_a_window_held_for_them():
     from xsched_workload.runner import QueueSummary
 
-    held = {"windows": 12, "held": 11, "tasks": 14, "tasks_in_held_window": 10}
+    held = {"windows": 12, "held": 11, "arrivals": 14, "arrivals_in_held_window": 10}
     summary = QueueSummary("fg", 14, 1.2, 1.5, 1.25, 160.0, anticipation=held)
     assert summary.as_json()["anticipation"] == held
-    assert summary.text().endswith("; 10 of 14 came into a window held ahead of them")
+    assert summary.text().endswith("; 10 of 14 arrivals came into a window held ahead")
     plain = QueueSummary("fg", 14, 1.2, 1.5, 1.25, 160.0)
     assert "anticipation" not in plain.as_json()
     assert plain.text() == "fg: 14 tasks, p50 1.20 ms, p99 1.50 ms, 160.0 tasks/s"
