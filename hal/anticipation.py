@@ -83,7 +83,7 @@ class Forecast:
     given: such a load is not periodic enough to gain from it, and the lower levels would
     pay. With the intervals between arrivals as the measure instead (before the grid), one
     late arrival made two bad intervals, three in sixteen periods refused every window
-    for the next sixteen, and in the two-process benchmark 1-7% of the foreground's tasks
+    for the next sixteen, and in the two-process benchmark 2-9% of the foreground's tasks
     came with no window held and paid the context switch (docs/h100-benchmarks.md).
     """
 
@@ -182,8 +182,8 @@ class Anticipation:
     window's end if no task came. The timer thread wakes late (on the H100 host by ~0.1
     ms, against a lead of 0.5): a hold is set that much before its window's start, by the
     median lateness of the last holds (at most half the lead), so the lead is what the
-    lower levels get to park and the claim to land. A window is held only while a lower level is
-    registered on the board (else there is nobody to park). `level()` names the queue's
+    lower levels get to park and the claim to land. A window is held only while a lower
+    level is registered on the board (else there is nobody to park). `level()` names the queue's
     current level; `reset()` forgets the arrivals and drops any hold; `close()` also
     stops planning; `forecast` keys go to Forecast. Threads: any.
     """
