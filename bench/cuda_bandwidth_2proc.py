@@ -34,7 +34,7 @@ import tempfile
 from pathlib import Path
 
 from cuda_common import names_among, results_name, table, write
-from cuda_procs import children_env, device_info, start_daemon, workload
+from cuda_procs import children_env, device_info, start_daemon, summary_of, workload
 
 from hal.board import ENV as BOARD_ENV
 from hal.sharing import ENV as PARK_ENV
@@ -51,12 +51,10 @@ CONFIGS = (("ours_lv1_thr2", 1, 2, {}), ("ours_lv1_thr8", 1, 8, {}), ("ours_lv2_
 
 def throughput(out: str, name: str) -> float:
     """Tasks per second from the process's summary line for queue `name`."""
-    for line in out.splitlines():
-        if line.startswith("{"):
-            row = json.loads(line)
-            if row.get("summary") and row.get("queue") == name:
-                return float(row["throughput_tps"])
-    raise RuntimeError(f"no summary for {name!r} in the output")
+    row = summary_of(out, name)
+    if row is None:
+        raise RuntimeError(f"no summary for {name!r} in the output")
+    return float(row["throughput_tps"])
 
 
 def task_spans(out: str, name: str) -> list[tuple[float, float]]:

@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from cuda_common import ROOT, names_among, pct, results_name, table, write
-from cuda_procs import children_env, device_info, start_daemon, workload
+from cuda_procs import children_env, device_info, start_daemon, summary_of, workload
 
 from hal.anticipation import DEFAULT_LEAD_US, MAX_LEAD_US
 from hal.anticipation import ENV as LEAD_ENV
@@ -76,12 +76,7 @@ def latencies(out: str, name: str) -> list[float]:
 def windows(out: str, name: str) -> dict | None:
     """Queue `name`'s anticipation summary (hal.anticipation: windows held, tasks that came
     into one) from its process's summary line; None where it had none."""
-    for line in out.splitlines():
-        if line.startswith("{"):
-            row = json.loads(line)
-            if row.get("summary") and row.get("queue") == name:
-                return row.get("anticipation")
-    return None
+    return (summary_of(out, name) or {}).get("anticipation")
 
 
 def fg_figures(latencies_ms: list[float]) -> dict:

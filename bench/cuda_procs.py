@@ -36,6 +36,16 @@ def workload(queue: str, duration_s: float, env: dict, native: bool, cwd: Path =
     return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def summary_of(out: str, name: str) -> dict | None:
+    """Queue `name`'s summary line from a `workload` process's output, or None."""
+    for line in out.splitlines():
+        if line.startswith("{"):
+            row = json.loads(line)
+            if row.get("summary") and row.get("queue") == name:
+                return row
+    return None
+
+
 MPS_CONTROL = "nvidia-cuda-mps-control"
 MPS_DIRS = ("/usr/local/nvidia/bin", "/usr/bin")
 

@@ -93,6 +93,28 @@ def test_the_gpu_pair_benchmark_counts_only_the_window_both_sides_ran_in(monkeyp
         overlap_throughputs(a, [])
 
 
+def test_the_gpu_pair_benchmarks_read_a_queues_summary_line(monkeypatch):
+    """A workload process's output: per-task lines, then a summary per queue; the two
+    benchmarks read throughput and the anticipation counts from the named queue's."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    from cuda_bandwidth_2proc import throughput
+    from cuda_fixed_priority_2proc import windows
+
+    held = {"windows": 9, "held": 8, "arrivals": 10, "arrivals_in_held_window": 7}
+    out = "\n".join(
+        ["xsched-workload: note: a line that is not JSON",
+         json.dumps({"queue": "fg", "task": 0, "latency_ms": 1.0, "end_s": 5.0}),
+         json.dumps({"summary": True, "queue": "bg", "throughput_tps": 3.0}),
+         json.dumps({"summary": True, "queue": "fg", "throughput_tps": 2.5, "anticipation": held})]
+    )  # fmt: skip
+    assert throughput(out, "fg") == 2.5 and throughput(out, "bg") == 3.0
+    assert windows(out, "fg") == held
+    assert windows(out, "bg") is None, "no anticipation on that queue"
+    assert windows(out, "other") is None
+    with pytest.raises(RuntimeError, match="no summary for 'other'"):
+        throughput(out, "other")
+
+
 def _fixed_priority(monkeypatch):
     """bench/cuda_fixed_priority_2proc, imported from bench/."""
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
