@@ -215,6 +215,11 @@ class Anticipation:
                 self.came += 1
                 self.early_s.append(now - self._held_at)
 
+    @property
+    def holding(self) -> bool:
+        """Whether the queue's level is held now for a window (up on the board already)."""
+        return self._held is not None
+
     def summary(self) -> dict[str, int]:
         """How it went so far: windows planned and held, the tasks that arrived (a busy after
         `min_gap_s` of idle or more; tasks back to back are one) and those that came into a

@@ -644,13 +644,33 @@ def test_a_direct_waiter_leaves_the_board_lowering_to_another_thread(cuda, devic
 def test_a_periodic_queue_holds_its_level_and_claims_the_gpu_before_its_tasks(cuda, device, monkeypatch):
     """hal.anticipation on a real queue: a level-10 queue with periodic tasks beside a
     level-0 queue that runs flat out holds its level ahead of its tasks and claims the GPU
-    (hal.cuda.claim); the level-0 work still runs every block once, and nothing stays held."""
+    (hal.cuda.claim); the level-0 work still runs every block once, and nothing stays held.
+    The level is up whenever one of its tasks launches: a task that came into a held window
+    launches first and counts itself on the board behind the launch (hwqueue._up_already),
+    any other raises the level before."""
     import cupy
+
+    from hal.board import LEVELS
 
     monkeypatch.setattr(device, "board_lead_us", 2000.0)
     lo, hi = device.create_queue(board=True), device.create_queue(board=True)
     hi.set_priority(10)
     assert hi._anticipation is not None
+    board, enqueue, activate = hi._board, hi._enqueue, hi._board.activate
+    tasks = threading.current_thread()  # holds activate on the timer thread, the tasks' launches here
+    launches, raised = [], []  # level 10 up at each launch; launches before each task raised it
+
+    def recorded_enqueue(cmd):
+        launches.append(board.word == LEVELS - 11)
+        enqueue(cmd)
+
+    def recorded_activate(level):
+        if level == 10 and threading.current_thread() is tasks:
+            raised.append(len(launches))
+        activate(level)
+
+    monkeypatch.setattr(hi, "_enqueue", recorded_enqueue)
+    monkeypatch.setattr(board, "activate", recorded_activate)
     spin = device.spin
     blocks = spin.shape(1000)[0]
     count = cupy.zeros(blocks, dtype=cupy.uint32)
@@ -686,6 +706,14 @@ def test_a_periodic_queue_holds_its_level_and_claims_the_gpu_before_its_tasks(cu
     assert summary["arrivals_in_held_window"] == len(a.early_s) >= 10
     assert lo.anticipation_summary()["held"] == 0, "nobody below the lowest level to park"
     assert int(count.min()) == len(launched) and int(count.max()) == len(launched)
+    # a window that ends (no task came yet) between a launch's look at the hold and the
+    # launch leaves that one task's level to go up behind it: once at most in 30 tasks
+    assert len(launches) == 30 and launches.count(False) <= 1, "tasks launch with their level up on the board"
+    assert len(raised) == 30, "each task (one launch) raised its level once"
+    assert all(n in (i, i + 1) for i, n in enumerate(raised))
+    behind = sum(1 for i, n in enumerate(raised) if n == i + 1)
+    came = summary["arrivals_in_held_window"]
+    assert came <= behind <= came + 1, "tasks in a held window launch first, the others raise their level first"
     hi.close()
     lo.close()
     assert lo._board.word == 32

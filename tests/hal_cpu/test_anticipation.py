@@ -176,6 +176,7 @@ def test_the_level_is_held_before_the_next_task_and_released_when_it_comes(tmp_p
     assert board.word == LEVELS, "nothing active between tasks"
     assert wait_for(lambda: board.word == LEVELS - 11, timeout=period), "held before the task is due"
     held_at = time.monotonic()
+    assert a.holding, "the level is up for the window (a queue then raises it behind its launch)"
     assert held_at < due, f"held {1e3 * (held_at - due):.1f} ms after the task was due"
     while time.monotonic() < due:
         time.sleep(0.2 * MS)
@@ -184,6 +185,7 @@ def test_the_level_is_held_before_the_next_task_and_released_when_it_comes(tmp_p
     board.deactivate(10)
     a.idle()
     assert board.word == LEVELS, "the task came and went: the hold went with its arrival"
+    assert not a.holding
     assert a.held_windows >= 1 and len(a.early_s) == a.held_windows
     assert a.held_windows <= len(claims) <= 2 * a.held_windows, "each hold claims the device (and again halfway)"
     assert set(claims) == {LEVELS - 11}, "claims are made while the level is held"
