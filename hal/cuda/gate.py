@@ -14,9 +14,11 @@ The gate holds a stream behind a flushed kernel until `reactivate`. Two kinds:
 - `TicketGate` (for queues on a priority board, hal.board, and for long launches while
   another process time-slices the GPU, hal.sharing): a one-thread
   *ticket* kernel, which starts only once the kernel before it has finished, writes its
-  number `i` to a word in pinned host memory if the queue is not deactivated; then
-  `cuStreamWaitValue64(word >= i)` holds the stream until it does, or until `open()`
-  writes the number of the last gate issued. A blocked stream runs nothing on the GPU:
+  number `i` to a word in pinned host memory if the queue is not deactivated (nor
+  outranked on the board), else records `i` as refused; then
+  `cuStreamWaitValue64(word >= i)` holds the stream until it does, until `open()`
+  writes the number of the last gate issued, or until a board watcher's `release()`
+  writes the refused number. A blocked stream runs nothing on the GPU:
   measured on the H100, a foreground process beside a context blocked so runs as fast as
   alone (P50 1.095 vs 1.05-1.09 ms), against +12% beside a context whose gate is a
   napping kernel (bench/scratch history, docs/architecture.md "CUDA across processes").
@@ -48,8 +50,8 @@ from functools import cache
 import cupy
 import numpy as np
 
-from hal.board import LEVELS
 from hal.cuda._compat import driver_fn
+from hal.cuda.instrument import TICKET_PROTOCOL
 from hal.cuda.launch import PackedLauncher
 
 log = logging.getLogger(__name__)
@@ -149,13 +151,13 @@ class DeviceFlag:
         cupy.cuda.runtime.memcpyAsync(ptr, self._src.ptr + 4 * value, 4, 1, self._ctl.ptr)
 
 
-_TICKET_SRC = r"""
-extern "C" __global__ void xs_ticket(const volatile unsigned int* off, volatile unsigned long long* word,
-                                     unsigned long long i, const volatile unsigned int* board,
-                                     unsigned int level) {
-  if (*off == 0u && (board == 0 || *board + level >= TOPu)) { *word = i; __threadfence_system(); }
+_TICKET_SRC = TICKET_PROTOCOL + r"""
+extern "C" __global__ void xs_ticket(volatile unsigned long long* park, unsigned long long i, unsigned long long then,
+                                     const volatile unsigned int* flushed, unsigned int epoch,
+                                     const volatile unsigned int* board, unsigned int level) {
+  __xs_ticket_write(park, board, level, i, flushed != 0 && *flushed != epoch ? then : i, true);
 }
-""".replace("TOP", str(LEVELS - 1))
+"""
 
 CU_STREAM_WAIT_VALUE_GEQ = 0
 
@@ -183,19 +185,27 @@ def _wait_value64():
 
 @cache
 def _ticket_launcher() -> PackedLauncher:
-    return PackedLauncher(cupy.RawKernel(_TICKET_SRC, "xs_ticket"), "QQQQI")
+    return PackedLauncher(cupy.RawKernel(_TICKET_SRC, "xs_ticket"), "QQQQIQI")
 
 
 class TicketGate:
-    """Holds a stream at `wait()` points while closed, with nothing running on the GPU.
+    """Holds a stream at `hold()` points while closed, with nothing running on the GPU.
 
     `close()` / `open()` are the queue's deactivate / reactivate; `wait(stream)` enqueues
     the ticket kernel and the stream-memory wait on `stream` (see the module docstring).
-    Race-free because `off` and the ticket word are host memory written in order by the host:
-    `open` clears `off` before it writes the last ticket issued, so any ticket issued
-    after it finds `off` clear and lets its own wait pass; a ticket that still saw `off`
-    set was issued before, and the written number covers it.
-    Threads: `wait` under the queue's launch lock; `open`/`close` from any thread.
+    Each hold has its writer ahead of it on the stream (the ticket kernel, or a guarded
+    launch that is its own ticket, hal.cuda.instrument): once the work before it is done
+    it writes its number, or, where the queue is deactivated or outranked on the board,
+    records the number as refused (`__xs_ticket_write`). `release` lets the stream past
+    the last refused hold, where it parks, and no further: the holds behind it keep their
+    writers, so a relaunch can be stopped again behind its own hold (hal.cuda.hwqueue).
+    Race-free because the host and the writer each write first and look second: `open`
+    clears `off` before it writes the last ticket issued, and a board's level goes down
+    before the watcher's `release` reads the refusal; a writer records its refusal, then
+    reads `off` and the board again and passes if it may now, so one of the two sees the
+    other.
+    Threads: `issue`, `write`, `hold` and `wait` under the queue's launch lock;
+    `open`/`close`/`release` from any thread.
     """
 
     kind = "ticket"
@@ -203,14 +213,14 @@ class TicketGate:
     def __init__(self, wait_value64) -> None:
         self._device = cupy.cuda.Device().id
         self._wait = wait_value64
-        self._mem = cupy.cuda.alloc_pinned_memory(16)
-        words = np.frombuffer(self._mem, dtype=np.uint64, count=2)
+        self._mem = cupy.cuda.alloc_pinned_memory(24)
+        words = np.frombuffer(self._mem, dtype=np.uint64, count=3)
         words[:] = 0
         self._word = words[0:1]  # the ticket word: the stream may pass gates numbered <= it
         self._off = np.frombuffer(self._mem, dtype=np.uint32, count=4)[2:3]  # 1 while closed
+        self._refused = words[2:3]  # the last ticket a writer refused
         self._word_ptr = self._mem.ptr  # UVA: the same address on the device
-        self._off_ptr = self._mem.ptr + 8
-        self.ptr = self._word_ptr  # for kernels that write their own ticket: the word, then `off`
+        self.ptr = self._word_ptr  # the words, for writers: the ticket word, `off`, the refusal
         self._issued = 0
         self._lock = threading.Lock()
 
@@ -218,17 +228,25 @@ class TicketGate:
         """`board`: the address of a priority board's word (hal.board), or 0: with it the
         ticket also holds the stream while a level above `level` is active there."""
         i = self.issue()
-        _ticket_launcher()((1, 1, 1), (1, 1, 1), (), 0, stream, self._device,
-                           (self._off_ptr, self._word_ptr, i, board, level))  # fmt: skip
+        self.write(stream, i, board, level)
         self.hold(stream, i)
 
-    def issue(self) -> int:
-        """The number of a new ticket. A guarded kernel can be its own ticket: given the
-        gate's `ptr` and the number, its last block writes it (hal.cuda.instrument), which
-        spares the stream the ticket kernel; `hold` then enqueues the wait."""
+    def issue(self, n: int = 1) -> int:
+        """The first of `n` new ticket numbers, in a row. A guarded kernel can be its own
+        ticket: given the gate's `ptr` and the number, its last block writes it
+        (hal.cuda.instrument), which spares the stream the ticket kernel; `hold` then
+        enqueues the wait."""
         with self._lock:
-            self._issued += 1
-            return self._issued
+            first = self._issued + 1
+            self._issued += n
+            return first
+
+    def write(self, stream: cupy.cuda.Stream, i: int, board: int = 0, level: int = 0, then: int = 0,
+              flushed: int = 0, epoch: int = 0) -> None:  # fmt: skip
+        """Enqueue the ticket kernel of hold `i`; `then`: a later hold it opens too where the
+        guarded launch of `epoch` (its "flushed" word at `flushed`) flushed nothing."""
+        _ticket_launcher()((1, 1, 1), (1, 1, 1), (), 0, stream, self._device,
+                           (self.ptr, i, then or i, flushed, epoch, board, level))  # fmt: skip
 
     def hold(self, stream: cupy.cuda.Stream, i: int) -> None:
         """Hold `stream` until ticket `i` (issued, and written behind the work before) or `open`."""
@@ -245,12 +263,13 @@ class TicketGate:
             self._word[0] = self._issued
 
     def release(self) -> bool:
-        """Let the stream past every gate issued so far unless the queue is deactivated
-        (what a board watcher does once no higher level is active); True if it did."""
+        """Let the stream past the hold it parked at, unless the queue is deactivated (what
+        a board watcher does once no higher level is active); True if it did."""
         with self._lock:
-            if self._off[0] or int(self._word[0]) >= self._issued:
+            refused = int(self._refused[0])
+            if self._off[0] or int(self._word[0]) >= refused:
                 return False
-            self._word[0] = self._issued
+            self._word[0] = refused
             return True
 
 

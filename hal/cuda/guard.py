@@ -12,7 +12,15 @@ import cupy
 
 from hal.cuda._compat import blocks_per_sm
 from hal.cuda.commands import Dim, GuardedLaunch, dim3
-from hal.cuda.instrument import FIX_EXTRA_FORMAT, FIX_SUFFIX, MAIN_EXTRA_FORMAT, TAIL_OPTIONS, instrument
+from hal.cuda.instrument import (
+    FIX_EXTRA_FORMAT,
+    FIX_SUFFIX,
+    MAIN_EXTRA_FORMAT,
+    PFIX_EXTRA_FORMAT,
+    PFIX_SUFFIX,
+    TAIL_OPTIONS,
+    instrument,
+)
 from hal.cuda.launch import PackedLauncher
 
 log = logging.getLogger(__name__)
@@ -76,6 +84,11 @@ class GuardedKernel:
     def fix(self) -> cupy.RawKernel:
         return self._compiled[0].get_function(self.name + FIX_SUFFIX)
 
+    @cached_property
+    def pfix(self) -> cupy.RawKernel:
+        """The host's relaunch that a board or a suspend can stop (hal.cuda.instrument)."""
+        return self._compiled[0].get_function(self.name + PFIX_SUFFIX)
+
     # the launchers a queue uses (hal.cuda.launch: a guarded launch costs the host 7.8 us,
     # 11.6 through CuPy's call)
     @cached_property
@@ -89,6 +102,10 @@ class GuardedKernel:
     @cached_property
     def launch_fix(self) -> PackedLauncher:
         return PackedLauncher(self.fix, FIX_EXTRA_FORMAT)
+
+    @cached_property
+    def launch_pfix(self) -> PackedLauncher:
+        return PackedLauncher(self.pfix, PFIX_EXTRA_FORMAT)
 
     def fix_grid(self, blocks: int, threads: int, shared_mem: int, sm_count: int) -> int:
         """At most one wave of relaunch blocks: enough to refill the GPU, cheap when idle."""

@@ -521,7 +521,13 @@ class CudaHwQueue(HwQueue):
                          key: tuple | None = None, start: cupy.cuda.Event | None = None) -> None:  # fmt: skip
         """The guarded launch itself: the main kernel, and from the host what the GPU does
         not launch behind it (the gate, the relaunch). `start`: a timing of the shape `key`
-        begun (hal.cuda.durations), which ends right behind the main kernel."""
+        begun (hal.cuda.durations), which ends right behind the main kernel.
+
+        On the ticket gate of an outranked queue (`board`) the relaunch comes in two: one
+        that stops like the main kernel when a higher level comes back (or a suspend), with
+        its own hold behind it, then the plain one for what that left. A higher level that
+        went idle releases the first hold; one that comes back while the relaunch runs (a
+        task right after the last) no longer waits for the rest of the command."""
         k = cmd.kernel
         dev = self._index
         shape = self._shapes.get((k, cmd.grid, cmd.block, cmd.shared_mem))
@@ -537,21 +543,33 @@ class CudaHwQueue(HwQueue):
         mode = TAIL_NONE
         if tail:  # the GPU's relaunch only where its launch needs no attribute (<= 48 KiB shared)
             mode = TAIL_GATE_AND_RELAUNCH if self.gpu_relaunch and cmd.shared_mem <= _SHARED_NO_OPT_IN else TAIL_GATE
+        parked = gate is self._ticket
+        stoppable = parked and board != 0
+        first = gate.issue(2 if stoppable else 1) if parked else 0
+        second = first + 1 if stoppable else 0  # the stoppable relaunch's hold
         # parking, a launch of a few waves is its own ticket (its last block writes it),
-        # a longer one gets the ticket kernel (`gate.wait` below; SELF_TICKET_MAX_WAVES)
-        ticket = gate.issue() if gate is self._ticket and n <= SELF_TICKET_MAX_WAVES * fix_blocks else 0
+        # a longer one gets the ticket kernel (`gate.write` below; SELF_TICKET_MAX_WAVES)
+        own = parked and n <= SELF_TICKET_MAX_WAVES * fix_blocks
         k.launch_main(cmd.grid, cmd.block, cmd.args, cmd.shared_mem, self.stream, dev,
                       (self._flag.ptr, self._flag.host_ptr, state, self._flushed_ptr, epoch, board, self._level,
-                       fix_blocks, mode, cmd.shared_mem, gate.ptr if ticket else 0, ticket))  # fmt: skip
+                       fix_blocks, mode, cmd.shared_mem, gate.ptr if own else 0, first if own else 0,
+                       second if own else 0))  # fmt: skip
         if start is not None:  # the kernel alone: a host gate and relaunch behind it are not its time
             self.device.durations.end(key, start, self.stream)
-        if ticket:
-            gate.hold(self.stream, ticket)
+        gx, gy, gz = cmd.grid
+        if parked:
+            if not own:
+                gate.write(self.stream, first, board, self._level, second, self._flushed_ptr, epoch)
+            gate.hold(self.stream, first)
+            if stoppable:
+                k.launch_pfix((fix_blocks, 1, 1), cmd.block, cmd.args, cmd.shared_mem, self.stream, dev,
+                              (state, self._flushed_ptr, epoch, gx, gy, gz, self._flag.host_ptr, board, self._level,
+                               gate.ptr, second))  # fmt: skip
+                gate.hold(self.stream, second)
         elif not tail:  # else a flush launches the gate from the GPU (hal.cuda.instrument)
             gate.wait(self.stream, board, self._level)
         if mode == TAIL_GATE_AND_RELAUNCH:  # and the relaunch too
             return
-        gx, gy, gz = cmd.grid
         k.launch_fix((fix_blocks, 1, 1), cmd.block, cmd.args, cmd.shared_mem, self.stream, dev,
                      (state, self._flushed_ptr, epoch, gx, gy, gz))  # fmt: skip
 

@@ -1,8 +1,8 @@
 """Source-level instrumentation of CUDA kernels for level-2 (flushing) preemption.
 
 Pure text work, no CuPy: each named `extern "C" __global__` kernel becomes a device
-function (its body, with `blockIdx`/`gridDim` read from shared memory) plus two kernels
-(four with dynamic parallelism):
+function (its body, with `blockIdx`/`gridDim` read from shared memory) plus three kernels
+(five with dynamic parallelism):
 
 - `NAME` (guarded main launch): thread 0 of each block reads the queue's deactivation
   state once into shared memory; a block that sees it set records the launch as
@@ -18,12 +18,22 @@ function (its body, with `blockIdx`/`gridDim` read from shared memory) plus two 
   its own ticket (hal.cuda.hwqueue passes it for launches of a few waves: counting
   costs each block ~0.7 us): each block counts itself out (`__xs_flushed[4]`), and the last one
   writes `__xs_ticket` to the gate's word unless the queue is deactivated (the word
-  after it) or outranked on the board, so the stream's wait passes with no ticket
-  kernel behind the launch.
+  after it) or outranked on the board (then it records the number as refused), so the
+  stream's wait passes with no ticket kernel behind the launch; where no block flushed
+  it writes `__xs_ticket2`, the hold behind the relaunch, at once (`NAME__xs_pfix`).
 - `NAME__xs_fix` (the relaunch): a grid of at most one wave that returns at once unless
   the launch was flushed, and otherwise runs exactly the blocks whose state is not
   `epoch`, each with its original block index. Blocks must be independent (no
   inter-block communication within one launch); they need not be idempotent.
+- `NAME__xs_pfix` (the host's relaunch that stops, on a board's ticket gate): the
+  relaunch of an outranked queue, which a higher level's return (or a suspend) stops
+  like the main kernel: one block every 4 us (a compare-and-swap of the last read's
+  %globaltimer stamp, as in `NAME__xs_tfix` below) reads the host word and the board,
+  and once either says stop no block starts. Its last block out opens the hold behind
+  it, or records the refusal (`__xs_ticket_write`, `TICKET_PROTOCOL`), and
+  `NAME__xs_fix` behind that hold runs what is left. Where every block ran it clears
+  the "flushed" mark, so that relaunch returns at once; where the main launch flushed
+  nothing, it only opens the hold (the main launch's ticket already did, `__xs_ticket2`).
 - `NAME__xs_gate` and `NAME__xs_tfix` (compiled only with `TAIL_OPTIONS`, dynamic
   parallelism): the gate and the relaunch, launched by the GPU itself and only for a
   launch that flushed. The first block to flush (the one whose exchange of the
@@ -58,9 +68,14 @@ MAIN_EXTRA = ("const volatile unsigned int* __xs_flag, const volatile unsigned i
               "unsigned int* __xs_flushed, unsigned int __xs_epoch, "
               "const volatile unsigned int* __xs_board, unsigned int __xs_level, unsigned int __xs_every, "
               "unsigned int __xs_tail, unsigned int __xs_smem, volatile unsigned long long* __xs_park, "
-              "unsigned long long __xs_ticket")  # fmt: skip
+              "unsigned long long __xs_ticket, unsigned long long __xs_ticket2")  # fmt: skip
 FIX_EXTRA = ("unsigned int* __xs_state, const unsigned int* __xs_flushed, unsigned int __xs_epoch, "
              "unsigned int __xs_gx, unsigned int __xs_gy, unsigned int __xs_gz")  # fmt: skip
+PFIX_SUFFIX = "__xs_pfix"
+PFIX_EXTRA = ("unsigned int* __xs_state, unsigned int* __xs_flushed, unsigned int __xs_epoch, "
+              "unsigned int __xs_gx, unsigned int __xs_gy, unsigned int __xs_gz, const volatile unsigned int* __xs_host, "
+              "const volatile unsigned int* __xs_board, unsigned int __xs_level, volatile unsigned long long* __xs_park, "
+              "unsigned long long __xs_ticket")  # fmt: skip
 
 
 def _struct_codes(params: str) -> str:
@@ -84,6 +99,7 @@ def _struct_codes(params: str) -> str:
 
 MAIN_EXTRA_FORMAT = _struct_codes(MAIN_EXTRA)
 FIX_EXTRA_FORMAT = _struct_codes(FIX_EXTRA)
+PFIX_EXTRA_FORMAT = _struct_codes(PFIX_EXTRA)
 GATE_SUFFIX = "__xs_gate"
 TFIX_SUFFIX = "__xs_tfix"
 # __xs_tail: what a flushed launch tail-launches from the GPU
@@ -91,6 +107,29 @@ TAIL_NONE, TAIL_GATE, TAIL_GATE_AND_RELAUNCH = 0, 1, 2
 TAIL_MACRO = "XS_TAIL_LAUNCH"
 # relocatable device code, linked with the device runtime (CuPy links cudadevrt for -rdc)
 TAIL_OPTIONS = ("-rdc=true", f"-D{TAIL_MACRO}")
+
+# The ticket protocol (hal.cuda.gate.TicketGate) on the device. `park`: the gate's words in
+# pinned host memory: [0] the ticket word (the stream may pass the holds numbered up to
+# it), the low half of [1] "off" (the queue is deactivated), [2] the last ticket refused.
+TICKET_PROTOCOL = """
+static __device__ __forceinline__ bool __xs_may_pass(const volatile unsigned long long* park,
+                                                     const volatile unsigned int* board, unsigned int level) {
+  return ((const volatile unsigned int*)park)[2] == 0u && (board == 0 || *board + level >= TOPu);
+}
+// Let the stream past hold `i` (and those up to `pass`) if `go` and the queue may pass; else
+// record `i` as refused, which the host's release lets past, and look again: a release
+// that looked before the record would not see it.
+static __device__ __forceinline__ void __xs_ticket_write(volatile unsigned long long* park,
+    const volatile unsigned int* board, unsigned int level, unsigned long long i, unsigned long long pass, bool go) {
+  if (!go || !__xs_may_pass(park, board, level)) {
+    park[2] = i;
+    __threadfence_system();
+    if (!__xs_may_pass(park, board, level)) return;
+  }
+  park[0] = pass;
+  __threadfence_system();
+}
+""".replace("TOP", str(LEVELS - 1))
 
 _PRELUDE = """\
 // --- xsched guard prelude: the body sees its logical block index through shared memory
@@ -148,15 +187,16 @@ extern "C" __global__ void {bounds}{name}({params}{sep}{extra}) {{
   }}
   if (__xs_park == 0 || !__xs_first) return;
   // The ticket (hal.cuda.gate.TicketGate): the last block to leave lets the stream past
-  // its wait unless the queue is deactivated, or outranked on the board.
+  // its wait unless the queue is deactivated, or outranked on the board (then it records
+  // the refusal for the host).
   __threadfence();
   unsigned int* __xs_left = __xs_flushed + 4;
   if (atomicAdd(__xs_left, 1u) != gridDim.x * gridDim.y * gridDim.z - 1u) return;
   *(volatile unsigned int*)__xs_left = 0u;  // the next launch counts from 0
-  if (((const volatile unsigned int*)__xs_park)[2] == 0u && (__xs_board == 0 || *__xs_board + __xs_level >= {top}u)) {{
-    *__xs_park = __xs_ticket;
-    __threadfence_system();
-  }}
+  // nothing flushed: the relaunch's own gate (`__xs_ticket2`, hal.cuda.hwqueue) has nothing to hold
+  const bool __xs_whole = *(volatile unsigned int*)__xs_flushed != __xs_epoch;
+  __xs_ticket_write(__xs_park, __xs_board, __xs_level, __xs_ticket,
+                    __xs_whole && __xs_ticket2 != 0ull ? __xs_ticket2 : __xs_ticket, true);
 }}
 """
 
@@ -179,6 +219,54 @@ extern "C" __global__ void {bounds}{name}{suffix}({params}{sep}{extra}) {{
     if (__xs_run) __xs_body_{name}({args});
     __syncthreads();
   }}
+}}
+"""
+
+_PFIX = """
+extern "C" __global__ void {bounds}{name}{pfix_suffix}({params}{sep}{extra}) {{
+  __shared__ int __xs_run;
+  volatile unsigned int* __xs_fl = __xs_flushed;
+  const bool __xs_first = threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0;
+  if (__xs_fl[0] != __xs_epoch) {{  // nothing flushed: only the gate behind it to open
+    if (__xs_first && blockIdx.x == 0) __xs_ticket_write(__xs_park, __xs_board, __xs_level, __xs_ticket, __xs_ticket, true);
+    return;
+  }}
+  const unsigned int __xs_n = __xs_gx * __xs_gy * __xs_gz;
+  for (unsigned int __xs_b = blockIdx.x; __xs_b < __xs_n; __xs_b += gridDim.x) {{
+    if (__xs_first) {{
+      int __xs_r = __xs_state[__xs_b] != __xs_epoch;
+      if (__xs_r) {{  // the host word and the board, read by one block every 4 us
+        volatile unsigned long long* __xs_seen = (volatile unsigned long long*)(__xs_flushed + 2);
+        unsigned long long __xs_now, __xs_old = *__xs_seen;
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(__xs_now));
+        if ((long long)(__xs_now - __xs_old) > 4000ll &&
+            atomicCAS((unsigned long long*)__xs_seen, __xs_old, __xs_now) == __xs_old &&
+            (*__xs_host != 0u || (__xs_board != 0 && *__xs_board + __xs_level < {top}u)))
+          __xs_fl[5] = __xs_epoch;  // stopped: what is left waits at the gate behind
+        if (__xs_fl[5] == __xs_epoch) {{
+          __xs_r = -1;
+        }} else {{
+          __xs_state[__xs_b] = __xs_epoch;
+          __xs_bid = make_uint3(__xs_b % __xs_gx, (__xs_b / __xs_gx) % __xs_gy, __xs_b / (__xs_gx * __xs_gy));
+          __xs_grid = make_uint3(__xs_gx, __xs_gy, __xs_gz);
+        }}
+      }}
+      __xs_run = __xs_r;
+    }}
+    __syncthreads();
+    const int __xs_go = __xs_run;
+    if (__xs_go < 0) break;
+    if (__xs_go) __xs_body_{name}({args});
+    __syncthreads();
+  }}
+  if (!__xs_first) return;
+  __threadfence();
+  if (atomicAdd(__xs_flushed + 6, 1u) != gridDim.x - 1u) return;
+  __xs_fl[6] = 0u;  // the next relaunch counts from 0
+  const bool __xs_done = __xs_fl[5] != __xs_epoch;
+  if (__xs_done) __xs_fl[0] = 0u;  // every block ran: the relaunch behind the gate returns at once
+  __threadfence();
+  __xs_ticket_write(__xs_park, __xs_board, __xs_level, __xs_ticket, __xs_ticket, __xs_done);
 }}
 """
 
@@ -245,6 +333,9 @@ class Instrumented:
 
     def fix_name(self, name: str) -> str:
         return name + FIX_SUFFIX
+
+    def pfix_name(self, name: str) -> str:
+        return name + PFIX_SUFFIX
 
 
 def _matching(text: str, start: int, open_: str, close: str) -> int:
@@ -318,6 +409,7 @@ def instrument(source: str, names: list[str] | tuple[str, ...]) -> Instrumented:
             sep=", " if plist else "",
             args=args,
             suffix=FIX_SUFFIX,
+            pfix_suffix=PFIX_SUFFIX,
             gate_suffix=GATE_SUFFIX,
             tfix_suffix=TFIX_SUFFIX,
             tail_macro=TAIL_MACRO,
@@ -327,5 +419,6 @@ def instrument(source: str, names: list[str] | tuple[str, ...]) -> Instrumented:
         wrappers.append(_TFIX.format(**fmt))
         wrappers.append(_MAIN.format(extra=MAIN_EXTRA, **fmt))
         wrappers.append(_FIX.format(extra=FIX_EXTRA, **fmt))
-    out = "\n".join([*includes, _PRELUDE, body, "#undef blockIdx", "#undef gridDim", *wrappers])
+        wrappers.append(_PFIX.format(extra=PFIX_EXTRA, **fmt))
+    out = "\n".join([*includes, TICKET_PROTOCOL, _PRELUDE, body, "#undef blockIdx", "#undef gridDim", *wrappers])
     return Instrumented(out, tuple(names))

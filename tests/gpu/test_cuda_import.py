@@ -83,9 +83,16 @@ def test_instrumenting_a_kernel_keeps_its_body_and_adds_guard_and_relaunch():
     # mode 2) the GPU's relaunch behind it, both declared before the main kernel that
     # names them; the relaunch flushes too, and then launches the gate and itself again
     assert "unsigned int __xs_every, unsigned int __xs_tail, unsigned int __xs_smem, " in out
-    # parking, a launch is its own ticket: its last block to leave writes the number
-    assert "volatile unsigned long long* __xs_park, unsigned long long __xs_ticket)" in out
-    assert "atomicAdd(__xs_left, 1u)" in out and "*__xs_park = __xs_ticket;" in out
+    # parking, a launch is its own ticket: its last block to leave writes the number, and
+    # the next one too (its relaunch's) where nothing flushed, or records the refusal
+    assert "volatile unsigned long long* __xs_park, unsigned long long __xs_ticket, unsigned long long __xs_ticket2)" in out
+    assert "atomicAdd(__xs_left, 1u)" in out and "__xs_whole && __xs_ticket2 != 0ull ? __xs_ticket2 : __xs_ticket" in out
+    assert out.index("void __xs_ticket_write(") < out.index("#define blockIdx")
+    assert "park[2] = i;" in out  # the refusal, which the host's release reads
+    # the host's relaunch on a board's ticket gate stops like the GPU's, and opens its gate when whole
+    pfix = out[out.index("void __launch_bounds__(256) scale__xs_pfix("):]
+    assert "(*__xs_host != 0u || (__xs_board != 0 && *__xs_board + __xs_level < 31u))" in pfix
+    assert "atomicAdd(__xs_flushed + 6, 1u)" in pfix and "__xs_ticket_write(__xs_park" in pfix
     gate, tfix = out.index("void scale__xs_gate("), out.index("void __launch_bounds__(256) scale__xs_tfix(")
     main = out.index("void __launch_bounds__(256) scale(")
     assert gate < tfix < main
@@ -107,11 +114,13 @@ def test_the_packed_formats_of_the_extras_match_their_declarations():
     def code(p: str) -> str:
         return "P" if "*" in p else "Q" if p.startswith("unsigned long long ") else "I"
 
-    for decl, fmt in ((ins.MAIN_EXTRA, ins.MAIN_EXTRA_FORMAT), (ins.FIX_EXTRA, ins.FIX_EXTRA_FORMAT)):
+    for decl, fmt in ((ins.MAIN_EXTRA, ins.MAIN_EXTRA_FORMAT), (ins.FIX_EXTRA, ins.FIX_EXTRA_FORMAT),
+                      (ins.PFIX_EXTRA, ins.PFIX_EXTRA_FORMAT)):
         params = [p.strip() for p in decl.split(",")]
         assert fmt == "".join(code(p) for p in params), decl
         assert all("*" in p or p.startswith(("unsigned int ", "unsigned long long ")) for p in params), decl
-    assert (ins.MAIN_EXTRA_FORMAT, ins.FIX_EXTRA_FORMAT) == ("PPPPIPIIIIPQ", "PPIIII")
+    assert (ins.MAIN_EXTRA_FORMAT, ins.FIX_EXTRA_FORMAT) == ("PPPPIPIIIIPQQ", "PPIIII")
+    assert ins.PFIX_EXTRA_FORMAT == "PPIIIIPPIPQ"
 
 
 @pytest.mark.parametrize(

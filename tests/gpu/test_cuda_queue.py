@@ -444,7 +444,7 @@ def test_parking_takes_the_ticket_for_long_launches_only(cuda, device):
 def test_a_parked_launch_of_a_few_waves_is_its_own_ticket_a_longer_one_gets_the_ticket_kernel(cuda, device):
     """Counting blocks out costs each block ~0.7 us at its end, so only launches of at most
     SELF_TICKET_MAX_WAVES waves count; longer ones are followed by the one-thread ticket
-    kernel (`TicketGate.wait`). Either way one ticket per launch, and the stream drains."""
+    kernel (`TicketGate.write`). Either way one ticket per launch, and the stream drains."""
     from hal.cuda.hwqueue import SELF_TICKET_MAX_WAVES
     from hal.sharing import ALWAYS, SharingWatch
 
@@ -452,8 +452,8 @@ def test_a_parked_launch_of_a_few_waves_is_its_own_ticket_a_longer_one_gets_the_
     q._sharing = SharingWatch(ALWAYS, None)
     q.park_min_us = q.plain_budget_us = 0  # every guarded launch parks
     gate, kernels = q._ticket, []
-    wait = gate.wait
-    gate.wait = lambda *a: (kernels.append(1), wait(*a))
+    write = gate.write
+    gate.write = lambda *a: (kernels.append(1), write(*a))
     spin = device.spin
     short, long = spin.command(10), spin.command(4000)  # one wave; 400
     assert short.grid[0] <= SELF_TICKET_MAX_WAVES * spin.wave < long.grid[0]
@@ -597,6 +597,104 @@ def test_priority_board_parks_a_lower_queue_while_a_higher_one_has_work(cuda, de
     hi.close()
     assert lo._board.word == 32
 
+
+
+def test_a_ticket_release_lets_the_stream_past_the_refused_hold_only(cuda, device):
+    """hal.cuda.gate.TicketGate: a writer that finds the queue outranked records its number
+    as refused; `release` lets the stream past that hold and no further, so the hold behind
+    it keeps its own writer, which may refuse again; `open` lets it past everything."""
+    import cupy
+    import numpy as np
+
+    from hal.cuda.gate import ticket_gate
+
+    gate = ticket_gate()
+    if gate is None:
+        pytest.skip("no stream memory waits on this driver")
+    board_mem = cupy.cuda.alloc_pinned_memory(4)
+    board = np.frombuffer(board_mem, dtype=np.uint32, count=1)
+    board[0] = 0  # a higher level active: level 0 is outranked
+    stream = cupy.cuda.Stream(non_blocking=True)
+    done = cupy.cuda.Event(disable_timing=True)
+    first = gate.issue(2)
+    for i in (first, first + 1):
+        gate.write(stream, i, board_mem.ptr, 0)
+        gate.hold(stream, i)
+    done.record(stream)
+
+    def settled(word: int, refused: int) -> bool:
+        deadline = time.monotonic() + 5
+        while (int(gate._word[0]), int(gate._refused[0])) != (word, refused) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(0.01)
+        return (int(gate._word[0]), int(gate._refused[0])) == (word, refused) and not done.done
+
+    try:
+        assert settled(0, first), "the first writer should refuse and the stream park there"
+        assert gate.release()
+        assert settled(first, first + 1), "released past the first hold only: the second writer refuses too"
+        board[0] = 31  # nobody above level 0 now
+        assert gate.release()
+        done.synchronize()
+        assert int(gate._word[0]) == first + 1
+        # a writer that finds the queue may pass writes its number; `open` covers every hold
+        gate.close()
+        i = gate.issue()
+        gate.write(stream, i, board_mem.ptr, 0)
+        gate.hold(stream, i)
+        done.record(stream)
+        assert settled(first + 1, i) and not gate.release(), "no release while deactivated"
+    finally:
+        gate.open()
+    done.synchronize()
+
+
+def test_the_relaunch_of_a_parked_queue_stops_when_a_higher_level_comes_back(cuda, device):
+    """hal.cuda.hwqueue (`_launch_flushing`): on the board, the host's relaunch of a flushed
+    level-0 launch stops like the launch itself when level 10 comes back while it runs (a
+    task right after the last one), instead of running the rest of the command first; the
+    relaunch behind its own hold runs what is left, every block once."""
+    import cupy
+    import numpy as np
+
+    from hal.cuda.spin import SpinKernel
+
+    lo, hi = device.create_queue(board=True), device.create_queue(board=True)
+    hi.set_priority(10)
+    spin = SpinKernel(device, block_us=1000)  # 1 ms blocks: a count small enough to read in a blink
+    blocks = spin.shape(100_000)[0]  # ~100 ms
+    count = cupy.zeros(blocks, dtype=cupy.uint32)
+    side = cupy.cuda.Stream(non_blocking=True)
+    lo.launch(spin.command(200), lambda c: None)  # load every kernel first (hal.cuda.hwqueue's caveat)
+    hi.launch(spin.command(200), lambda c: None)
+    assert lo.synchronize(30) and hi.synchronize(30)
+
+    def ran() -> int:
+        return int(cupy.asnumpy(count, stream=side).sum())
+
+    ran()
+    cupy.cuda.Device().synchronize()
+    done_lo = threading.Event()
+    lo.launch(spin.command(100_000, count=count), lambda c: done_lo.set())
+    one_block = spin.kernel((1,), (128,), (np.uint64(30_000_000), np.uint64(0), np.uint64(0)))  # 30 ms, 1 SM
+    time.sleep(0.01)
+    hi.launch(one_block, lambda c: None)
+    time.sleep(0.005)
+    flushed = ran()
+    assert hi.synchronize(5)  # level 10 idle: the watcher lets level 0's relaunch go on
+    time.sleep(0.01)
+    hi.launch(one_block, lambda c: None)  # back while the relaunch runs
+    time.sleep(0.005)
+    early = ran()
+    time.sleep(0.015)
+    late = ran()
+    assert hi.synchronize(5)
+    assert flushed < early < blocks, (flushed, early, blocks)
+    assert late == early, f"the relaunch kept starting level-0 blocks while level 10 ran: {early} -> {late}"
+    assert lo.synchronize(30) and done_lo.wait(5), "the rest did not run once level 10 went idle"
+    assert int(count.min()) == 1 and int(count.max()) == 1
+    lo.close()
+    hi.close()
 
 
 def test_a_direct_waiter_leaves_the_board_lowering_to_another_thread(cuda, device, monkeypatch):
