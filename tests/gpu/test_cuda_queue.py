@@ -665,14 +665,20 @@ def test_the_relaunch_of_a_parked_queue_stops_when_a_higher_level_comes_back(cud
     blocks = spin.shape(100_000)[0]  # ~100 ms
     count = cupy.zeros(blocks, dtype=cupy.uint32)
     side = cupy.cuda.Stream(non_blocking=True)
-    lo.launch(spin.command(200), lambda c: None)  # load every kernel first (hal.cuda.hwqueue's caveat)
+    # load every kernel first (hal.cuda.hwqueue's caveat): 20 waves take the ticket kernel
+    lo.launch(spin.command(20_000), lambda c: None)
     hi.launch(spin.command(200), lambda c: None)
     assert lo.synchronize(30) and hi.synchronize(30)
 
-    def ran() -> int:
-        return int(cupy.asnumpy(count, stream=side).sum())
+    seen_mem = cupy.cuda.alloc_pinned_memory(count.nbytes)  # pinned: a copy that waits for nothing else
+    seen = np.frombuffer(seen_mem, dtype=np.uint32, count=blocks)
 
-    ran()
+    def ran() -> int:
+        cupy.cuda.runtime.memcpyAsync(seen_mem.ptr, count.data.ptr, count.nbytes,
+                                      cupy.cuda.runtime.memcpyDeviceToHost, side.ptr)  # fmt: skip
+        side.synchronize()
+        return int(seen.sum())
+
     cupy.cuda.Device().synchronize()
     done_lo = threading.Event()
     lo.launch(spin.command(100_000, count=count), lambda c: done_lo.set())
