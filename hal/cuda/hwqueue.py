@@ -500,6 +500,10 @@ class CudaHwQueue(HwQueue):
         if not guard:
             k.launch_plain(cmd.grid, cmd.block, cmd.args, cmd.shared_mem, self.stream, dev)
             return
+        if board and gate is self._ticket and not may_run(self._board.word, self._level):
+            # a higher level runs now: park ahead of the kernel rather than flush it, whose
+            # blocks would each still start and leave (`_park_first`)
+            self._park_first(gate, board)
         key = start = None
         if self.plain_budget_us > 0:
             durations = self.device.durations
@@ -516,6 +520,20 @@ class CudaHwQueue(HwQueue):
                 gate = self._napping  # short: the ticket would cost it more than napping risks
         self._plain_run_us = 0.0
         self._launch_flushing(cmd, board, gate, key, start)
+
+    def _park_first(self, gate: TicketGate, board: int) -> None:
+        """Hold the stream at a ticket before a launch made while a higher level is active.
+
+        Launched into such a board, a guarded kernel flushes after its first wave (about
+        one block a wave reads the board; the others read the latch, still clear), and
+        the GPU still starts and retires every other block: 167 us for the 198,528
+        blocks of a 1 ms spin command on the H100, all flushed. Another process's context
+        waits for that and the switch: in the no-MPS pair, a background task that began
+        inside the foreground's held window put its first kernel ~0.3 ms after that wave,
+        behind ~1% of the foreground's tasks (a probe). Parked first, the kernel starts
+        only once the board lets the stream go on."""
+        gate.wait(self.stream, board, self._level)
+        self._plain_run_us = 0.0
 
     def _launch_flushing(self, cmd: GuardedLaunch, board: int, gate: StreamGate | TicketGate,
                          key: tuple | None = None, start: cupy.cuda.Event | None = None) -> None:  # fmt: skip

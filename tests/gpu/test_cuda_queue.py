@@ -703,6 +703,44 @@ def test_the_relaunch_of_a_parked_queue_stops_when_a_higher_level_comes_back(cud
     hi.close()
 
 
+def test_a_launch_while_a_higher_level_runs_parks_before_its_kernel(cuda, device):
+    """hal.cuda.hwqueue (`_park_first`): a level-0 launch made while level 10 has a kernel in
+    flight parks at a ticket ahead of its kernel, so not one of its blocks starts until
+    level 10 goes idle (launched straight in, its first wave would run before the latch
+    that flushes the rest); then every block runs once."""
+    import cupy
+    import numpy as np
+
+    from hal.board import may_run
+    from hal.cuda.spin import SpinKernel
+
+    lo, hi = device.create_queue(board=True), device.create_queue(board=True)
+    hi.set_priority(10)
+    spin = SpinKernel(device, block_us=1000)
+    lo.launch(spin.command(20_000), lambda c: None)  # load every kernel first, the ticket kernel too
+    hi.launch(spin.command(200), lambda c: None)
+    assert lo.synchronize(30) and hi.synchronize(30)
+    blocks = spin.shape(5000)[0]  # 5 waves of 1 ms blocks
+    count = cupy.zeros(blocks, dtype=cupy.uint32)
+    side = cupy.cuda.Stream(non_blocking=True)
+    seen_mem = cupy.cuda.alloc_pinned_memory(count.nbytes)
+    seen = np.frombuffer(seen_mem, dtype=np.uint32, count=blocks)
+    cupy.cuda.Device().synchronize()
+    hi.launch(spin.kernel((1,), (128,), (np.uint64(30_000_000), np.uint64(0), np.uint64(0))), lambda c: None)
+    assert not may_run(hi._board.word, 0), "level 10 should be up while its kernel runs"
+    lo.launch(spin.command(5000, count=count), lambda c: None)
+    time.sleep(0.01)
+    cupy.cuda.runtime.memcpyAsync(seen_mem.ptr, count.data.ptr, count.nbytes,
+                                  cupy.cuda.runtime.memcpyDeviceToHost, side.ptr)  # fmt: skip
+    side.synchronize()
+    assert int(seen.sum()) == 0, f"{int(seen.sum())} level-0 blocks ran while level 10 ran"
+    assert hi.synchronize(5)
+    assert lo.synchronize(30), "the level-0 stream stayed parked after level 10 went idle"
+    assert int(count.min()) == 1 and int(count.max()) == 1
+    lo.close()
+    hi.close()
+
+
 def test_a_direct_waiter_leaves_the_board_lowering_to_another_thread(cuda, device, monkeypatch):
     """hal.cuda.hwqueue: a thread that waits in the driver returns before its queue's board
     level is lowered, which another thread does soon after; a waiter with a timeout (the
