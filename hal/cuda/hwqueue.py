@@ -136,7 +136,10 @@ class CudaHwQueue(HwQueue):
     Other commands (closures, cuBLAS, graphs, copies) are level 1: they run to
     completion, and stay in order because every guarded launch has its gate and
     relaunch behind it (from the GPU after a flush, or from the host); with the ticket
-    gate one more before each parks the stream there too. A launch racing the first
+    gate one more before each parks the stream there too. On a board, an outranked
+    queue's relaunch stops too when a higher level comes back, with a hold of its own
+    (`_launch_flushing`), and a launch made while a higher level runs parks ahead of its
+    kernel (`_park_first`). A launch racing the first
     deactivate of a `guard=None` queue may go out plain: it then runs to completion.
 
     `guard`: True launches guarded kernels instrumented, False plain (pure level 1, no
