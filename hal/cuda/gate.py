@@ -213,14 +213,15 @@ class TicketGate:
     def __init__(self, wait_value64) -> None:
         self._device = cupy.cuda.Device().id
         self._wait = wait_value64
-        self._mem = cupy.cuda.alloc_pinned_memory(24)
-        words = np.frombuffer(self._mem, dtype=np.uint64, count=3)
+        self._mem = cupy.cuda.alloc_pinned_memory(32)
+        words = np.frombuffer(self._mem, dtype=np.uint64, count=4)
         words[:] = 0
         self._word = words[0:1]  # the ticket word: the stream may pass gates numbered <= it
         self._off = np.frombuffer(self._mem, dtype=np.uint32, count=4)[2:3]  # 1 while closed
         self._refused = words[2:3]  # the last ticket a writer refused
+        self._passed = words[3:4]  # the last number a writer let the stream past
         self._word_ptr = self._mem.ptr  # UVA: the same address on the device
-        self.ptr = self._word_ptr  # the words, for writers: the ticket word, `off`, the refusal
+        self.ptr = self._word_ptr  # the words, for writers: the ticket word, `off`, refused, passed
         self._issued = 0
         self._lock = threading.Lock()
 
@@ -264,12 +265,22 @@ class TicketGate:
 
     def release(self) -> bool:
         """Let the stream past the hold it parked at, unless the queue is deactivated (what
-        a board watcher does once no higher level is active); True if it did."""
+        a board watcher does once no higher level is active); True if it wrote the word.
+
+        Its read of the word and its store are two steps, and this thread can be held
+        between them (the interpreter lock, the OS) while a writer that passed on its own
+        look again lets the stream run on to later writers: the store then lowers the word
+        below what they wrote, and the stream would wait for good at a hold whose writer
+        has run. So the word is also raised to the last number a writer passed, and the
+        watcher's next call (on the next board change, or within `hal.board.REAP_S`)
+        repairs such a store."""
         with self._lock:
-            refused = int(self._refused[0])
-            if self._off[0] or int(self._word[0]) >= refused:
+            target = int(self._passed[0])  # passed by a writer: always safe to restore
+            if not self._off[0]:
+                target = max(target, int(self._refused[0]))
+            if int(self._word[0]) >= target:
                 return False
-            self._word[0] = refused
+            self._word[0] = target
             return True
 
 

@@ -110,7 +110,8 @@ TAIL_OPTIONS = ("-rdc=true", f"-D{TAIL_MACRO}")
 
 # The ticket protocol (hal.cuda.gate.TicketGate) on the device. `park`: the gate's words in
 # pinned host memory: [0] the ticket word (the stream may pass the holds numbered up to
-# it), the low half of [1] "off" (the queue is deactivated), [2] the last ticket refused.
+# it), the low half of [1] "off" (the queue is deactivated), [2] the last ticket refused,
+# [3] the last number a writer let the stream past (the host's release repairs [0] with it).
 TICKET_PROTOCOL = """
 static __device__ __forceinline__ bool __xs_may_pass(const volatile unsigned long long* park,
                                                      const volatile unsigned int* board, unsigned int level) {
@@ -126,6 +127,7 @@ static __device__ __forceinline__ void __xs_ticket_write(volatile unsigned long 
     __threadfence_system();
     if (!__xs_may_pass(park, board, level)) return;
   }
+  park[3] = pass;
   park[0] = pass;
   __threadfence_system();
 }

@@ -88,7 +88,7 @@ def test_instrumenting_a_kernel_keeps_its_body_and_adds_guard_and_relaunch():
     assert "volatile unsigned long long* __xs_park, unsigned long long __xs_ticket, unsigned long long __xs_ticket2)" in out
     assert "atomicAdd(__xs_left, 1u)" in out and "__xs_whole && __xs_ticket2 != 0ull ? __xs_ticket2 : __xs_ticket" in out
     assert out.index("void __xs_ticket_write(") < out.index("#define blockIdx")
-    assert "park[2] = i;" in out  # the refusal, which the host's release reads
+    assert "park[2] = i;" in out and "park[3] = pass;" in out  # the refusal, and the last pass
     # the host's relaunch on a board's ticket gate stops like the GPU's, and opens its gate when whole
     pfix = out[out.index("void __launch_bounds__(256) scale__xs_pfix("):]
     assert "(*__xs_host != 0u || (__xs_board != 0 && *__xs_board + __xs_level < 31u))" in pfix
