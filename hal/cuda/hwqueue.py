@@ -50,6 +50,13 @@ PARK_MIN_US = 500.0
 # the launching thread a launch (5-10 us), which host-bound tasks feel (an 8-layer
 # stack's GEMMs are a few waves each): about the cost of counting 12 waves.
 SELF_TICKET_MAX_WAVES = 12
+# On a board, an outranked queue's launches of more waves than this run looped
+# (`CudaHwQueue._launch_looped`): where the ticket kernel would follow them
+LOOP_MIN_WAVES = SELF_TICKET_MAX_WAVES
+# ... and whose waves were measured to take at least this long (hal.cuda.durations): a
+# loop costs each block a little, which short blocks feel (H100: 32 M-float axpy, 6 us a
+# wave, ran 9.4% slower looped; 1 ms spin commands, 10.8 us a wave, 0.4-1.7%)
+LOOP_MIN_WAVE_US = 8.0
 
 
 @atexit.register
@@ -179,7 +186,8 @@ class CudaHwQueue(HwQueue):
             self._flushed_ptr = self._flushed.data.ptr
             self._state = cupy.zeros(4096, dtype=cupy.uint32)
             cupy.cuda.Device(device.index).synchronize()
-        self._shapes: dict[tuple, tuple[int, int]] = {}  # (kernel, grid, block, smem) -> (blocks, relaunch grid)
+        # (kernel, grid, block, smem) -> (blocks, relaunch grid, whether a loop keeps its occupancy)
+        self._shapes: dict[tuple, tuple[int, int, bool]] = {}
         self._level = 0  # the board level (hal.board.level_of the XSched priority)
         self._inflight = 0  # launches with a completion callback not yet completed
         self._inflight_lock = threading.Lock()
@@ -508,7 +516,7 @@ class CudaHwQueue(HwQueue):
             # blocks would each still start and leave (`_park_first`)
             self._park_first(gate, board)
         key = start = None
-        if self.plain_budget_us > 0:
+        if self.plain_budget_us > 0 or board:  # on a board, a long launch may run looped (`_launch_looped`)
             durations = self.device.durations
             key = shape_key(k, cmd.grid, cmd.block, cmd.shared_mem, cmd.args)
             us = durations.estimate_us(key)
@@ -554,7 +562,7 @@ class CudaHwQueue(HwQueue):
         shape = self._shapes.get((k, cmd.grid, cmd.block, cmd.shared_mem))
         if shape is None:
             shape = self._shape(cmd)
-        n, fix_blocks = shape
+        n, fix_blocks, loops = shape
         if n > self._state.size:
             with self.stream:  # CuPy clears the new array on the current stream
                 self._state = cupy.zeros(1 << (n - 1).bit_length(), dtype=cupy.uint32)
@@ -568,6 +576,12 @@ class CudaHwQueue(HwQueue):
         stoppable = parked and board != 0
         first = gate.issue(2 if stoppable else 1) if parked else 0
         second = first + 1 if stoppable else 0  # the stoppable relaunch's hold
+        gx, gy, gz = cmd.grid
+        if stoppable and loops and n > LOOP_MIN_WAVES * fix_blocks:  # long: looped (`_launch_looped`)?
+            us = self.device.durations.estimate_us(key) if key is not None else None
+            if us is not None and us * fix_blocks >= LOOP_MIN_WAVE_US * n:
+                self._launch_looped(cmd, board, gate, epoch, fix_blocks, first, second, key, start)
+                return
         # parking, a launch of a few waves is its own ticket (its last block writes it),
         # a longer one gets the ticket kernel (`gate.write` below; SELF_TICKET_MAX_WAVES)
         own = parked and n <= SELF_TICKET_MAX_WAVES * fix_blocks
@@ -577,15 +591,12 @@ class CudaHwQueue(HwQueue):
                        second if own else 0))  # fmt: skip
         if start is not None:  # the kernel alone: a host gate and relaunch behind it are not its time
             self.device.durations.end(key, start, self.stream)
-        gx, gy, gz = cmd.grid
         if parked:
             if not own:
                 gate.write(self.stream, first, board, self._level, second, self._flushed_ptr, epoch)
             gate.hold(self.stream, first)
             if stoppable:
-                k.launch_pfix((fix_blocks, 1, 1), cmd.block, cmd.args, cmd.shared_mem, self.stream, dev,
-                              (state, self._flushed_ptr, epoch, gx, gy, gz, self._flag.host_ptr, board, self._level,
-                               gate.ptr, second))  # fmt: skip
+                self._launch_stoppable(cmd, board, gate, epoch, fix_blocks, second, second, whole=False)
                 gate.hold(self.stream, second)
         elif not tail:  # else a flush launches the gate from the GPU (hal.cuda.instrument)
             gate.wait(self.stream, board, self._level)
@@ -594,10 +605,50 @@ class CudaHwQueue(HwQueue):
         k.launch_fix((fix_blocks, 1, 1), cmd.block, cmd.args, cmd.shared_mem, self.stream, dev,
                      (state, self._flushed_ptr, epoch, gx, gy, gz))  # fmt: skip
 
-    def _shape(self, cmd: GuardedLaunch) -> tuple[int, int]:
-        """(logical blocks, relaunch grid) of a launch's shape, cached per queue."""
+    def _launch_looped(self, cmd: GuardedLaunch, board: int, gate: TicketGate, epoch: int, fix_blocks: int,
+                       first: int, second: int, key: tuple | None, start: cupy.cuda.Event | None) -> None:  # fmt: skip
+        """A long launch of an outranked queue on the board, as one wave looping over its
+        blocks (`NAME__xs_pfix` whole, hal.cuda.instrument), then the stoppable relaunch
+        and the plain one behind their holds.
+
+        A flushed grid still has the GPU start and retire each of its blocks: 167 us for
+        the 198,528 blocks of a 1 ms spin command on the H100, which another process's
+        context waits for when it comes (a foreground task with no window held). A looped
+        launch that stops leaves nothing to retire: each block of the wave ends its
+        loop within a block's time of seeing the board (or a suspend). Short launches (up
+        to LOOP_MIN_WAVES) keep the grid: their drain is short, and a loop costs each
+        block a little; so do launches of short waves (LOOP_MIN_WAVE_US), and those not
+        timed yet. So do kernels whose loop fits fewer blocks on an SM than the main
+        kernel (`GuardedKernel.loop_keeps_occupancy`): measured on the H100, 1 ms spin
+        commands ran 0.4% slower looped, 250 us ones 0.6%, but the 8192 x 8192 sgemm 16.6%
+        (3 blocks of 65 registers an SM against 4 of 63)."""
+        self._launch_stoppable(cmd, board, gate, epoch, fix_blocks, first, second, whole=True)
+        if start is not None:
+            self.device.durations.end(key, start, self.stream)
+        gate.hold(self.stream, first)
+        self._launch_stoppable(cmd, board, gate, epoch, fix_blocks, second, second, whole=False)
+        gate.hold(self.stream, second)
+        gx, gy, gz = cmd.grid
+        cmd.kernel.launch_fix((fix_blocks, 1, 1), cmd.block, cmd.args, cmd.shared_mem, self.stream, self._index,
+                              (self._state.data.ptr, self._flushed_ptr, epoch, gx, gy, gz))  # fmt: skip
+
+    def _launch_stoppable(self, cmd: GuardedLaunch, board: int, gate: TicketGate, epoch: int, fix_blocks: int,
+                          ticket: int, then: int, whole: bool) -> None:  # fmt: skip
+        """`NAME__xs_pfix`: the launch's blocks not yet run (all of them, `whole`), stopping
+        when a higher level comes back; its last block opens hold `ticket` (and `then`
+        where every block ran) or records the refusal."""
+        gx, gy, gz = cmd.grid
+        cmd.kernel.launch_pfix((fix_blocks, 1, 1), cmd.block, cmd.args, cmd.shared_mem, self.stream, self._index,
+                               (self._state.data.ptr, self._flushed_ptr, epoch, gx, gy, gz, self._flag.host_ptr, board,
+                                self._level, gate.ptr, ticket, then, int(whole)))  # fmt: skip
+
+    def _shape(self, cmd: GuardedLaunch) -> tuple[int, int, bool]:
+        """(logical blocks, relaunch grid, whether it may run looped) of a launch's shape,
+        cached per queue."""
         n = cmd.grid[0] * cmd.grid[1] * cmd.grid[2]
         threads = cmd.block[0] * cmd.block[1] * cmd.block[2]
-        shape = (n, cmd.kernel.fix_grid(n, threads, cmd.shared_mem, self.device.sm_count))
+        k = cmd.kernel
+        shape = (n, k.fix_grid(n, threads, cmd.shared_mem, self.device.sm_count),
+                 k.loop_keeps_occupancy(threads, cmd.shared_mem))  # fmt: skip
         self._shapes[(cmd.kernel, cmd.grid, cmd.block, cmd.shared_mem)] = shape
         return shape

@@ -34,6 +34,10 @@ function (its body, with `blockIdx`/`gridDim` read from shared memory) plus thre
   `NAME__xs_fix` behind that hold runs what is left. Where every block ran it clears
   the "flushed" mark, so that relaunch returns at once; where the main launch flushed
   nothing, it only opens the hold (the main launch's ticket already did, `__xs_ticket2`).
+  With `__xs_whole` it is the launch itself (hal.cuda.hwqueue: long launches of an
+  outranked queue): one wave looping over every block, so a stop leaves no blocks to
+  start and retire, as a flushed grid does; done, it opens the next hold too
+  (`__xs_ticket2`), and stopped, it marks the launch flushed for the relaunches behind.
 - `NAME__xs_gate` and `NAME__xs_tfix` (compiled only with `TAIL_OPTIONS`, dynamic
   parallelism): the gate and the relaunch, launched by the GPU itself and only for a
   launch that flushed. The first block to flush (the one whose exchange of the
@@ -75,7 +79,7 @@ PFIX_SUFFIX = "__xs_pfix"
 PFIX_EXTRA = ("unsigned int* __xs_state, unsigned int* __xs_flushed, unsigned int __xs_epoch, "
               "unsigned int __xs_gx, unsigned int __xs_gy, unsigned int __xs_gz, const volatile unsigned int* __xs_host, "
               "const volatile unsigned int* __xs_board, unsigned int __xs_level, volatile unsigned long long* __xs_park, "
-              "unsigned long long __xs_ticket")  # fmt: skip
+              "unsigned long long __xs_ticket, unsigned long long __xs_ticket2, unsigned int __xs_whole")  # fmt: skip
 
 
 def _struct_codes(params: str) -> str:
@@ -229,8 +233,8 @@ extern "C" __global__ void {bounds}{name}{pfix_suffix}({params}{sep}{extra}) {{
   __shared__ int __xs_run;
   volatile unsigned int* __xs_fl = __xs_flushed;
   const bool __xs_first = threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0;
-  if (__xs_fl[0] != __xs_epoch) {{  // nothing flushed: only the gate behind it to open
-    if (__xs_first && blockIdx.x == 0) __xs_ticket_write(__xs_park, __xs_board, __xs_level, __xs_ticket, __xs_ticket, true);
+  if (!__xs_whole && __xs_fl[0] != __xs_epoch) {{  // nothing flushed: only the gate behind it to open
+    if (__xs_first && blockIdx.x == 0) __xs_ticket_write(__xs_park, __xs_board, __xs_level, __xs_ticket, __xs_ticket2, true);
     return;
   }}
   const unsigned int __xs_n = __xs_gx * __xs_gy * __xs_gz;
@@ -266,9 +270,11 @@ extern "C" __global__ void {bounds}{name}{pfix_suffix}({params}{sep}{extra}) {{
   if (atomicAdd(__xs_flushed + 6, 1u) != gridDim.x - 1u) return;
   __xs_fl[6] = 0u;  // the next relaunch counts from 0
   const bool __xs_done = __xs_fl[5] != __xs_epoch;
-  if (__xs_done) __xs_fl[0] = 0u;  // every block ran: the relaunch behind the gate returns at once
+  __xs_fl[5] = 0u;  // a relaunch behind the gate, of this epoch, starts unstopped
+  // every block ran: the relaunches behind the gate return at once; else they run the rest
+  __xs_fl[0] = __xs_done ? 0u : __xs_epoch;
   __threadfence();
-  __xs_ticket_write(__xs_park, __xs_board, __xs_level, __xs_ticket, __xs_ticket, __xs_done);
+  __xs_ticket_write(__xs_park, __xs_board, __xs_level, __xs_ticket, __xs_done ? __xs_ticket2 : __xs_ticket, __xs_done);
 }}
 """
 

@@ -120,7 +120,7 @@ def test_the_packed_formats_of_the_extras_match_their_declarations():
         assert fmt == "".join(code(p) for p in params), decl
         assert all("*" in p or p.startswith(("unsigned int ", "unsigned long long ")) for p in params), decl
     assert (ins.MAIN_EXTRA_FORMAT, ins.FIX_EXTRA_FORMAT) == ("PPPPIPIIIIPQQ", "PPIIII")
-    assert ins.PFIX_EXTRA_FORMAT == "PPIIIIPPIPQ"
+    assert ins.PFIX_EXTRA_FORMAT == "PPIIIIPPIPQQI"
 
 
 @pytest.mark.parametrize(
