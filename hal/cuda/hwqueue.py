@@ -577,18 +577,21 @@ class CudaHwQueue(HwQueue):
         first = gate.issue(2 if stoppable else 1) if parked else 0
         second = first + 1 if stoppable else 0  # the stoppable relaunch's hold
         gx, gy, gz = cmd.grid
+        looped = False
         if stoppable and loops and n > LOOP_MIN_WAVES * fix_blocks:  # long: looped (`_launch_looped`)?
             us = self.device.durations.estimate_us(key) if key is not None else None
-            if us is not None and us * fix_blocks >= LOOP_MIN_WAVE_US * n:
-                self._launch_looped(cmd, board, gate, epoch, fix_blocks, first, second, key, start)
-                return
-        # parking, a launch of a few waves is its own ticket (its last block writes it),
-        # a longer one gets the ticket kernel (`gate.write` below; SELF_TICKET_MAX_WAVES)
-        own = parked and n <= SELF_TICKET_MAX_WAVES * fix_blocks
-        k.launch_main(cmd.grid, cmd.block, cmd.args, cmd.shared_mem, self.stream, dev,
-                      (self._flag.ptr, self._flag.host_ptr, state, self._flushed_ptr, epoch, board, self._level,
-                       fix_blocks, mode, cmd.shared_mem, gate.ptr if own else 0, first if own else 0,
-                       second if own else 0))  # fmt: skip
+            looped = us is not None and us * fix_blocks >= LOOP_MIN_WAVE_US * n
+        # parking, a launch of a few waves is its own ticket (its last block writes it), a
+        # longer one gets the ticket kernel (`gate.write` below; SELF_TICKET_MAX_WAVES); a
+        # looped one writes its own too
+        own = parked and (looped or n <= SELF_TICKET_MAX_WAVES * fix_blocks)
+        if looped:
+            self._launch_looped(cmd, board, gate, epoch, fix_blocks, first, second)
+        else:
+            k.launch_main(cmd.grid, cmd.block, cmd.args, cmd.shared_mem, self.stream, dev,
+                          (self._flag.ptr, self._flag.host_ptr, state, self._flushed_ptr, epoch, board, self._level,
+                           fix_blocks, mode, cmd.shared_mem, gate.ptr if own else 0, first if own else 0,
+                           second if own else 0))  # fmt: skip
         if start is not None:  # the kernel alone: a host gate and relaunch behind it are not its time
             self.device.durations.end(key, start, self.stream)
         if parked:
@@ -606,10 +609,10 @@ class CudaHwQueue(HwQueue):
                      (state, self._flushed_ptr, epoch, gx, gy, gz))  # fmt: skip
 
     def _launch_looped(self, cmd: GuardedLaunch, board: int, gate: TicketGate, epoch: int, fix_blocks: int,
-                       first: int, second: int, key: tuple | None, start: cupy.cuda.Event | None) -> None:  # fmt: skip
-        """A long launch of an outranked queue on the board, as one wave looping over its
-        blocks (`NAME__xs_pfix` whole, hal.cuda.instrument), then the stoppable relaunch
-        and the plain one behind their holds.
+                       first: int, second: int) -> None:  # fmt: skip
+        """In place of the main kernel, a long launch of an outranked queue on the board as
+        one wave looping over its blocks (`NAME__xs_pfix` whole, hal.cuda.instrument); the
+        stoppable relaunch and the plain one follow behind their holds as after a main.
 
         A flushed grid still has the GPU start and retire each of its blocks: 167 us for
         the 198,528 blocks of a 1 ms spin command on the H100, which another process's
@@ -623,14 +626,6 @@ class CudaHwQueue(HwQueue):
         commands ran 0.4% slower looped, 250 us ones 0.6%, but the 8192 x 8192 sgemm 16.6%
         (3 blocks of 65 registers an SM against 4 of 63)."""
         self._launch_stoppable(cmd, board, gate, epoch, fix_blocks, first, second, whole=True)
-        if start is not None:
-            self.device.durations.end(key, start, self.stream)
-        gate.hold(self.stream, first)
-        self._launch_stoppable(cmd, board, gate, epoch, fix_blocks, second, second, whole=False)
-        gate.hold(self.stream, second)
-        gx, gy, gz = cmd.grid
-        cmd.kernel.launch_fix((fix_blocks, 1, 1), cmd.block, cmd.args, cmd.shared_mem, self.stream, self._index,
-                              (self._state.data.ptr, self._flushed_ptr, epoch, gx, gy, gz))  # fmt: skip
 
     def _launch_stoppable(self, cmd: GuardedLaunch, board: int, gate: TicketGate, epoch: int, fix_blocks: int,
                           ticket: int, then: int, whole: bool) -> None:  # fmt: skip
