@@ -141,6 +141,19 @@ _PRELUDE = """\
 // --- xsched guard prelude: the body sees its logical block index through shared memory
 __shared__ uint3 __xs_bid;
 __shared__ uint3 __xs_grid;
+// a relaunch's thread 0: the body runs logical block `b` of a grid `gx` x `gy` x `gz` next
+static __device__ __forceinline__ void __xs_enter(unsigned int b, unsigned int gx, unsigned int gy, unsigned int gz) {
+  __xs_bid = make_uint3(b % gx, (b / gx) % gy, b / (gx * gy));
+  __xs_grid = make_uint3(gx, gy, gz);
+}
+// whether this block is the one, at most every 4 us, to read host memory for a relaunch
+// (a compare-and-swap of the last read's %globaltimer stamp, words 2-3 of `flushed`)
+static __device__ __forceinline__ bool __xs_elected(unsigned int* flushed) {
+  volatile unsigned long long* seen = (volatile unsigned long long*)(flushed + 2);
+  unsigned long long now, old = *seen;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+  return (long long)(now - old) > 4000ll && atomicCAS((unsigned long long*)seen, old, now) == old;
+}
 #define blockIdx __xs_bid
 #define gridDim __xs_grid
 """
@@ -216,8 +229,7 @@ extern "C" __global__ void {bounds}{name}{suffix}({params}{sep}{extra}) {{
       int __xs_r = __xs_state[__xs_b] != __xs_epoch;
       if (__xs_r) {{
         __xs_state[__xs_b] = __xs_epoch;
-        __xs_bid = make_uint3(__xs_b % __xs_gx, (__xs_b / __xs_gx) % __xs_gy, __xs_b / (__xs_gx * __xs_gy));
-        __xs_grid = make_uint3(__xs_gx, __xs_gy, __xs_gz);
+        __xs_enter(__xs_b, __xs_gx, __xs_gy, __xs_gz);
       }}
       __xs_run = __xs_r;
     }}
@@ -242,19 +254,13 @@ extern "C" __global__ void {bounds}{name}{pfix_suffix}({params}{sep}{extra}) {{
     if (__xs_first) {{
       int __xs_r = __xs_state[__xs_b] != __xs_epoch;
       if (__xs_r) {{  // the host word and the board, read by one block every 4 us
-        volatile unsigned long long* __xs_seen = (volatile unsigned long long*)(__xs_flushed + 2);
-        unsigned long long __xs_now, __xs_old = *__xs_seen;
-        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(__xs_now));
-        if ((long long)(__xs_now - __xs_old) > 4000ll &&
-            atomicCAS((unsigned long long*)__xs_seen, __xs_old, __xs_now) == __xs_old &&
-            (*__xs_host != 0u || (__xs_board != 0 && *__xs_board + __xs_level < {top}u)))
+        if (__xs_elected(__xs_flushed) && (*__xs_host != 0u || (__xs_board != 0 && *__xs_board + __xs_level < {top}u)))
           __xs_fl[5] = __xs_epoch;  // stopped: what is left waits at the gate behind
         if (__xs_fl[5] == __xs_epoch) {{
           __xs_r = -1;
         }} else {{
           __xs_state[__xs_b] = __xs_epoch;
-          __xs_bid = make_uint3(__xs_b % __xs_gx, (__xs_b / __xs_gx) % __xs_gy, __xs_b / (__xs_gx * __xs_gy));
-          __xs_grid = make_uint3(__xs_gx, __xs_gy, __xs_gz);
+          __xs_enter(__xs_b, __xs_gx, __xs_gy, __xs_gz);
         }}
       }}
       __xs_run = __xs_r;
@@ -297,14 +303,8 @@ extern "C" __global__ void {bounds}{name}{tfix_suffix}({params}{sep}unsigned int
   for (unsigned int __xs_b = blockIdx.x; __xs_b < __xs_n; __xs_b += gridDim.x) {{
     if (threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0) {{
       int __xs_r = __xs_state[__xs_b] != __xs_epoch;
-      if (__xs_r) {{  // the device's copy of the host word, refreshed by one block every 4 us
-        volatile unsigned long long* __xs_seen = (volatile unsigned long long*)(__xs_flushed + 2);
-        unsigned long long __xs_now, __xs_old = *__xs_seen;
-        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(__xs_now));
-        if ((long long)(__xs_now - __xs_old) > 4000ll &&
-            atomicCAS((unsigned long long*)__xs_seen, __xs_old, __xs_now) == __xs_old)
-          ((volatile unsigned int*)__xs_flag)[0] = *__xs_host != 0u;
-      }}
+      if (__xs_r && __xs_elected(__xs_flushed))  // the device's copy of the host word, refreshed every 4 us
+        ((volatile unsigned int*)__xs_flag)[0] = *__xs_host != 0u;
       if (__xs_r && ((volatile unsigned int*)__xs_flag)[0] != 0u) {{
         __xs_r = -1;  // deactivated: what is left goes to the next relaunch, behind the next gate
         if (atomicCAS(__xs_flushed + 1, __xs_round, __xs_round + 1u) == __xs_round) {{
@@ -316,8 +316,7 @@ extern "C" __global__ void {bounds}{name}{tfix_suffix}({params}{sep}unsigned int
         }}
       }} else if (__xs_r) {{
         __xs_state[__xs_b] = __xs_epoch;
-        __xs_bid = make_uint3(__xs_b % __xs_gx, (__xs_b / __xs_gx) % __xs_gy, __xs_b / (__xs_gx * __xs_gy));
-        __xs_grid = make_uint3(__xs_gx, __xs_gy, __xs_gz);
+        __xs_enter(__xs_b, __xs_gx, __xs_gy, __xs_gz);
       }}
       __xs_run = __xs_r;
     }}
