@@ -32,6 +32,11 @@ The gate holds a stream behind a flushed kernel until `reactivate`. Two kinds:
   the point (hal.cuda.hwqueue.PARK_MIN_US). A guarded launch of a few waves needs no
   ticket kernel: its own last block writes the number (`issue`, `hold`;
   hal.cuda.instrument; longer ones keep the kernel, hal.cuda.hwqueue.SELF_TICKET_MAX_WAVES).
+  A launch made while a higher level already runs parks with no kernel at all (`park`):
+  a wait on a second word, which the board watcher's `release` (or `open`) writes. A
+  ticket kernel there would run at once on an idle stream, and on the H100 any kernel of
+  this context while another process holds the GPU hands the GPU over: the higher
+  level's next kernel then pays the switch back.
 - `StreamGate` (the default): a one-block kernel that naps while the host flag is set.
   Guarded kernels compiled with the device runtime launch their own napping gate from
   the GPU when they flush (hal.cuda.instrument); the host enqueues a StreamGate only
@@ -45,6 +50,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import threading
+from collections.abc import Callable
 from functools import cache
 
 import cupy
@@ -204,7 +210,7 @@ class TicketGate:
     before the watcher's `release` reads the refusal; a writer records its refusal, then
     reads `off` and the board again and passes if it may now, so one of the two sees the
     other.
-    Threads: `issue`, `write`, `hold` and `wait` under the queue's launch lock;
+    Threads: `issue`, `write`, `hold`, `wait` and `park` under the queue's launch lock;
     `open`/`close`/`release` from any thread.
     """
 
@@ -213,16 +219,19 @@ class TicketGate:
     def __init__(self, wait_value64) -> None:
         self._device = cupy.cuda.Device().id
         self._wait = wait_value64
-        self._mem = cupy.cuda.alloc_pinned_memory(32)
-        words = np.frombuffer(self._mem, dtype=np.uint64, count=4)
+        self._mem = cupy.cuda.alloc_pinned_memory(40)
+        words = np.frombuffer(self._mem, dtype=np.uint64, count=5)
         words[:] = 0
         self._word = words[0:1]  # the ticket word: the stream may pass gates numbered <= it
         self._off = np.frombuffer(self._mem, dtype=np.uint32, count=4)[2:3]  # 1 while closed
         self._refused = words[2:3]  # the last ticket a writer refused
         self._passed = words[3:4]  # the last number a writer let the stream past
+        self._park_word = words[4:5]  # the stream may pass parks numbered <= it (`park`)
         self._word_ptr = self._mem.ptr  # UVA: the same address on the device
+        self._park_ptr = self._mem.ptr + 32
         self.ptr = self._word_ptr  # the words, for writers: the ticket word, `off`, refused, passed
         self._issued = 0
+        self._parks = 0
         self._lock = threading.Lock()
 
     def wait(self, stream: cupy.cuda.Stream, board: int = 0, level: int = 0) -> None:
@@ -255,6 +264,28 @@ class TicketGate:
         if rc != 0:
             raise RuntimeError(f"cuStreamWaitValue64 failed with CUDA error {rc}")
 
+    def park(self, stream: cupy.cuda.Stream, may_go: Callable[[], bool]) -> None:
+        """Hold `stream` here, with no kernel, until `release` (a board watcher, once the
+        level may run) or `open`. For a launch made while a higher level runs: `may_go`
+        says whether it may run now, and is asked after the wait is enqueued (the host's
+        write-first, look-second, as the ticket writers do): a watcher's release that
+        looked before this park counted is then seen here, and this park lets itself go."""
+        with self._lock:
+            self._parks += 1
+            n = self._parks
+        rc = self._wait(stream.ptr, self._park_ptr, n, CU_STREAM_WAIT_VALUE_GEQ)
+        if rc != 0:
+            raise RuntimeError(f"cuStreamWaitValue64 failed with CUDA error {rc}")
+        if may_go():
+            with self._lock:
+                self._unpark_locked()
+
+    def _unpark_locked(self) -> bool:
+        if self._off[0] or int(self._park_word[0]) >= self._parks:
+            return False
+        self._park_word[0] = self._parks
+        return True
+
     def close(self) -> None:
         self._off[0] = 1
 
@@ -262,10 +293,12 @@ class TicketGate:
         with self._lock:
             self._off[0] = 0
             self._word[0] = self._issued
+            self._park_word[0] = self._parks
 
     def release(self) -> bool:
-        """Let the stream past the hold it parked at, unless the queue is deactivated (what
-        a board watcher does once no higher level is active); True if it wrote the word.
+        """Let the stream past the hold it parked at, and past every `park`, unless the queue
+        is deactivated (what a board watcher does once no higher level is active); True
+        if it wrote a word.
 
         Its read of the word and its store are two steps, and this thread can be held
         between them (the interpreter lock, the OS) while a writer that passed on its own
@@ -275,11 +308,12 @@ class TicketGate:
         watcher's next call (on the next board change, or within `hal.board.REAP_S`)
         repairs such a store."""
         with self._lock:
+            unparked = self._unpark_locked()
             target = int(self._passed[0])  # passed by a writer: always safe to restore
             if not self._off[0]:
                 target = max(target, int(self._refused[0]))
             if int(self._word[0]) >= target:
-                return False
+                return unparked
             self._word[0] = target
             return True
 

@@ -542,8 +542,10 @@ class CudaHwQueue(HwQueue):
         waits for that and the switch: in the no-MPS pair, a background task that began
         inside the foreground's held window put its first kernel ~0.3 ms after that wave,
         behind ~1% of the foreground's tasks (a probe). Parked first, the kernel starts
-        only once the board lets the stream go on."""
-        gate.wait(self.stream, board, self._level)
+        only once the board lets the stream go on. The park is a wait alone
+        (`TicketGate.park`), not a ticket kernel: on an idle stream that kernel would run
+        at once, and the GPU would switch to this context for it."""
+        gate.park(self.stream, lambda: may_run(self._board.word, self._level))
         self._plain_run_us = 0.0
 
     def _launch_flushing(self, cmd: GuardedLaunch, board: int, gate: StreamGate | TicketGate,

@@ -658,6 +658,52 @@ def test_a_ticket_release_lets_the_stream_past_the_refused_hold_only(cuda, devic
     assert gate.release() and int(gate._word[0]) == j
 
 
+def test_a_park_holds_the_stream_with_no_kernel_until_a_release_or_its_own_second_look(cuda, device):
+    """hal.cuda.gate.TicketGate.park: a wait alone, with no ticket kernel ahead of it; the
+    stream waits there until a release (a board watcher) or `open`, not while the queue is
+    closed, and a park whose second look finds the level free lets itself go (a watcher's
+    release that looked before the park counted cannot strand it)."""
+    import cupy
+
+    from hal.cuda import gate as gates
+
+    gate = gates.ticket_gate()
+    if gate is None:
+        pytest.skip("no stream memory waits on this driver")
+    stream = cupy.cuda.Stream(non_blocking=True)
+    kernels = []
+    real = gates._ticket_launcher
+    gates._ticket_launcher = lambda: kernels.append(1) or real()
+    try:
+
+        def parked(may_go: bool) -> cupy.cuda.Event:
+            done = cupy.cuda.Event(disable_timing=True)
+            gate.park(stream, lambda: may_go)
+            done.record(stream)
+            return done
+
+        def waits(done: cupy.cuda.Event) -> bool:
+            time.sleep(0.02)
+            return not done.done
+
+        done = parked(False)
+        assert waits(done), "a park with the level outranked should hold the stream"
+        assert gate.release()
+        done.synchronize()
+        assert not gate.release(), "nothing left to let go"
+        assert not waits(parked(True)), "a park that may go at its second look passes by itself"
+        gate.close()
+        done = parked(True)
+        assert waits(done) and not gate.release(), "no park passes while the queue is closed"
+        gate.open()
+        done.synchronize()
+        assert kernels == [], "a park enqueues no kernel"
+    finally:
+        gates._ticket_launcher = real
+        gate.open()
+        stream.synchronize()
+
+
 def test_the_relaunch_of_a_parked_queue_stops_when_a_higher_level_comes_back(cuda, device):
     """hal.cuda.hwqueue (`_launch_flushing`): on the board, the host's relaunch of a flushed
     level-0 launch stops like the launch itself when level 10 comes back while it runs (a
@@ -714,9 +760,10 @@ def test_the_relaunch_of_a_parked_queue_stops_when_a_higher_level_comes_back(cud
 
 def test_a_launch_while_a_higher_level_runs_parks_before_its_kernel(cuda, device):
     """hal.cuda.hwqueue (`_park_first`): a level-0 launch made while level 10 has a kernel in
-    flight parks at a ticket ahead of its kernel, so not one of its blocks starts until
-    level 10 goes idle (launched straight in, its first wave would run before the latch
-    that flushes the rest); then every block runs once."""
+    flight parks ahead of its kernel, so not one of its blocks starts until level 10 goes
+    idle (launched straight in, its first wave would run before the latch that flushes the
+    rest); then every block runs once. The park is a wait alone: no ticket kernel of
+    level 0 runs while level 10 does (it would hand the GPU to level 0's context)."""
     import cupy
     import numpy as np
 
@@ -737,7 +784,11 @@ def test_a_launch_while_a_higher_level_runs_parks_before_its_kernel(cuda, device
     cupy.cuda.Device().synchronize()
     hi.launch(spin.kernel((1,), (128,), (np.uint64(30_000_000), np.uint64(0), np.uint64(0))), lambda c: None)
     assert not may_run(hi._board.word, 0), "level 10 should be up while its kernel runs"
+    writes = []
+    real_write = lo._ticket.write
+    lo._ticket.write = lambda *a, **k: writes.append(a) or real_write(*a, **k)
     lo.launch(spin.command(5000, count=count), lambda c: None)
+    assert writes == [], "the launch took a ticket kernel ahead of its own (or behind it: 5 waves are their own ticket)"
     time.sleep(0.01)
     cupy.cuda.runtime.memcpyAsync(seen_mem.ptr, count.data.ptr, count.nbytes,
                                   cupy.cuda.runtime.memcpyDeviceToHost, side.ptr)  # fmt: skip
