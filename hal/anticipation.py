@@ -85,6 +85,14 @@ class Forecast:
     late arrival made two bad intervals, three in sixteen periods refused every window
     for the next sixteen, and in the two-process benchmark 2-9% of the foreground's tasks
     came with no window held and paid the context switch (docs/h100-benchmarks.md).
+
+    A load that has just become periodic (its first tasks, which catch up after a slow
+    start, or the tasks after a noisy stretch) is foreseen from its recent arrivals alone:
+    where the whole history is refused, the last half of it, then the last
+    `min_intervals` + 1 arrivals are tried, and the arrivals before the run that fits are
+    forgotten. Measured on the H100 pair before this, the first 5-16 tasks of a run, and
+    runs of up to 15 tasks after a noisy stretch, came with no window held: until the
+    arrivals off the grid had left the history, every window was refused.
     """
 
     def __init__(self, lead_s: float, *, history: int = 16, min_intervals: int = 4, tolerance: float = 0.1,
@@ -121,7 +129,28 @@ class Forecast:
     def window(self, now: float) -> Window | None:
         """Where to hold the level for the next arrival whose window opens after `now`, if
         it can be foreseen (none once two periods went by without one)."""
-        grid = self._grid()
+        a = list(self._arrivals)
+        fit = self._fit(a)
+        if fit is None:  # see the docstring: the recent arrivals alone, where they fit
+            for n in sorted({len(a) // 2, self.min_intervals + 1}, reverse=True):
+                if self.min_intervals < n < len(a) and (fit := self._fit(a[-n:])) is not None:
+                    for _ in range(len(a) - n):
+                        self._arrivals.popleft()
+                    break
+        if fit is None:
+            return None
+        period, phase, last, before, after = fit
+        for k in (1, 2):
+            due = phase + (last + k) * period
+            if due - before >= now:
+                return Window(due - before, due + after)
+        return None
+
+    def _fit(self, a: list[float]) -> tuple[float, float, int, float, float] | None:
+        """(period, phase, the last arrival's number, how long before a due time to open
+        the window and after it to close it) for arrivals `a`, or None where they are not
+        periodic enough (see the docstring)."""
+        grid = self._grid(a)
         if grid is None:
             return None
         period, phase, last, deviations = grid
@@ -134,17 +163,11 @@ class Forecast:
         before, share = self.lead_s + early, self.max_share * period
         if before + self.slack_s > share:
             return None
-        after = min(max(self.slack_s, 2 * late), share - before)
-        for k in (1, 2):
-            due = phase + (last + k) * period
-            if due - before >= now:
-                return Window(due - before, due + after)
-        return None
+        return period, phase, last, before, min(max(self.slack_s, 2 * late), share - before)
 
-    def _grid(self) -> tuple[float, float, int, list[float]] | None:
+    def _grid(self, a: list[float]) -> tuple[float, float, int, list[float]] | None:
         """(period, phase, the last arrival's number, each arrival's deviation) of the grid
-        `phase + n * period` fitted to the arrivals, or None with too few of them."""
-        a = list(self._arrivals)
+        `phase + n * period` fitted to arrivals `a`, or None with too few of them."""
         if len(a) <= self.min_intervals:
             return None
         rough = statistics.median(b - x for x, b in itertools.pairwise(a))

@@ -69,14 +69,34 @@ def test_late_wake_ups_are_left_out_unless_a_quarter_of_the_arrivals_are_off_the
     periodic(f, some)
     assert f.window(81 * MS) == pytest.approx(expected, abs=1e-9), "neither widened nor refused"
     often = steady.copy()
-    for i in (1, 3, 5, 7, 9):  # late every other task for a while: five of seventeen
+    for i in range(1, 17, 2):  # late every other task: eight of seventeen
         often[i] += 0.6 * MS
     g = Forecast(0.5 * MS)
     periodic(g, often)
-    assert g.window(81 * MS) is None
+    assert g.window(81 * MS) is None, "not periodic enough, in the whole history or its recent part"
     short = Forecast(0.5 * MS)
     periodic(short, some[2:10])  # 8 arrivals, one of them late
     assert short.window(46 * MS) == pytest.approx(Window(50 * MS - 0.5 * MS, 50 * MS + 0.3 * MS), abs=1e-9)
+
+
+def test_a_load_that_just_became_periodic_is_foreseen_from_its_recent_arrivals():
+    f = Forecast(0.5 * MS)
+    periodic(f, [t * MS for t in (0, 2, 9, 12)])  # a slow start, caught up
+    periodic(f, [t * MS for t in (15, 20, 25)])  # then a 5 ms grid
+    assert f.window(26 * MS) is None, "the start's arrivals still outnumber those on the grid"
+    periodic(f, [30 * MS])
+    assert f.window(31 * MS) == pytest.approx(Window(34.5 * MS, 35.3 * MS), abs=1e-9), (
+        "the last five arrivals fit (one off the grid, as a quarter may be)")
+    periodic(f, [35 * MS])  # the arrivals before those five were forgotten
+    assert f.window(36 * MS) == pytest.approx(Window(39.5 * MS, 40.3 * MS), abs=1e-9)
+    steady = [i * 5 * MS for i in range(17)]
+    late = [t * MS + 2 * MS for t in (85, 90, 95, 100, 105)]  # a noisy stretch: five 2 ms late
+    g = Forecast(0.5 * MS)
+    periodic(g, steady + late + [t * MS for t in (110, 115, 120)])
+    assert g.window(121 * MS) is None
+    periodic(g, [125 * MS])
+    assert g.window(126 * MS) == pytest.approx(Window(129.5 * MS, 130.3 * MS), abs=1e-9), (
+        "foreseen again four periods after a noisy stretch, not twelve (when the late ones leave the history)")
 
 
 def test_the_next_task_is_due_on_the_grid_not_a_period_after_the_last_arrival():
