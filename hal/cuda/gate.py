@@ -260,7 +260,11 @@ class TicketGate:
 
     def hold(self, stream: cupy.cuda.Stream, i: int) -> None:
         """Hold `stream` until ticket `i` (issued, and written behind the work before) or `open`."""
-        rc = self._wait(stream.ptr, self._word_ptr, i, CU_STREAM_WAIT_VALUE_GEQ)
+        self._wait_for(stream, self._word_ptr, i)
+
+    def _wait_for(self, stream: cupy.cuda.Stream, word_ptr: int, n: int) -> None:
+        """Enqueue on `stream` a wait until the word at `word_ptr` is `n` or more."""
+        rc = self._wait(stream.ptr, word_ptr, n, CU_STREAM_WAIT_VALUE_GEQ)
         if rc != 0:
             raise RuntimeError(f"cuStreamWaitValue64 failed with CUDA error {rc}")
 
@@ -273,9 +277,7 @@ class TicketGate:
         with self._lock:
             self._parks += 1
             n = self._parks
-        rc = self._wait(stream.ptr, self._park_ptr, n, CU_STREAM_WAIT_VALUE_GEQ)
-        if rc != 0:
-            raise RuntimeError(f"cuStreamWaitValue64 failed with CUDA error {rc}")
+        self._wait_for(stream, self._park_ptr, n)
         if may_go():
             with self._lock:
                 self._unpark_locked()
