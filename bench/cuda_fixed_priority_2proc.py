@@ -35,8 +35,10 @@ single standalone run's P99 may land in a quiet or a loud minute; interleaved, t
 baseline and ours see the same ones.
 A run whose process the device refuses ("busy or unavailable": under MPS, now and then a
 moment after the last run's processes ended) goes again after a pause (REFUSED_TRIES).
+With --host-noise N, N processes burn the host's CPUs in bursts through every run (the
+standalone's too): a noisy host made on purpose, where host threads wake late.
 Usage: python bench/cuda_fixed_priority_2proc.py [--duration-s 4] [--rounds 1] [--mps]
-       [--lead-us 500] [--only native,...] [--save-as NAME]
+       [--lead-us 500] [--host-noise 0] [--only native,...] [--save-as NAME]
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from cuda_common import ROOT, names_among, pct, results_name, table, write
-from cuda_procs import children_env, device_info, start_daemon, summary_of, workload
+from cuda_procs import children_env, device_info, host_noise, start_daemon, summary_of, workload
 
 from hal.anticipation import DEFAULT_LEAD_US, MAX_LEAD_US
 from hal.anticipation import ENV as LEAD_ENV
@@ -145,8 +147,11 @@ def _configs() -> tuple[Config, ...]:
         Config("ours_xschedd_fg_lv1_bg_lv2", "xschedd", f"priority=10,{q(1, 4)}", q(2, 8)),
         Config("ours_xschedd_fg_alone", "xschedd", f"priority=10,{q(2, 8)}", None),
         *(Config(f"ours_{how}_lv{lv}_thr{thr}", how, f"priority=10,{q(lv, thr)}", q(lv, thr))
-          for how in ("xschedd_board", "xschedd_board_ahead", "board_only", "board_ahead")
+          for how in ("xschedd_board", "xschedd_board_ahead", "board_only")
           for lv, thr in ((1, 4), (2, 8))),
+        # the board with anticipation at every threshold the paper's table has
+        *(Config(f"ours_board_ahead_lv{lv}_thr{thr}", "board_ahead", f"priority=10,{q(lv, thr)}", q(lv, thr))
+          for lv, thr in ((1, 1), (1, 4), (1, 16), (2, 4), (2, 8))),
         Config("ours_board_ahead_fg_alone", "board_ahead", f"priority=10,{q(2, 8)}", None),
     )
 
@@ -165,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="run the standalone and every configuration this many times, interleaved: pooled "
                         "figures, and each round's P99 against its own standalone's (noisy hosts)")
     p.add_argument("--save-as", type=results_name, default=None, help="results file name (without .json)")
+    p.add_argument("--host-noise", type=int, default=0, metavar="N",
+                   help="N processes burning the host's CPUs in bursts through every run, the standalone's "
+                        "too (a noisy host made on purpose; cuda_procs.host_noise)")
     p.add_argument("--only", type=names_among(CONFIG_NAMES), default=list(CONFIG_NAMES),
                    help=f"comma-separated configurations to run (default all: {','.join(CONFIG_NAMES)})")
     a = p.parse_args(argv)
@@ -172,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--duration-s must be > 0, got {a.duration_s}")
     if not 1 <= a.rounds <= 100:
         p.error(f"--rounds must be in [1, 100], got {a.rounds}")
+    if not 0 <= a.host_noise <= 256:
+        p.error(f"--host-noise must be in [0, 256], got {a.host_noise}")
     if not 0 < a.lead_us <= MAX_LEAD_US:
         p.error(f"--lead-us must be in (0, {MAX_LEAD_US:.0f}], got {a.lead_us}")
     # with --mps this process joins the server too: it opens the device (its name for the results)
@@ -223,6 +233,7 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
     board = {**base, "XSCHED_SCHEDULER": "APP", BOARD_ENV: "1", LEAD_ENV: "0"}
     envs = {"native": native_env, "board_only": board, "board_ahead": {**board, LEAD_ENV: f"{a.lead_us:g}"}}
     with contextlib.ExitStack() as stack:
+        stack.enter_context(host_noise(a.host_noise))
         if any(c.how.startswith("xschedd") for c in chosen):
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="xs-")))
             daemon = start_daemon(tmp, base)

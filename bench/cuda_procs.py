@@ -108,3 +108,29 @@ def device_info() -> SimpleNamespace:
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     name, model, sms = json.loads(out.stdout.strip().splitlines()[-1])
     return SimpleNamespace(name=name, info=SimpleNamespace(name=model, sm_count=sms))
+
+
+NOISE_BURST_MS = (0.5, 3.0)  # each noise process: busy, then asleep, for a random time in this range
+
+
+@contextlib.contextmanager
+def host_noise(processes: int, seed: int = 1):
+    """`processes` processes that burn the host's CPUs in bursts for the duration (busy,
+    then asleep, each for 0.5-3 ms at random: about half a core each): a noisy host made
+    on purpose, so that a run on a quiet machine can show what host threads that wake
+    late cost. 0: none."""
+    code = ("import random, sys, time\n"
+            "r = random.Random(int(sys.argv[1])); lo, hi = float(sys.argv[2]) / 1e3, float(sys.argv[3]) / 1e3\n"
+            "while True:\n"
+            "    end = time.perf_counter() + r.uniform(lo, hi)\n"
+            "    while time.perf_counter() < end: pass\n"
+            "    time.sleep(r.uniform(lo, hi))\n")  # fmt: skip
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(seed + i), *map(str, NOISE_BURST_MS)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(processes)]  # fmt: skip
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
