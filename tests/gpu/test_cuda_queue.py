@@ -843,6 +843,45 @@ def test_a_direct_waiter_leaves_the_board_lowering_to_another_thread(cuda, devic
     assert board.word == LEVELS
 
 
+@pytest.mark.parametrize("threshold", [1, 2])
+def test_an_xqueue_keeps_its_board_level_up_from_a_tasks_first_command_to_its_last(cuda, device, monkeypatch,
+                                                                                  threshold):
+    """hal.cuda.hwqueue (`_track`): a launch counts out after its callback, in which an
+    XQueue launches its next command, so at threshold 1 or 2 the level stays up through
+    a task of several commands (the lower levels do not run between them) and goes down
+    once, after the last."""
+    from hal.board import LEVELS
+    from preempt.xqueue import XQueue
+
+    lo, hi = device.create_queue(board=True), device.create_queue(board=True)
+    hi.set_priority(10)
+    board = hi._board
+    downs = []
+    real = board.deactivate
+
+    def deactivate(level):
+        downs.append((level, board.word))
+        real(level)
+
+    monkeypatch.setattr(board, "deactivate", deactivate)
+    xq = XQueue(hi, level=1, threshold=threshold)
+    spin = device.spin
+    for _ in range(3):
+        downs.clear()
+        last = None
+        for _ in range(6):
+            last = xq.submit(spin.command(100))
+        xq.wait(last)
+        deadline = time.monotonic() + 5
+        while board.word != LEVELS and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert board.word == LEVELS, "the level stayed up after the task"
+        assert downs == [(10, LEVELS - 11)], f"the level went down inside the task: {downs}"
+    xq.close()
+    hi.close()
+    lo.close()
+
+
 def test_a_periodic_queue_holds_its_level_and_claims_the_gpu_before_its_tasks(cuda, device, monkeypatch):
     """hal.anticipation on a real queue: a level-10 queue with periodic tasks beside a
     level-0 queue that runs flat out holds its level ahead of its tasks and claims the GPU
