@@ -350,3 +350,77 @@ def test_holds_are_set_early_by_how_late_the_timer_began_the_last_ones(tmp_path,
     assert list(a.late_s) == pytest.approx([0.1 * MS, 0.4 * MS, 0.0])
     assert a.summary() == {"windows": 3, "held": 3, "arrivals": 7, "arrivals_in_held_window": 2}, (
         "the tasks at 25 and 30 ms came into held windows; the third window's task has not come")
+
+
+def _published(board: PriorityBoard) -> tuple[int, float, int] | None:
+    """(level, host start in s, device start in ns) of the window on the board, if any."""
+    import numpy as np
+
+    from hal.board import WINDOW_DEVICE, WINDOW_LEVEL
+
+    top = int(board.words[WINDOW_LEVEL])
+    if top == 0:
+        return None
+    q = np.frombuffer(board.words, dtype=np.uint64)
+    return top - 1, int(q[WINDOW_DEVICE[1] + 1]) / 1e9, int(q[WINDOW_DEVICE[0]])
+
+
+def test_each_window_is_published_on_the_board_in_both_clocks_and_withdrawn_when_its_task_went(
+        tmp_path, monkeypatch):  # fmt: skip
+    """The lower levels park at a window's start by the device's clock (hal.board) even where
+    the timer that holds the level wakes late: each planned window is published with its
+    start on the device's clock, withdrawn once its task came and went (or at its end
+    with no task), and the next one published."""
+    clock = _StoppedClock(0.0)
+    monkeypatch.setattr(hal.anticipation, "_clock", clock)
+    board = PriorityBoard(tmp_path / "board")
+    board.register(0)
+    offset = 10**15
+    a = Anticipation(board, _Level(5), lead_s=0.5 * MS, device_ns=lambda s: int(s * 1e9) + offset)
+
+    def task(t_ms: float) -> None:
+        a.busy(t_ms * MS)
+        clock.t = (t_ms + 1) * MS
+        a.idle(clock.t)
+
+    for t in (0, 5, 10, 15):
+        task(t)
+    assert _published(board) is None, "no window foreseen yet"
+    task(20)
+    level, start, device_start = _published(board)
+    assert level == 5 and start == pytest.approx(24.5 * MS) and device_start == int(start * 1e9) + offset
+    assert a.published == 1
+    clock.fire(24.9 * MS, 0.0)  # the hold, and the claim again
+    a.busy(25 * MS)
+    assert _published(board)[1] == pytest.approx(24.5 * MS), "it stays while its task runs"
+    clock.t = 25.2 * MS
+    a.idle(clock.t)  # went before the window's end: withdrawn
+    assert _published(board) is None
+    clock.fire(26 * MS, 0.0)  # the window's end plans the next one
+    assert _published(board)[1] == pytest.approx(29.5 * MS) and a.published == 2
+    clock.fire(31 * MS, 0.0)  # no task came into that one: withdrawn at its end, the next published
+    assert _published(board)[1] == pytest.approx(34.5 * MS) and a.published == 3
+    a.busy(31.5 * MS)  # the task that window was for, late: the next one stays
+    clock.t = 32.5 * MS
+    a.idle(clock.t)
+    assert _published(board)[1] == pytest.approx(34.5 * MS)
+    a.reset()
+    assert _published(board) is None, "a reset withdraws it"
+    a.close()
+
+
+def test_no_window_is_published_without_the_device_clock_or_a_lower_level(tmp_path, monkeypatch):
+    clock = _StoppedClock(0.0)
+    monkeypatch.setattr(hal.anticipation, "_clock", clock)
+    board = PriorityBoard(tmp_path / "board")
+    board.register(5)
+    unknown = Anticipation(board, _Level(5), lead_s=0.5 * MS, device_ns=lambda s: None)
+    for t in (0, 5, 10, 15, 20):
+        unknown.busy(t * MS)
+        clock.t = (t + 1) * MS
+        unknown.idle(clock.t)
+    assert unknown.windows >= 1 and _published(board) is None, "nobody below level 5 to park"
+    board.register(0)
+    clock.fire(100 * MS, 0.0)
+    assert unknown.held_windows >= 1 and _published(board) is None, "the device's clock not known yet"
+    unknown.close()

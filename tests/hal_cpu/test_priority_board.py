@@ -245,3 +245,129 @@ def test_a_write_waits_for_another_process_lock_without_stopping_this_process(tm
         holder.wait(10)
     b.deactivate(5)
     assert b.word == LEVELS
+
+
+# -- windows: a level's activation published ahead of time (hal.anticipation) ---------------------
+
+_PUBLISHER = r"""
+import sys, time
+from hal.board import PriorityBoard
+b = PriorityBoard(sys.argv[1])
+now = time.monotonic()
+print("published" if b.publish(int(sys.argv[2]), now, now + 0.09, 1, 2) else "refused", flush=True)
+sys.stdin.readline()
+"""
+
+
+def publisher(path: Path, level: int) -> tuple[subprocess.Popen, str]:
+    p = subprocess.Popen([sys.executable, "-c", _PUBLISHER, str(path), str(level)], cwd=ROOT, text=True,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    return p, p.stdout.readline().strip()
+
+
+def test_a_window_counts_its_level_active_on_the_host_from_its_start_to_its_end(tmp_path):
+    b = PriorityBoard(tmp_path / "board")
+    b.register(0)
+    now = time.monotonic()
+    assert b.publish(12, now + 0.05, now + 0.08, 100, 200)
+    assert b.word == LEVELS, "a window is not an activation"
+    assert b.word_now == LEVELS, "not before its start"
+    assert abs(b.window_end_s() - (now + 0.08)) < 1e-6
+    while time.monotonic() < now + 0.051:
+        time.sleep(0.001)
+    if time.monotonic() < now + 0.079:  # (a loaded machine may sleep past the end)
+        assert b.word_now == LEVELS - 13 and not may_run(b.word_now, 0) and may_run(b.word_now, 12)
+    while time.monotonic() < now + 0.081:
+        time.sleep(0.001)
+    assert b.word_now == LEVELS and b.window_end_s() is None, "over at its end"
+    b.activate(20)
+    assert b.publish(12, time.monotonic(), time.monotonic() + 0.05, 100, 200)
+    assert b.word_now == LEVELS - 21, "a higher level active outranks a window"
+    b.deactivate(20)
+    assert b.word_now == LEVELS - 13
+    b.withdraw(11)
+    assert b.word_now == LEVELS - 13, "withdrawing another level's window changes nothing"
+    b.withdraw(12)
+    assert b.word_now == LEVELS and b.window_end_s() is None
+    b.close()
+
+
+def test_a_window_is_written_for_the_gpu_to_read_next_to_the_word(tmp_path):
+    """hal.cuda.instrument's `__xs_outranked` reads these words of the page."""
+    import numpy as np
+
+    from hal.board import WINDOW_DEVICE, WINDOW_LEVEL
+
+    b = PriorityBoard(tmp_path / "board")
+    now = time.monotonic()
+    assert b.publish(7, now, now + 0.01, 123456789012345, 123456799012345)
+    q = np.frombuffer(b.words, dtype=np.uint64)
+    assert int(b.words[WINDOW_LEVEL]) == 8
+    assert (int(q[WINDOW_DEVICE[0]]), int(q[WINDOW_DEVICE[1]])) == (123456789012345, 123456799012345)
+    assert WINDOW_LEVEL < HEADER and 2 * WINDOW_DEVICE[1] + 1 < HEADER
+    b.close()
+    assert int(b.words[WINDOW_LEVEL]) == 0, "a closing handle withdraws its window"
+
+
+@pytest.mark.parametrize(
+    "start, end, dev_start, dev_end",
+    [(1.0, 1.0, 1, 2), (1.0, 0.5, 1, 2), (1.0, 2.0, 1, 2), (1.0, 1.01, 2, 1), (1.0, 1.01, -1, 2)],
+)
+def test_a_bad_window_is_refused(tmp_path, start, end, dev_start, dev_end):
+    b = PriorityBoard(tmp_path / "board")
+    with pytest.raises(ValueError):
+        b.publish(3, start, end, dev_start, dev_end)
+    with pytest.raises(ValueError):
+        b.publish(LEVELS, 1.0, 1.01, 1, 2)
+    assert b.window_end_s() is None
+    b.close()
+
+
+def test_a_higher_level_window_of_a_live_process_stays_until_it_lapses(tmp_path):
+    path = tmp_path / "board"
+    b = PriorityBoard(path)
+    p, said = publisher(path, 20)
+    try:
+        assert said == "published"
+        now = time.monotonic()
+        assert not b.publish(5, now, now + 0.01, 1, 2), "a lower level may not replace it"
+        assert b.word_now == LEVELS - 21
+        assert b.publish(25, now, now + 0.01, 1, 2), "a higher one may"
+        b.withdraw(25)
+        q, said = publisher(path, 3)
+        q.stdin.close()
+        q.wait(10)
+        assert said == "published", "nobody's window is there now"
+    finally:
+        p.stdin.close()
+        p.wait(10)
+    p, said = publisher(path, 20)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(10)
+    now = time.monotonic()
+    assert b.publish(5, now, now + 0.01, 1, 2), "a dead process's window may be replaced"
+    b.close()
+
+
+def test_a_watcher_is_called_back_at_a_window_end_without_another_wake(tmp_path, monkeypatch):
+    import hal.board
+
+    monkeypatch.setattr(hal.board, "REAP_S", 5.0)  # no periodic wake to stand in for the window's
+    b = PriorityBoard(tmp_path / "board")
+    b.register(0)
+    b.register(12)
+    seen: list[tuple[float, int]] = []
+    b.watch(lambda word: seen.append((time.monotonic(), word)))
+    time.sleep(0.01)
+    now = time.monotonic()
+    end = now + 0.02
+    assert b.publish(12, now, end, 1, 2)
+    deadline = time.monotonic() + 2
+    while not any(t >= end and may_run(w, 0) for t, w in seen) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    during = [w for t, w in seen if now + 0.001 < t < end - 0.001]
+    after = [t for t, w in seen if t >= end and may_run(w, 0)]
+    assert after and after[0] - end < 0.5, "called back at the end, not at the next REAP_S"
+    assert all(not may_run(w, 0) for w in during), "inside the window, level 0 may not run"
+    b.close()
