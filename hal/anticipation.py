@@ -212,9 +212,8 @@ class Anticipation:
     """
 
     def __init__(self, board: PriorityBoard, level: Callable[[], int], lead_s: float,
-                 claim: Callable[[], None] | None = None,
-                 device_ns: Callable[[float], int | None] | None = None, **forecast) -> None:  # fmt: skip
-        self._board, self._level, self._claim, self._device_ns = board, level, claim, device_ns
+                 claim: Callable[[], None] | None = None, **forecast) -> None:  # fmt: skip
+        self._board, self._level, self._claim = board, level, claim
         self._forecast = Forecast(lead_s, **forecast)
         self._lock = threading.Lock()
         self._token = 0  # the window now planned; older timer callbacks find it changed
@@ -226,9 +225,6 @@ class Anticipation:
         self.arrivals = self.came = 0  # tasks that arrived, and those of them that came into a held window
         self.early_s: deque[float] = deque(maxlen=1024)  # how long each held window ran before its task came
         self.late_s: deque[float] = deque(maxlen=16)  # how late the timer began the last holds
-        self._published: tuple[int, Window] | None = None  # the level and window published on the board
-        self._arrived_at = float("-inf")  # when the last task arrived
-        self.published = 0  # windows published on the board
         self._closed = False
 
     def busy(self, now: float | None = None) -> None:
@@ -237,7 +233,6 @@ class Anticipation:
             if not self._forecast.busy(now):
                 return
             self.arrivals += 1
-            self._arrived_at = now
             if self._held is not None and not self._came:
                 self._came = True
                 self.came += 1
@@ -259,9 +254,6 @@ class Anticipation:
     def idle(self, now: float | None = None) -> None:
         with self._lock:
             self._forecast.idle(time.monotonic() if now is None else now)
-            p = self._published
-            if p is not None and self._arrived_at >= p[1].start - self._forecast.lead_s:
-                self._withdraw_locked()  # its task came and went (a task late for the last one does not count)
             if self._came:
                 self._release_locked()  # the task ran under the hold and went idle
             replan = not (self._planned or self._closed)
@@ -273,7 +265,6 @@ class Anticipation:
         with self._lock:
             self._token += 1
             self._planned = False
-            self._withdraw_locked()
             self._release_locked()
             self._forecast.reset()
 
@@ -299,7 +290,6 @@ class Anticipation:
             token = self._token
             lead = self._forecast.lead_s
             ahead = min(statistics.median(self.late_s), lead / 2) if self.late_s else 0.0
-            self._publish_locked(window)
         start = window.start - ahead
         _clock.call_at(start, lambda: self._hold(token, start))
         _clock.call_at(start + lead / 2, lambda: self._reclaim(token))
@@ -337,31 +327,12 @@ class Anticipation:
         with self._lock:
             if token != self._token:
                 return
-            self._withdraw_locked()
             if not self._came:
                 self._release_locked()
             self._planned = False
             running = self._forecast.running
         if not running:
             self._plan(_clock.now())
-
-    def _publish_locked(self, window: Window) -> None:
-        """Publish `window` on the board, in the device's clock too (hal.board: the lower
-        levels park at its start by the GPU's clock, even where this timer wakes late),
-        where a lower level is registered and the device's clock is known."""
-        self._withdraw_locked()
-        level = self._level()
-        if self._device_ns is None or not self._board.below(level):
-            return
-        start, end = self._device_ns(window.start), self._device_ns(window.end)
-        if start is not None and end is not None and self._board.publish(level, window.start, window.end, start, end):
-            self._published = level, window
-            self.published += 1
-
-    def _withdraw_locked(self) -> None:
-        if self._published is not None:
-            self._board.withdraw(self._published[0])
-            self._published = None
 
     def _release_locked(self) -> None:
         if self._held is not None:

@@ -10,19 +10,9 @@ and a stream waits on it with `cuStreamWaitValue` (greater-or-equal) without run
 anything on the GPU (hal.cuda.gate). That is HPF at the granularity of thread blocks.
 
 Layout (uint32 words): 0 the word above (also a futex), 1 the union of registered
-levels (is anyone above me?), 2 the slot high-water mark, 3-12 the window (below), then
-one slot of (pid, active mask, registered mask, 0) per process. Writers hold an flock on
-the file; readers read without it. Levels are priorities clamped to 0..31.
-
-A *window* is a level's activation published ahead of time (hal.anticipation: a
-periodic queue's next task is due): from its start to its end the lower levels treat
-that level as active, the GPU by its own clock (%globaltimer: a guarded kernel's
-sentinel, a ticket) and the host by CLOCK_MONOTONIC (`word_now`), so they park at its
-start even where the publisher's thread that should raise the level then wakes late.
-One window at a time, the highest level's; the publisher withdraws it when its task
-has come and gone, and it lapses at its end. Words: 3 the publisher's pid, 4-5 and 6-7
-its start and end on the device's clock (uint64 ns), 8-9 and 10-11 the same on the
-host's, 12 its level + 1 (0: none; written last, cleared first).
+levels (is anyone above me?), 2 the slot high-water mark, then one slot of
+(pid, active mask, registered mask, 0) per process. Writers hold an flock on the file;
+readers read without it. Levels are priorities clamped to 0..31.
 
 Fail-safe: a process that dies with levels active leaves its slot set; `reap()` (every
 `REAP_S` from each process's watcher, and whenever a slot is needed) clears the slots of
@@ -50,10 +40,6 @@ ENV = "XSCHED_CUDA_BOARD"  # 1/on: CUDA queues use the board (default off)
 LEVELS = 32
 PAGE = 4096  # bytes: one page of uint32 words
 HEADER = 16
-WINDOW_PID, WINDOW_LEVEL = 3, 12  # uint32 words of the window; its times are uint64 words 2-5
-_DEV_START, _DEV_END, _HOST_START, _HOST_END = 2, 3, 4, 5
-WINDOW_DEVICE = (_DEV_START, _DEV_END)  # for the GPU's reads (hal.cuda.instrument)
-WINDOW_MAX_S = 0.1  # no window is published longer than this: one left by a bug or a dead process lapses soon
 SLOTS = (PAGE // 4 - HEADER) // 4
 REAP_S = 0.05
 _ZERO_SLOT = memoryview(bytes(16)).cast("I")
@@ -101,7 +87,6 @@ class PriorityBoard:
         self.address = self.words.ctypes.data
         self.size = PAGE
         self._w = memoryview(self._map).cast("I")  # the same words: faster than numpy one at a time
-        self._q = memoryview(self._map).cast("Q")  # and as uint64 (the window's times)
         self._pid = os.getpid()
         self._masks = [0, 0]  # this process's (active, registered) level masks
         self._lock = threading.Lock()
@@ -136,67 +121,6 @@ class PriorityBoard:
     def word(self) -> int:
         return self._w[0]
 
-    @property
-    def word_now(self) -> int:
-        """The word, as the lower levels read it now: with a window's level counted active
-        while the host's clock is inside it (see the module docstring)."""
-        w = self._w
-        top = w[WINDOW_LEVEL]
-        word = w[0]
-        if top == 0 or word <= LEVELS - top:
-            return word
-        q, now = self._q, time.monotonic_ns()
-        return LEVELS - top if q[_HOST_START] <= now < q[_HOST_END] else word
-
-    def window_end_s(self) -> float | None:
-        """When (time.monotonic) the published window ends, if one is published and not over."""
-        if self._w[WINDOW_LEVEL] == 0:
-            return None
-        end = self._q[_HOST_END] / 1e9
-        return end if end > time.monotonic() else None
-
-    def publish(self, level: int, start_s: float, end_s: float, device_start_ns: int, device_end_ns: int) -> bool:
-        """Publish a window of `level` from `start_s` to `end_s` (time.monotonic), which is
-        `device_start_ns` to `device_end_ns` on the device's clock; False where a higher
-        level's window, not over, is published by another live process (it stays)."""
-        if not 0 <= level < LEVELS:
-            raise ValueError(f"board level {level} is out of range [0, {LEVELS - 1}]")
-        if not (start_s < end_s <= start_s + WINDOW_MAX_S and 0 <= device_start_ns < device_end_ns):
-            raise ValueError(f"bad window: {start_s}..{end_s} s, device {device_start_ns}..{device_end_ns} ns")
-        w, q = self._w, self._q
-        with self._lock:
-            if self._closed:
-                return False
-            lock_file(self._fd)
-            try:
-                top, pid = w[WINDOW_LEVEL], w[WINDOW_PID]
-                if (top > level + 1 and pid != self._pid and q[_HOST_END] > time.monotonic_ns()
-                        and pid_alive(pid)):  # fmt: skip
-                    return False
-                w[WINDOW_LEVEL] = 0  # cleared first, written last: a reader never mixes two windows' times
-                w[WINDOW_PID] = self._pid
-                q[_DEV_START], q[_DEV_END] = device_start_ns, device_end_ns
-                q[_HOST_START], q[_HOST_END] = int(start_s * 1e9), int(end_s * 1e9)
-                w[WINDOW_LEVEL] = level + 1
-            finally:
-                unlock_file(self._fd)
-        futex_wake(self.address)  # watchers learn when it ends (`_watch`)
-        return True
-
-    def withdraw(self, level: int) -> None:
-        """Withdraw this process's window of `level`, if it is the one published."""
-        w = self._w
-        if w[WINDOW_LEVEL] != level + 1 or w[WINDOW_PID] != self._pid:
-            return
-        with self._lock:
-            lock_file(self._fd)
-            try:
-                if w[WINDOW_LEVEL] == level + 1 and w[WINDOW_PID] == self._pid:
-                    w[WINDOW_LEVEL] = 0
-            finally:
-                unlock_file(self._fd)
-        futex_wake(self.address)
-
     def outranked(self, level: int) -> bool:
         """Whether any queue of a higher level exists on this device (so guard my kernels)."""
         return self._w[1] >> (level + 1) != 0
@@ -211,9 +135,8 @@ class PriorityBoard:
         return self._w[1] & ((1 << level) - 1) != 0
 
     def watch(self, callback: Callable[[int], None]) -> None:
-        """Call `callback(word)` (`word_now`) on a watcher thread whenever a level goes idle,
-        a window is published, withdrawn or over, and every REAP_S: where a parked queue
-        may run again, it reopens its gate.
+        """Call `callback(word)` on a watcher thread whenever a level goes idle (and every
+        REAP_S): where a parked queue may run again, it reopens its gate.
         (A watcher that slept while none of its queues seemed parked was tried and lost
         releases on the H100: the background starved; see docs/architecture.md.)"""
         with self._lock:
@@ -241,8 +164,6 @@ class PriorityBoard:
             self._registered = [0] * LEVELS
             self._masks = [0, 0]
         with self._locked():
-            if self._w[WINDOW_PID] == self._pid:
-                self._w[WINDOW_LEVEL] = 0
             if self._slot is not None and self._w[HEADER + 4 * self._slot] == self._pid:
                 self._w[HEADER + 4 * self._slot : HEADER + 4 * self._slot + 4] = _ZERO_SLOT
             self._slot = None
@@ -317,12 +238,9 @@ class PriorityBoard:
         last_reap = time.monotonic()
         while not self._closed:
             word = self.word
-            now_word = self.word_now
             for cb in list(self._watchers):
-                cb(now_word)
-            end = self.window_end_s()  # wake at its end too: what parked for it goes on
-            timeout = REAP_S if end is None else min(REAP_S, max(end - time.monotonic(), 0.0) + 20e-6)
-            futex_wait(self.address, word, timeout)
+                cb(word)
+            futex_wait(self.address, word, REAP_S)
             if time.monotonic() - last_reap >= REAP_S:
                 self.reap()  # a process that died with a level active must not park us for good
                 last_reap = time.monotonic()

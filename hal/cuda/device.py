@@ -117,12 +117,6 @@ class CudaDevice:
         return ContextClaim(self.index)
 
     @cached_property
-    def device_clock(self):  # -> DeviceClock: the GPU's clock against the host's (board windows)
-        from hal.cuda.globaltimer import DeviceClock
-
-        return DeviceClock(self.index)
-
-    @cached_property
     def spin(self):  # -> SpinKernel (imported lazily: it compiles on first use)
         from hal.cuda.spin import SpinKernel
 

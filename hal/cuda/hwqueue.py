@@ -196,13 +196,9 @@ class CudaHwQueue(HwQueue):
         # hal.anticipation: a periodic queue holds its level a little before its next task
         lead_us = device.board_lead_us
         self._anticipation = None
-        self._device_clock = None  # hal.cuda.globaltimer: its windows go on the board in the GPU's clock too
         if self._board is not None and lead_us > 0:
             device.claim.load()  # not at the first hold: see ContextClaim.load
-            self._device_clock = device.device_clock
-            self._device_clock.load()
-            self._anticipation = Anticipation(self._board, lambda: self._level, lead_us * 1e-6, claim=device.claim,
-                                              device_ns=self._device_clock.to_device_ns)  # fmt: skip
+            self._anticipation = Anticipation(self._board, lambda: self._level, lead_us * 1e-6, claim=device.claim)
         # the gates (hal.cuda.gate): a napping kernel, or a ticket, which parks the stream with
         # nothing on the GPU but costs every guarded command a few microseconds. A launch takes
         # the ticket on a board, and while another process time-slices the GPU (hal.sharing:
@@ -450,22 +446,10 @@ class CudaHwQueue(HwQueue):
         again) changes nothing."""
         with self._inflight_lock:
             idles, self._idles = self._idles, []
-        clock = self._device_clock
         for level, now in idles:
-            if clock is not None and clock.stale and self._board.below(level):
-                self._sample(clock)
             self._board.deactivate(level)
             if self._anticipation is not None:
                 self._anticipation.idle(now)
-
-    def _sample(self, clock) -> None:
-        """Sample the GPU's clock against the host's (hal.cuda.globaltimer) before the level
-        goes down: this context has the GPU now, so the round trip is short."""
-        try:
-            _bind_thread(self._index)
-            clock.sample()
-        except cupy.cuda.runtime.CUDARuntimeError as exc:  # the windows go on in the last offset
-            log.warning("sampling the GPU's clock failed: %s", exc)
 
     def _set_level(self, level: int) -> None:
         with self._inflight_lock:
@@ -541,7 +525,7 @@ class CudaHwQueue(HwQueue):
         if not guard:
             k.launch_plain(cmd.grid, cmd.block, cmd.args, cmd.shared_mem, self.stream, dev)
             return
-        if board and gate is self._ticket and not may_run(self._board.word_now, self._level):
+        if board and gate is self._ticket and not may_run(self._board.word, self._level):
             # a higher level runs now: park ahead of the kernel rather than flush it, whose
             # blocks would each still start and leave (`_park_first`)
             self._park_first(gate, board)
@@ -575,7 +559,7 @@ class CudaHwQueue(HwQueue):
         only once the board lets the stream go on. The park is a wait alone
         (`TicketGate.park`), not a ticket kernel: on an idle stream that kernel would run
         at once, and the GPU would switch to this context for it."""
-        gate.park(self.stream, lambda: may_run(self._board.word_now, self._level))
+        gate.park(self.stream, lambda: may_run(self._board.word, self._level))
         self._plain_run_us = 0.0
 
     def _launch_flushing(self, cmd: GuardedLaunch, board: int, gate: StreamGate | TicketGate,

@@ -64,7 +64,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from hal.board import LEVELS, WINDOW_DEVICE, WINDOW_LEVEL
+from hal.board import LEVELS
 from hal.cuda.errors import GuardError
 
 FIX_SUFFIX = "__xs_fix"
@@ -116,23 +116,10 @@ TAIL_OPTIONS = ("-rdc=true", f"-D{TAIL_MACRO}")
 # pinned host memory: [0] the ticket word (the stream may pass the holds numbered up to
 # it), the low half of [1] "off" (the queue is deactivated), [2] the last ticket refused,
 # [3] the last number a writer let the stream past (the host's release repairs [0] with it).
-# `__xs_outranked`: whether a level above `level` is active on the board (hal.board), or a
-# window it published covers the GPU's clock now; the four reads of host memory go out
-# together (one round trip over PCIe, not two).
 TICKET_PROTOCOL = """
-static __device__ __forceinline__ bool __xs_outranked(const volatile unsigned int* board, unsigned int level) {
-  const volatile unsigned long long* q = (const volatile unsigned long long*)board;
-  const unsigned int word = board[0], top = board[WLEVEL];
-  const unsigned long long start = q[WSTART], end = q[WEND];
-  if (word + level < TOPu) return true;
-  if (top <= level + 1u) return false;
-  unsigned long long now;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
-  return start <= now && now < end;
-}
 static __device__ __forceinline__ bool __xs_may_pass(const volatile unsigned long long* park,
                                                      const volatile unsigned int* board, unsigned int level) {
-  return ((const volatile unsigned int*)park)[2] == 0u && (board == 0 || !__xs_outranked(board, level));
+  return ((const volatile unsigned int*)park)[2] == 0u && (board == 0 || *board + level >= TOPu);
 }
 // Let the stream past hold `i` (and those up to `pass`) if `go` and the queue may pass; else
 // record `i` as refused, which the host's release lets past, and look again: a release
@@ -148,8 +135,7 @@ static __device__ __forceinline__ void __xs_ticket_write(volatile unsigned long 
   park[0] = pass;
   __threadfence_system();
 }
-""".replace("TOP", str(LEVELS - 1)).replace("WLEVEL", str(WINDOW_LEVEL)).replace("WSTART", str(WINDOW_DEVICE[0])).replace(
-    "WEND", str(WINDOW_DEVICE[1]))  # fmt: skip
+""".replace("TOP", str(LEVELS - 1))
 
 _PRELUDE = """\
 // --- xsched guard prelude: the body sees its logical block index through shared memory
@@ -182,7 +168,7 @@ extern "C" __global__ void {bounds}{name}({params}{sep}{extra}) {{
       unsigned int __xs_h = *__xs_host != 0u, __xs_y;
       ((volatile unsigned int*)__xs_flag)[0] = __xs_h;
       if (__xs_board != 0) {{
-        __xs_y = __xs_outranked(__xs_board, __xs_level);
+        __xs_y = *__xs_board + __xs_level < {top}u;
         ((volatile unsigned int*)__xs_flag)[1] = __xs_y;
       }} else {{
         __xs_y = __xs_flag[1] != 0u;
@@ -268,7 +254,7 @@ extern "C" __global__ void {bounds}{name}{pfix_suffix}({params}{sep}{extra}) {{
     if (__xs_first) {{
       int __xs_r = __xs_state[__xs_b] != __xs_epoch;
       if (__xs_r) {{  // the host word and the board, read by one block every 4 us
-        if (__xs_elected(__xs_flushed) && (*__xs_host != 0u || (__xs_board != 0 && __xs_outranked(__xs_board, __xs_level))))
+        if (__xs_elected(__xs_flushed) && (*__xs_host != 0u || (__xs_board != 0 && *__xs_board + __xs_level < {top}u)))
           __xs_fl[5] = __xs_epoch;  // stopped: what is left waits at the gate behind
         if (__xs_fl[5] == __xs_epoch) {{
           __xs_r = -1;
@@ -434,6 +420,7 @@ def instrument(source: str, names: list[str] | tuple[str, ...]) -> Instrumented:
             gate_suffix=GATE_SUFFIX,
             tfix_suffix=TFIX_SUFFIX,
             tail_macro=TAIL_MACRO,
+            top=LEVELS - 1,
         )
         wrappers.append(_GATE.format(**fmt))  # declared before the launches that name them
         wrappers.append(_TFIX.format(**fmt))

@@ -843,60 +843,6 @@ def test_a_direct_waiter_leaves_the_board_lowering_to_another_thread(cuda, devic
     assert board.word == LEVELS
 
 
-def test_the_device_clock_maps_host_times_onto_the_gpus_globaltimer(cuda, device):
-    """hal.cuda.globaltimer: a kept sample's offset places the next sample's GPU reading
-    within its round trip (and a little drift) of the host's time."""
-    clock = device.device_clock
-    assert any(clock.sample() for _ in range(20)), "no sample within its round-trip bound"
-    first = clock.to_device_ns(1.0)
-    time.sleep(0.05)
-    assert any(clock.sample() for _ in range(20))
-    assert abs(clock.to_device_ns(1.0) - first) < 50_000 + 100 * 50  # a round trip, ~100 ppm of drift
-    assert 0 < clock.round_trip_ns <= 100_000 and not clock.stale
-
-
-@pytest.mark.parametrize("looped", [False, True], ids=["grid", "looped"])
-def test_a_lower_queue_parks_through_a_published_window_by_the_gpus_clock(cuda, device, looped):
-    """hal.board windows: a level-0 queue's running kernel flushes at the start of a window
-    that level 10 published, by the GPU's clock, with no level raised and no host thread
-    waking for it, and goes on (each block once) after the window's end."""
-    import cupy
-
-    from hal.board import LEVELS
-
-    lo, hi = device.create_queue(board=True), device.create_queue(board=True)
-    hi.set_priority(10)  # registered: level 0 is outranked, its kernels read the board
-    board, spin, clock = lo._board, device.spin, device.device_clock
-    assert any(clock.sample() for _ in range(20))
-    blocks = spin.shape(40_000)[0]
-    count = cupy.zeros(blocks, dtype=cupy.uint32)
-    if looped:  # time the shape first: a long launch of an outranked queue then runs looped
-        lo.launch(spin.command(40_000, count=count), lambda c: None)
-        assert lo.synchronize(30)
-    times = []
-    for _ in range(2):
-        assert lo.synchronize(30)
-        t0 = time.monotonic()
-        lo.launch(spin.command(40_000, count=count), lambda c: None)
-        assert lo.synchronize(30)
-        times.append(time.monotonic() - t0)
-    alone = min(times)
-    t0 = time.monotonic()
-    start, end = t0 + 0.01, t0 + 0.09
-    assert board.publish(10, start, end, clock.to_device_ns(start), clock.to_device_ns(end))
-    lo.launch(spin.command(40_000, count=count), lambda c: None)
-    assert board.word == LEVELS, "nothing raised a level"
-    assert lo.synchronize(30)
-    took = time.monotonic() - t0
-    runs = 4 if looped else 3
-    assert int(count.min()) == runs and int(count.max()) == runs, "every block ran once a launch"
-    assert took > alone + 0.05, f"did not park through the window: {took * 1e3:.1f} ms, alone {alone * 1e3:.1f} ms"
-    assert took < alone + 0.08 + 1.0, "went on after the window's end"
-    board.withdraw(10)
-    hi.close()
-    lo.close()
-
-
 @pytest.mark.parametrize("threshold", [1, 2])
 def test_an_xqueue_keeps_its_board_level_up_from_a_tasks_first_command_to_its_last(cuda, device, monkeypatch,
                                                                                   threshold):
