@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,36 @@ def test_the_gpu_fixed_priority_benchmark_refuses_unknown_configurations_before_
     )
     assert result.returncode == 2
     assert "ours_lv9" in result.stderr and "ours_xschedd_lv2_thr8" in result.stderr
+
+
+def test_the_gpu_fixed_priority_benchmark_refuses_bad_host_noise_and_has_the_board_at_every_threshold(monkeypatch):
+    result = subprocess.run(
+        [sys.executable, "bench/cuda_fixed_priority_2proc.py", "--host-noise", "-1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 2 and "--host-noise must be in [0, 256]" in result.stderr
+    fp = _fixed_priority(monkeypatch)
+    ahead = {c.name: (c.fg, c.bg) for c in fp.CONFIGS if c.how == "board_ahead" and c.bg}
+    assert set(ahead) == {f"ours_board_ahead_lv{lv}_thr{thr}" for lv, thr in ((1, 1), (1, 4), (1, 16), (2, 4), (2, 8))}
+    assert ahead["ours_board_ahead_lv1_thr16"] == ("priority=10,level=1,threshold=16", "level=1,threshold=16")
+
+
+def test_host_noise_burns_the_cpus_while_it_lasts_and_leaves_nothing_behind(monkeypatch):
+    """cuda_procs.host_noise: N processes busy in bursts for the duration, all gone after."""
+    import psutil
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    from cuda_procs import host_noise
+
+    with host_noise(2) as procs:
+        assert len(procs) == 2
+        time.sleep(0.3)
+        busy = [psutil.Process(p.pid).cpu_times() for p in procs]
+        assert all(p.poll() is None for p in procs)
+        assert all(0.02 < t.user + t.system for t in busy), busy  # about half a core each
+    assert all(p.poll() is not None for p in procs)
+    with host_noise(0) as none:
+        assert none == []
 
 
 def test_the_gpu_pair_benchmark_counts_only_the_window_both_sides_ran_in(monkeypatch):
@@ -175,7 +206,7 @@ def test_the_gpu_fixed_priority_benchmark_runs_each_configuration_from_its_table
         daemons.clear()
         leads.clear()
         standalones.clear()
-        assert fp.run_all(argparse.Namespace(duration_s=0.1, rounds=1, mps=False, lead_us=750.0, save_as=None,
+        assert fp.run_all(argparse.Namespace(duration_s=0.1, rounds=1, mps=False, lead_us=750.0, save_as=None, host_noise=0,
                                              only=list(names)), {}) == 0  # fmt: skip
 
     run("ours_board_only_lv2_thr8", "native")  # run in the table's order, not the flag's
@@ -222,7 +253,7 @@ def test_the_gpu_fixed_priority_benchmark_interleaves_rounds_with_the_standalone
         return {"fg": samples(2.0 if native else 1.1), "bg_tasks": 4 if native else 2, "windows": held}
 
     saved = _stand_ins(monkeypatch, fp, tmp_path, alone, pair)
-    a = argparse.Namespace(duration_s=0.1, rounds=3, mps=False, lead_us=500.0, save_as=None,
+    a = argparse.Namespace(duration_s=0.1, rounds=3, mps=False, lead_us=500.0, save_as=None, host_noise=0,
                            only=["native", "ours_board_only_lv2_thr8"])  # fmt: skip
     assert fp.run_all(a, {}) == 0
     assert order == ["standalone", "native", "board", "standalone", "board", "native", "standalone", "native", "board"]
@@ -264,7 +295,7 @@ def test_the_gpu_fixed_priority_benchmark_runs_again_a_process_the_device_refuse
 
     saved = _stand_ins(monkeypatch, fp, tmp_path, alone, pair)
     monkeypatch.setattr(fp, "REFUSED_PAUSE_S", 0.0)
-    a = argparse.Namespace(duration_s=0.1, rounds=1, mps=True, lead_us=500.0, save_as=None,
+    a = argparse.Namespace(duration_s=0.1, rounds=1, mps=True, lead_us=500.0, save_as=None, host_noise=0,
                            only=["native", "ours_board_only_lv2_thr8"])  # fmt: skip
     assert fp.run_all(a, {}) == 0
     assert order == ["standalone", "standalone", "native"] + ["board"] * fp.REFUSED_TRIES
