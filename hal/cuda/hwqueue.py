@@ -415,22 +415,19 @@ class CudaHwQueue(HwQueue):
 
         def done(cmd: HwCommand) -> None:
             try:
-                on_complete(cmd)  # first: it may launch the queue's next command (`count_out`)
+                on_complete(cmd)  # first: it may launch the queue's next command, which counts in
             finally:
-                count_out()
-
-        def count_out() -> None:
-            with self._inflight_lock:
-                idle = self._inflight == 1
-                self._inflight = max(0, self._inflight - 1)
-                if idle:
-                    self._idles.append((self._level, time.monotonic()))
-                    later = getattr(_waiter, "delivering", False)
-                    arm = later and len(self._idles) == 1  # else a flush is due already
-            if idle and not later:
-                self._lower()
-            elif idle and arm:
-                _later.put(self._lower)
+                with self._inflight_lock:
+                    idle = self._inflight == 1
+                    self._inflight = max(0, self._inflight - 1)
+                    if idle:
+                        self._idles.append((self._level, time.monotonic()))
+                        later = getattr(_waiter, "delivering", False)
+                        arm = later and len(self._idles) == 1  # else a flush is due already
+                if idle and not later:
+                    self._lower()
+                elif idle and arm:
+                    _later.put(self._lower)
 
         return done
 
@@ -528,7 +525,7 @@ class CudaHwQueue(HwQueue):
         if board and gate is self._ticket and not may_run(self._board.word, self._level):
             # a higher level runs now: park ahead of the kernel rather than flush it, whose
             # blocks would each still start and leave (`_park_first`)
-            self._park_first(gate, board)
+            self._park_first(gate)
         key = start = None
         if self.plain_budget_us > 0 or board:  # on a board, a long launch may run looped (`_launch_looped`)
             durations = self.device.durations
@@ -546,7 +543,7 @@ class CudaHwQueue(HwQueue):
         self._plain_run_us = 0.0
         self._launch_flushing(cmd, board, gate, key, start)
 
-    def _park_first(self, gate: TicketGate, board: int) -> None:
+    def _park_first(self, gate: TicketGate) -> None:
         """Hold the stream at a ticket before a launch made while a higher level is active.
 
         Launched into such a board, a guarded kernel flushes after its first wave (about

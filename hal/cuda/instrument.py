@@ -117,9 +117,13 @@ TAIL_OPTIONS = ("-rdc=true", f"-D{TAIL_MACRO}")
 # it), the low half of [1] "off" (the queue is deactivated), [2] the last ticket refused,
 # [3] the last number a writer let the stream past (the host's release repairs [0] with it).
 TICKET_PROTOCOL = """
+// whether a level above `level` is active on the priority board (hal.board.may_run's rule)
+static __device__ __forceinline__ bool __xs_outranked(const volatile unsigned int* board, unsigned int level) {
+  return *board + level < TOPu;
+}
 static __device__ __forceinline__ bool __xs_may_pass(const volatile unsigned long long* park,
                                                      const volatile unsigned int* board, unsigned int level) {
-  return ((const volatile unsigned int*)park)[2] == 0u && (board == 0 || *board + level >= TOPu);
+  return ((const volatile unsigned int*)park)[2] == 0u && (board == 0 || !__xs_outranked(board, level));
 }
 // Let the stream past hold `i` (and those up to `pass`) if `go` and the queue may pass; else
 // record `i` as refused, which the host's release lets past, and look again: a release
@@ -168,7 +172,7 @@ extern "C" __global__ void {bounds}{name}({params}{sep}{extra}) {{
       unsigned int __xs_h = *__xs_host != 0u, __xs_y;
       ((volatile unsigned int*)__xs_flag)[0] = __xs_h;
       if (__xs_board != 0) {{
-        __xs_y = *__xs_board + __xs_level < {top}u;
+        __xs_y = __xs_outranked(__xs_board, __xs_level);
         ((volatile unsigned int*)__xs_flag)[1] = __xs_y;
       }} else {{
         __xs_y = __xs_flag[1] != 0u;
@@ -254,7 +258,7 @@ extern "C" __global__ void {bounds}{name}{pfix_suffix}({params}{sep}{extra}) {{
     if (__xs_first) {{
       int __xs_r = __xs_state[__xs_b] != __xs_epoch;
       if (__xs_r) {{  // the host word and the board, read by one block every 4 us
-        if (__xs_elected(__xs_flushed) && (*__xs_host != 0u || (__xs_board != 0 && *__xs_board + __xs_level < {top}u)))
+        if (__xs_elected(__xs_flushed) && (*__xs_host != 0u || (__xs_board != 0 && __xs_outranked(__xs_board, __xs_level))))
           __xs_fl[5] = __xs_epoch;  // stopped: what is left waits at the gate behind
         if (__xs_fl[5] == __xs_epoch) {{
           __xs_r = -1;
@@ -420,7 +424,6 @@ def instrument(source: str, names: list[str] | tuple[str, ...]) -> Instrumented:
             gate_suffix=GATE_SUFFIX,
             tfix_suffix=TFIX_SUFFIX,
             tail_macro=TAIL_MACRO,
-            top=LEVELS - 1,
         )
         wrappers.append(_GATE.format(**fmt))  # declared before the launches that name them
         wrappers.append(_TFIX.format(**fmt))

@@ -91,7 +91,8 @@ def test_instrumenting_a_kernel_keeps_its_body_and_adds_guard_and_relaunch():
     assert "park[2] = i;" in out and "park[3] = pass;" in out  # the refusal, and the last pass
     # the host's relaunch on a board's ticket gate stops like the GPU's, and opens its gate when whole
     pfix = out[out.index("void __launch_bounds__(256) scale__xs_pfix("):]
-    assert "(*__xs_host != 0u || (__xs_board != 0 && *__xs_board + __xs_level < 31u))" in pfix
+    assert "(*__xs_host != 0u || (__xs_board != 0 && __xs_outranked(__xs_board, __xs_level)))" in pfix
+    assert "return *board + level < 31u;" in out[: out.index("#define blockIdx")]  # the board's rule, once
     assert "atomicAdd(__xs_flushed + 6, 1u)" in pfix and "__xs_ticket_write(__xs_park" in pfix
     gate, tfix = out.index("void scale__xs_gate("), out.index("void __launch_bounds__(256) scale__xs_tfix(")
     main = out.index("void __launch_bounds__(256) scale(")
