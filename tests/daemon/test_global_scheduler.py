@@ -231,13 +231,15 @@ def test_the_set_fast_path_sends_what_the_list_of_operations_says(policy, steps)
 
         return Listed()
 
-    fast, fast_rec = _sched(policy)
-    slow, slow_rec = _sched(policy)
+    now = [0.0]  # one fake clock, advanced per step: MLFQ, LAX and KEDF read the time
+    fast, fast_rec = _sched(policy, clock=lambda: now[0])
+    slow, slow_rec = _sched(policy, clock=lambda: now[0])
     slow._policy = as_list(policy)
     for s in (fast, slow):
         for pid in (10, 20, 30):
             s.register(pid, 0, f"p{pid}", 0, [_info(pid, n, ready=n == 1) for n in (1, 2, 3)], [])
     for action, p, n, value in steps:
+        now[0] += 0.004
         pid, xq = (10, 20, 30)[p], (10, 20, 30)[p] << 32 | n
         for s in (fast, slow):
             if xq not in s.xqueues and action != "gang":
