@@ -511,7 +511,7 @@ class CudaHwQueue(HwQueue):
             with self.stream:
                 cmd.run_payload()
         elif cmd.duration_us > 0:
-            self._launch_guarded(self.device.spin.command(cmd.duration_us), guard, board, gate)
+            self._launch_guarded(self.device.spin.shared(cmd.duration_us), guard, board, gate)
 
     def _launch_guarded(self, cmd: GuardedLaunch, guard: bool, board: int,
                         gate: StreamGate | TicketGate) -> None:  # fmt: skip

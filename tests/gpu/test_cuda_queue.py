@@ -123,6 +123,32 @@ def test_a_closed_queue_ends_its_completion_thread(cuda, device):
     assert id(q) not in device.completions._lanes
 
 
+def test_a_duration_command_runs_a_spin_launch_made_once_per_duration_and_calibration(cuda, device):
+    """An HwCommand with no payload runs the device's spin launch for its duration, made
+    once (`SpinKernel.shared`) and not per command; each command is still delivered once,
+    and a calibration, which changes the shapes, makes the launches anew."""
+    from hal.command import HwCommand
+
+    spin = device.spin
+    first = spin.shared(300)
+    assert spin.shared(300) is first and spin.shared(400) is not first
+    assert (first.grid, first.args[0]) == (spin.command(300).grid, spin.command(300).args[0])
+    q = device.create_queue(guard=False)
+    seen: list[int] = []
+    cmds = [HwCommand(duration_us=300) for _ in range(3)]
+    for i, cmd in enumerate(cmds):
+        q.launch(cmd, lambda c, i=i: seen.append(i))
+    assert q.synchronize() and seen == [0, 1, 2]
+    q.close()
+    from hal.cuda.spin import SpinKernel
+
+    own = SpinKernel(device)  # calibrated here, not the session's device (the other tests' shapes)
+    before = own.shared(300)
+    own.calibrate(waves=20)
+    after = own.shared(300)
+    assert after is not before and (after.grid, after.args[0]) == (own.command(300).grid, own.command(300).args[0])
+
+
 def test_a_queue_dropped_without_close_ends_its_completion_thread(cuda, device):
     import gc
 
