@@ -4,7 +4,8 @@ The foreground of `cuda_fixed_priority_2proc.py` (4 x 250 us spin commands, at 2
 standalone peak rate) runs alone, one `xsched-workload --device cuda:0` process per
 configuration: natively (bare streams), through an XQueue with no scheduler
 (XSCHED_SCHEDULER=APP) at level 1 threshold 4 and level 2 threshold 8, and the same on
-the priority board ($XSCHED_CUDA_BOARD=1, anticipation off: nobody is below to park).
+the priority board ($XSCHED_CUDA_BOARD=1, anticipation off: nobody is below to park),
+there also at level 1 threshold 1.
 Whatever a configuration adds to native's median is paid by every task, contention or
 not. Configurations interleave round by round; each reports its median over the rounds
 of P50, P90 and P99, and P50 over native's in microseconds. It also counts the tasks
@@ -37,6 +38,7 @@ from hal.board import ENV as BOARD_ENV
 CONFIGS = (  # name, extra queue keys, XSCHED_CUDA_BOARD
     ("xq_lv1_thr4", "level=1,threshold=4", "0"),
     ("xq_lv2_thr8", "level=2,threshold=8", "0"),
+    ("board_lv1_thr1", "level=1,threshold=1", "1"),  # a host round trip between each two commands
     ("board_lv1_thr4", "level=1,threshold=4", "1"),
     ("board_lv2_thr8", "level=2,threshold=8", "1"),
 )

@@ -364,9 +364,9 @@ def test_the_task_floor_benchmark_interleaves_ours_and_the_baseline(monkeypatch,
     assert first[0][2] and all(not c[2] for c in first[1:])
     assert [c[3] for c in first[1:]] == [ROOT] * len(ft.CONFIGS) + [base.resolve()] * len(ft.CONFIGS)
     assert all(c[4] == str(base.resolve()) for c in first[1 + len(ft.CONFIGS) :]), "the baseline's tree comes first"
-    assert [c[1] for c in first[1 : 1 + len(ft.CONFIGS)]] == ["0", "0", "1", "1"]
+    assert [c[1] for c in first[1 : 1 + len(ft.CONFIGS)]] == ["0", "0", "1", "1", "1"]
     assert set(saved) == {"native"} | {n for n, _, _ in ft.CONFIGS} | {f"base_{n}" for n, _, _ in ft.CONFIGS}
     assert saved["xq_lv1_thr4"]["p50_over_native_us"] == pytest.approx(100 + 10, abs=6)
-    assert saved["base_xq_lv1_thr4"]["p50_over_native_us"] == pytest.approx(200 + 50, abs=6)
+    assert saved["base_xq_lv1_thr4"]["p50_over_native_us"] == pytest.approx(200 + 10 * (len(ft.CONFIGS) + 1), abs=6)
     assert saved["xq_lv1_thr4"]["slow"] == pytest.approx(0.1) and saved["base_xq_lv1_thr4"]["slow"] == 0.0
     assert saved["native"]["slow"] == 0.0
