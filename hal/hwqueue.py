@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 
 from hal.clock import Clock
 from hal.command import HwCommand, Level
@@ -52,14 +51,6 @@ class HwQueue(ABC):
         `synchronize(None)` does for all; False where the adapter cannot, and the caller
         then waits for the callback instead."""
         return False
-
-    def waiting(self) -> AbstractContextManager[object]:
-        """Held around `wait_for` calls that one thread makes back to back (an XQueue's
-        throttled waiter, XQueue._driver_waits). An adapter whose completion thread leaves
-        a waiting thread the delivery (CUDA, hal.cuda.completions) keeps that thread
-        asleep from one wait to the next. Hold it only between such waits, never while
-        waiting for what the completion thread must deliver. The default does nothing."""
-        return nullcontext()
 
     def deactivate(self) -> None:
         raise UnsupportedLevelError(f"{type(self).__name__} does not support level 2 (deactivate)")

@@ -317,50 +317,29 @@ class XQueue:
         return held
 
     def _driver_waits(self, xcmd: XCommand) -> None:
-        """`_wait_in_driver`'s waits. While they follow one another with no wait on the
-        condition between them (a throttled task: at threshold 1, one per command), the
-        hardware queue's `waiting` is held across them: its completion thread, which
-        leaves a waiter the delivery, is not woken at each wait's end to find the waiter
-        back (on CUDA two wake-ups a command). It is let go before any wait on the
-        condition: that may be for what only the completion thread delivers."""
         launched_last = lambda: (  # noqa: E731
             xcmd.done or self._error is not None or (xcmd.state is CommandState.IN_FLIGHT and not self._pending)
         )
-        room = lambda: launched_last() or self._room_maker_locked() is not None  # noqa: E731
-        with contextlib.ExitStack() as run:
-            held = False
-            while True:
-                with self._cond:
-                    go = room()
-                if not go:
-                    run.close()
-                    held = False
-                    self.clock.wait_for(room, self._cond)
-                with self._cond:
-                    if launched_last():
-                        break
-                    maker = self._room_maker_locked()
-                if maker is None:
-                    continue
-                if not held:
-                    run.enter_context(self.hwq.waiting())
-                    held = True
-                if self.hwq.wait_for(maker.hw):
-                    self._on_complete(maker.hw)
-                else:  # the adapter cannot: its completion thread makes room
-                    run.close()
-                    held = False
-                    self.clock.wait_for(launched_last, self._cond)
+        while True:
+            self.clock.wait_for(lambda: launched_last() or self._room_maker_locked() is not None, self._cond)
             with self._cond:
-                direct = xcmd.state is CommandState.IN_FLIGHT and self._error is None
-            if direct:
-                self._direct.whole = True  # the callbacks it delivers here retire through xcmd at once
-                try:
-                    self.hwq.synchronize()
-                finally:
-                    self._direct.whole = False
-                if not xcmd.done:  # no callback came on this thread (the completion thread's may come later)
-                    self._on_complete(xcmd.hw)
+                if launched_last():
+                    break
+                maker = self._room_maker_locked()
+            if maker is not None and self.hwq.wait_for(maker.hw):
+                self._on_complete(maker.hw)
+            elif maker is not None:  # the adapter cannot: its completion thread makes room
+                self.clock.wait_for(launched_last, self._cond)
+        with self._cond:
+            direct = xcmd.state is CommandState.IN_FLIGHT and self._error is None
+        if direct:
+            self._direct.whole = True  # the callbacks it delivers here retire through xcmd at once
+            try:
+                self.hwq.synchronize()
+            finally:
+                self._direct.whole = False
+            if not xcmd.done:  # no callback came on this thread (the completion thread's may come later)
+                self._on_complete(xcmd.hw)
 
     def _room_maker_locked(self) -> XCommand | None:
         """While throttled with work pending: the first in-flight sync point whose

@@ -9,7 +9,6 @@ import queue
 import threading
 import time
 import weakref
-from contextlib import AbstractContextManager
 
 import cupy
 
@@ -278,12 +277,6 @@ class CudaHwQueue(HwQueue):
                 cupy.cuda.runtime.eventSynchronize(event.ptr)  # without the interpreter lock
                 self._deliver_as_waiter(cmd)
         return True
-
-    def waiting(self) -> AbstractContextManager[object]:
-        """Across back-to-back `wait_for` calls (HwQueue.waiting): the queue's lane counts a
-        waiter throughout, so its completion thread is not woken when one wait ends and
-        again when the next begins (at threshold 1, twice a command)."""
-        return self._completions.waiting(self._key)
 
     def _deliver_as_waiter(self, cmd: HwCommand) -> None:
         """Call the callbacks through `cmd` on this thread, which waited for it: what they

@@ -869,30 +869,6 @@ def test_a_direct_waiter_leaves_the_board_lowering_to_another_thread(cuda, devic
     assert board.word == LEVELS
 
 
-def test_a_threshold_1_waiter_leaves_the_completion_thread_asleep_through_its_task(cuda, device):
-    """XQueue._driver_waits holds the lane's `waiting` (CudaHwQueue.waiting) from one wait
-    in the driver to the next: at threshold 1 the waiter's leaving and coming back at
-    each command woke the completion thread twice a command; now it wakes a few times a
-    task at most, and every command is delivered once."""
-    from hal.command import HwCommand
-    from preempt.xqueue import XQueue
-
-    q = device.create_queue(guard=False)
-    xq = XQueue(q, threshold=1)
-    xq.wait(xq.submit(HwCommand(duration_us=100)))  # warm up: the lane and its thread exist
-    lane = device.completions._lanes[id(q)]
-    tasks, per_task = 5, 8
-    before = lane.wakes
-    for _ in range(tasks):
-        cmds = [xq.submit(HwCommand(duration_us=200)) for _ in range(per_task)]
-        xq.wait(cmds[-1])
-        assert all(c.done for c in cmds)
-    woke = lane.wakes - before
-    assert woke <= 2 * tasks + 2, f"the completion thread woke {woke} times in {tasks} tasks of {per_task} commands"
-    assert xq.info().completed == 1 + tasks * per_task
-    xq.close()
-
-
 @pytest.mark.parametrize("threshold", [1, 2])
 def test_an_xqueue_keeps_its_board_level_up_from_a_tasks_first_command_to_its_last(cuda, device, monkeypatch,
                                                                                   threshold):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 
 import pytest
@@ -688,71 +687,6 @@ def test_callbacks_the_adapter_calls_on_a_waiters_thread_hold_their_news_for_the
     assert idle.wait(5)
     assert senders != [threading.get_ident()] and len(senders) == 1
     assert xq.info().completed == 3
-
-
-class _WaitingQueue(_DriverQueue):
-    """`_DriverQueue` with `wait_for`, which delivers through `cmd` on the waiter's thread
-    (as CUDA's does), and a `waiting` that counts how often it is entered and whether it
-    is held at each wait."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.held = self.entered = 0
-        self.held_at_waits: list[int] = []
-        self.on_wait = None
-
-    @contextlib.contextmanager
-    def waiting(self):
-        self.held += 1
-        self.entered += 1
-        try:
-            yield
-        finally:
-            self.held -= 1
-
-    def wait_for(self, cmd) -> bool:
-        self.held_at_waits.append(self.held)
-        if self.on_wait is not None:
-            self.on_wait(cmd)
-        while self.callbacks:
-            done, callback = self.callbacks.pop(0)
-            callback(done)
-            if done is cmd:
-                break
-        return True
-
-
-def test_a_throttled_direct_waiter_holds_the_queues_waiting_from_one_wait_to_the_next():
-    """At threshold 1 a task's waiter waits in the driver once a command and launches the
-    next itself (XQueue._driver_waits): `HwQueue.waiting` is held across those waits, so
-    CUDA's completion thread is not woken between them."""
-    hwq = _WaitingQueue()
-    xq = XQueue(hwq, threshold=1)
-    cmds = [xq.submit(HwCommand(100)) for _ in range(4)]
-    xq.wait(cmds[-1])
-    assert all(c.done for c in cmds) and xq.info().completed == 4
-    assert hwq.held_at_waits == [1, 1, 1] and hwq.entered == 1 and hwq.held == 0
-
-
-def test_a_throttled_direct_waiter_lets_the_queues_waiting_go_while_it_waits_on_the_queue():
-    """Suspended between two of its waits, the waiter waits on the XQueue, for what may be
-    the completion thread's to deliver: it holds nothing there, and takes `waiting` again
-    for the waits after the resume."""
-    hwq = _WaitingQueue()
-    xq = XQueue(hwq, threshold=1)
-    held_while_suspended = []
-
-    def suspend_once(cmd):
-        if not held_while_suspended:
-            xq.suspend()
-            hwq.clock.call_later(0.001, lambda: (held_while_suspended.append(hwq.held), xq.resume()))
-
-    hwq.on_wait = suspend_once
-    cmds = [xq.submit(HwCommand(100)) for _ in range(3)]
-    xq.wait(cmds[-1])
-    assert held_while_suspended == [0]
-    assert all(c.done for c in cmds) and xq.info().completed == 3
-    assert hwq.held_at_waits == [1, 1] and hwq.entered == 2 and hwq.held == 0
 
 
 def test_closing_sends_the_idle_news_a_direct_waiter_held():
