@@ -526,7 +526,7 @@ class CudaHwQueue(HwQueue):
             # a higher level runs now: park ahead of the kernel rather than flush it, whose
             # blocks would each still start and leave (`_park_first`)
             self._park_first(gate)
-        key = start = None
+        key = start = us = None
         if self.plain_budget_us > 0 or board:  # on a board, a long launch may run looped (`_launch_looped`)
             durations = self.device.durations
             key = shape_key(k, cmd.grid, cmd.block, cmd.shared_mem, cmd.args)
@@ -541,7 +541,7 @@ class CudaHwQueue(HwQueue):
             elif us < self.park_min_us and gate is self._ticket and self._board is None:
                 gate = self._napping  # short: the ticket would cost it more than napping risks
         self._plain_run_us = 0.0
-        self._launch_flushing(cmd, board, gate, key, start)
+        self._launch_flushing(cmd, board, gate, key, start, us)
 
     def _park_first(self, gate: TicketGate) -> None:
         """Hold the stream at a ticket before a launch made while a higher level is active.
@@ -560,10 +560,12 @@ class CudaHwQueue(HwQueue):
         self._plain_run_us = 0.0
 
     def _launch_flushing(self, cmd: GuardedLaunch, board: int, gate: StreamGate | TicketGate,
-                         key: tuple | None = None, start: cupy.cuda.Event | None = None) -> None:  # fmt: skip
+                         key: tuple | None = None, start: cupy.cuda.Event | None = None,
+                         us: float | None = None) -> None:  # fmt: skip
         """The guarded launch itself: the main kernel, and from the host what the GPU does
         not launch behind it (the gate, the relaunch). `start`: a timing of the shape `key`
-        begun (hal.cuda.durations), which ends right behind the main kernel.
+        begun (hal.cuda.durations), which ends right behind the main kernel; `us`: the
+        shape's measured duration, where known (whether a long launch runs looped).
 
         On the ticket gate of an outranked queue (`board`) the relaunch comes in two: one
         that stops like the main kernel when a higher level comes back (or a suspend), with
@@ -592,7 +594,6 @@ class CudaHwQueue(HwQueue):
         gx, gy, gz = cmd.grid
         looped = False
         if stoppable and loops and n > LOOP_MIN_WAVES * fix_blocks:  # long: looped (`_launch_looped`)?
-            us = self.device.durations.estimate_us(key) if key is not None else None
             looped = us is not None and us * fix_blocks >= LOOP_MIN_WAVE_US * n
         # parking, a launch of a few waves is its own ticket (its last block writes it), a
         # longer one gets the ticket kernel (`gate.write` below; SELF_TICKET_MAX_WAVES); a
