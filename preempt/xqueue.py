@@ -131,12 +131,9 @@ _xqueue_ids = itertools.count(1)
 
 
 class _DirectWait(threading.local):
-    """Per thread: the command it waits for in the driver (XQueue._wait_in_driver), or
-    None; `whole`: the driver is waiting, or has waited, for all that was launched
-    before the call, the target among it (`HwQueue.synchronize`)."""
+    """Per thread: the command it waits for in the driver (XQueue._wait_in_driver), or None."""
 
     target: XCommand | None = None
-    whole: bool = False
 
 
 def _new_xqueue_id() -> int:
@@ -271,7 +268,8 @@ class XQueue:
                 xcmd.wanted = True
         if timeout is None and self.hwq.direct_wait:
             self._wait_in_driver(xcmd)
-        if not self.clock.wait_for(lambda: xcmd.done or self._error is not None, self._cond, timeout):
+        done = lambda: xcmd.done or self._error is not None  # noqa: E731
+        if not xcmd.done and not self.clock.wait_for(done, self._cond, timeout):  # (done: a direct wait's usual end)
             raise XQueueTimeout(f"command {xcmd.seq} of {self.name!r} not done after {timeout} s")
         if not xcmd.done:
             self._raise_if_failed()
@@ -295,9 +293,11 @@ class XQueue:
             self._driver_waits(xcmd)
         finally:
             self._direct.target = None
-            with self._cond:  # one release pending at a time: it sends all held by then
-                arm = bool(self._held_news) and not self._release_armed
-                self._release_armed |= arm
+            arm = False
+            if self._held_news:  # (unlocked: a waiter that holds news arms their release itself)
+                with self._cond:  # one release pending at a time: it sends all held by then
+                    arm = bool(self._held_news) and not self._release_armed
+                    self._release_armed |= arm
             if arm:
                 self.clock.call_at(self.clock.now() + self.idle_news_delay_s, self._release_news)
 
@@ -333,13 +333,11 @@ class XQueue:
         with self._cond:
             direct = xcmd.state is CommandState.IN_FLIGHT and self._error is None
         if direct:
-            self._direct.whole = True  # the callbacks it delivers here retire through xcmd at once
-            try:
-                self.hwq.synchronize()
-            finally:
-                self._direct.whole = False
-            if not xcmd.done:  # no callback came on this thread (the completion thread's may come later)
-                self._on_complete(xcmd.hw)
+            self.hwq.synchronize()
+            with self._cond:  # retire through it here: the adapter's callbacks may come later
+                event = self._retire_locked(xcmd.hw) if xcmd.state is CommandState.IN_FLIGHT else None
+                if event is not None:  # held for the clock's thread (`_on_complete`)
+                    self._held_news.append(event)
 
     def _room_maker_locked(self) -> XCommand | None:
         """While throttled with work pending: the first in-flight sync point whose
@@ -695,31 +693,23 @@ class XQueue:
         command retires as soon as the driver returns, and the IDLE news is left to the
         clock's thread: the waiter's task does not pay for the news (the agent's message
         to xschedd, about 40 us). A READY submitted before that joins it (`submit`), so
-        listeners hear IDLE and READY in turn, whichever thread sends them. Where the
-        waiter's driver call waited for the whole stream (`_DirectWait.whole`), the first
-        callback retires through the waiter's command, and the task's other sync points
-        find nothing left to retire: one pass of retiring, pumping and notifying a task
-        instead of one per sync point.
+        listeners hear IDLE and READY in turn, whichever thread sends them. A callback
+        that finds its command retired already sends the news held so far, unless the
+        clock is due to (`_release_armed`): a waiter's callbacks that the adapter calls
+        later (hal.cuda: "Delivered later") leave the held IDLE to the clock's delay, as
+        the waiter meant.
         """
-        direct = self._direct
-        target = direct.target
-        hold_news = target is not None
+        hold_news = self._direct.target is not None
         news: list[XQueueEvent | None] = []
         with self._cond:
-            event = None
-            retired = direct.whole and target.state is CommandState.IN_FLIGHT
-            if retired:  # the first callback of a whole-stream wait: one retirement for the task
-                event = self._retire_locked(target.hw)
-            if any(xcmd.hw is hw for xcmd in self._in_flight):  # (after the target, if that retired)
+            if any(xcmd.hw is hw for xcmd in self._in_flight):
                 event = self._retire_locked(hw)
-                retired = True
-            if retired:
                 if event is not None and hold_news:
                     self._held_news.append(event)
                 elif event is not None:  # after what was held: listeners hear READY, IDLE in turn
                     news = self._unhold_locked(event)
-            elif not hold_news:  # already retired by a later sync point, or by a waiter
-                news = self._unhold_locked()  # who left us its news
+            elif not (hold_news or self._release_armed):  # already retired by a later sync
+                news = self._unhold_locked()  # point, or by a waiter who left us its news
         for event in news:
             self._emit(event)
 

@@ -68,9 +68,10 @@ def _reactivate_all() -> None:
 
 # Work CUDA queues leave for later runs on one thread per process (`_run_later`), handed
 # over through a SimpleQueue, whose put is reentrant: safe from a finalizer that the
-# garbage collector runs while this thread holds a lock. Two kinds: a direct waiter's
-# board lowering (`CudaHwQueue._lower`: a put costs the waiter ~2 us, a hal.clock timer
-# 13), and a dropped queue's completion lane closing (`Completions.close` takes the lock
+# garbage collector runs while this thread holds a lock. Three kinds: the completion
+# callbacks of a whole-stream wait ("Delivered later" in hal.cuda.completions), a direct
+# waiter's board lowering (`CudaHwQueue._lower`, after `wait_for`: a put costs the waiter
+# ~2 us, a hal.clock timer 13), and a dropped queue's completion lane closing (`Completions.close` takes the lock
 # that `Completions.add` holds while it allocates, so a collection there that ran it at
 # once hung the thread on itself: seen in the GPU suite on the H100).
 _later: queue.SimpleQueue = queue.SimpleQueue()
@@ -249,13 +250,10 @@ class CudaHwQueue(HwQueue):
 
     def synchronize(self, timeout: float | None = None) -> bool:
         """Without a timeout, in the driver; the callbacks of what completed then are called
-        on this thread before it returns (hal.cuda.completions, `deliver_through`)."""
+        soon after on the later thread, not on this one ("Delivered later" in
+        hal.cuda.completions): a caller that needs them done retires by itself."""
         if timeout is None:
-            completions = self._completions
-            with completions.waiting(self._key) as last:
-                self.stream.synchronize()
-                if last is not None:
-                    self._deliver_as_waiter(last)
+            self._completions.wait_whole(self._key, self.stream.synchronize, _later.put)
             return True
         event = self._pool.get()
         event.record(self.stream)

@@ -223,6 +223,42 @@ def test_a_waiter_delivers_what_it_waited_for_on_its_own_thread_and_leaves_the_r
     assert len(pool._free) == 3  # every pooled event back
 
 
+def test_a_whole_stream_wait_takes_its_entries_off_and_leaves_their_callbacks_to_later(completions):
+    """wait_whole ("Delivered later"): the driver's wait, then every entry tracked before
+    it comes off the lane before it returns; the callbacks and the pooling go to `later`,
+    in launch order, once. Nothing tracked: the driver call alone. A driver that fails
+    leaves the entries to the completion thread."""
+    fake, pool, comp = completions
+    stream = FakeStream()
+    calls, _, callback = _recorder(until="b")
+    handed: list = []
+    for cmd in ("a", "b"):
+        comp.add(6, cmd, callback, stream)
+    comp.wait_whole(6, stream.run_all, handed.append)
+    assert comp.outstanding(6) == 0 and calls == [] and len(handed) == 1
+    handed[0]()
+    assert [c for c, _ in calls] == ["a", "b"]
+    assert len(pool._free) == 2  # both events pooled by the handed-over work
+
+    ran = []
+    comp.wait_whole(99, lambda: ran.append(1), handed.append)  # a bare queue: nothing tracked
+    assert ran == [1] and len(handed) == 1 and 99 not in comp._lanes
+
+    class DriverFailed(Exception):
+        pass
+
+    def failing() -> None:
+        raise DriverFailed
+
+    comp.add(6, "c", callback, stream)
+    with pytest.raises(DriverFailed):
+        comp.wait_whole(6, failing, handed.append)
+    assert len(handed) == 1 and comp.outstanding(6) == 1 and comp._lanes[6].waiters == 0
+    stream.run_all()
+    _wait_until(lambda: [c for c, _ in calls] == ["a", "b", "c"], "the thread's delivery of c")
+    comp.close(6)
+
+
 def test_a_marker_the_thread_sleeps_on_goes_back_only_once_it_woke(completions):
     """A waiter that delivers the entry whose marker the completion thread waits on in the
     driver leaves that marker to the thread: pooled at once, a launch could record it

@@ -509,12 +509,14 @@ class _DriverQueue(HwQueue):
             callback(cmd)
 
 
-def test_a_direct_waiter_leaves_the_idle_news_to_the_completion_thread():
+def test_a_direct_waiters_late_callbacks_leave_the_idle_news_to_the_clock():
     """XQueue.wait on a direct-wait queue returns without telling listeners IDLE (the
-    agent's message to xschedd is not the task's cost); the adapter's completion sends
-    it, or else the next READY does, first."""
+    agent's message to xschedd is not the task's cost). The adapter's callbacks of the
+    task, coming after the waiter returned (CUDA calls them on its later thread), find
+    the commands retired and leave the held IDLE to the clock's delay; it goes out once."""
     hwq = _DriverQueue()
     xq = XQueue(hwq, threshold=4)
+    xq.idle_news_delay_s = 0.002
     kinds = []
     xq.add_listener(lambda e: kinds.append(e.kind))
     for _ in range(3):
@@ -523,14 +525,19 @@ def test_a_direct_waiter_leaves_the_idle_news_to_the_completion_thread():
     assert last.done and xq.state is XQueueState.IDLE
     assert kinds == [EventKind.READY]  # the waiter did not send it
     hwq.deliver()
+    assert kinds == [EventKind.READY]  # nor its late callbacks
+    xq.clock.run_for(0.003)
     assert kinds == [EventKind.READY, EventKind.IDLE]
     hwq.deliver()
+    xq.clock.run_for(0.003)
     assert kinds == [EventKind.READY, EventKind.IDLE]  # once
     # back to back: the next task's READY joins the news held for the last one
     xq.wait(xq.submit(HwCommand(100)))
     xq.wait(xq.submit(HwCommand(100)))
     assert kinds[2:] == [EventKind.READY]
-    hwq.deliver()  # both sync points: the held news once, in order; nothing for the other
+    hwq.deliver()
+    assert kinds[2:] == [EventKind.READY]
+    xq.clock.run_for(0.003)  # the held news once, in order
     assert kinds[2:] == [EventKind.READY, EventKind.IDLE, EventKind.READY, EventKind.IDLE]
     assert xq.info().completed == 5
 
@@ -754,37 +761,26 @@ def test_synchronize_and_task_wait_in_the_driver_too():
 
 
 class _DeliveringDriverQueue(_DriverQueue):
-    """As CUDA's adapter: synchronize() calls the callbacks of what it waited for on the
-    waiter's thread before it returns, noting the queue's in-flight count after each."""
-
-    def __init__(self, clock=None) -> None:
-        super().__init__(clock)
-        self.xq: XQueue | None = None
-        self.in_flight_after: list[int] = []
+    """An adapter that calls the callbacks of what synchronize() waited for on the
+    waiter's thread before it returns (CUDA did, before it left them to its later thread)."""
 
     def synchronize(self, timeout=None) -> bool:
         super().synchronize(timeout)
-        callbacks, self.callbacks = self.callbacks, []
-        for cmd, callback in callbacks:
-            callback(cmd)
-            self.in_flight_after.append(self.xq.info().in_flight)
+        self.deliver()
         return True
 
 
-def test_a_wait_for_the_whole_stream_retires_the_task_at_its_first_callback():
-    """Once the driver has waited for everything launched, the waiter's first callback
-    retires through the waited command: one pass for the task, not one per sync point;
-    the other callbacks find nothing left, and the IDLE news is still held, once."""
+def test_a_whole_stream_wait_whose_callbacks_come_on_the_waiters_thread_retires_all_and_holds_the_idle():
+    """Callbacks called back on the waiter's thread, one per sync point, retire the task
+    in order; the IDLE news is still held for the clock, and sent once."""
     hwq = _DeliveringDriverQueue()
-    xq = hwq.xq = XQueue(hwq, threshold=4)
+    xq = XQueue(hwq, threshold=4)
     kinds = []
     xq.add_listener(lambda e: kinds.append(e.kind))
     cmds = [xq.submit(HwCommand(100)) for _ in range(4)]
     xq.wait(cmds[-1])
-    assert len(hwq.in_flight_after) >= 2  # the task had several sync points
-    assert hwq.in_flight_after == [0] * len(hwq.in_flight_after)
-    assert all(c.done for c in cmds) and xq.info().completed == 4
-    assert kinds == [EventKind.READY]  # the IDLE is held for the clock, as before
+    assert all(c.done for c in cmds) and xq.info().completed == 4 and xq.info().in_flight == 0
+    assert kinds == [EventKind.READY]  # the IDLE is held for the clock
     xq.wait(xq.submit(HwCommand(100)))  # the next task's READY joins it
     assert kinds.count(EventKind.IDLE) == 0 and xq.info().completed == 5
     xq.close()
