@@ -45,11 +45,13 @@ class HwQueue(ABC):
     def synchronize(self, timeout: float | None = None) -> bool:
         """Block until every launched command has completed; False on timeout."""
 
-    def wait_for(self, cmd: HwCommand) -> bool:
+    def wait_for(self, cmd: HwCommand, then: Callable[[], None] | None = None) -> bool:
         """Block until `cmd`, launched with a completion callback, has completed (its
         callback may have run on this thread, or may come later), the way
-        `synchronize(None)` does for all; False where the adapter cannot, and the caller
-        then waits for the callback instead."""
+        `synchronize(None)` does for all, and call `then()` on this thread as soon as it
+        knows, before any callback: the caller may launch from there (a throttled XQueue
+        launches its next commands). False where the adapter cannot (`then` is not
+        called), and the caller then waits for the callback instead."""
         return False
 
     def deactivate(self) -> None:

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import itertools
 import os
 import threading
@@ -326,10 +327,10 @@ class XQueue:
                 if launched_last():
                     break
                 maker = self._room_maker_locked()
-            if maker is not None and self.hwq.wait_for(maker.hw):
-                self._on_complete(maker.hw)
-            elif maker is not None:  # the adapter cannot: its completion thread makes room
-                self.clock.wait_for(launched_last, self._cond)
+            # retire through it (and launch what that makes room for) the moment the driver
+            # says it completed, ahead of the adapter's callbacks (`HwQueue.wait_for`)
+            if maker is not None and not self.hwq.wait_for(maker.hw, functools.partial(self._on_complete, maker.hw)):
+                self.clock.wait_for(launched_last, self._cond)  # the adapter cannot: its completion thread makes room
         with self._cond:
             direct = xcmd.state is CommandState.IN_FLIGHT and self._error is None
         if direct:

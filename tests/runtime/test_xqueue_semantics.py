@@ -721,9 +721,11 @@ class _WaitingDriverQueue(_DriverQueue):
         self.launched.append((cmd.id, threading.get_ident()))
         super().launch(cmd, on_complete)
 
-    def wait_for(self, cmd) -> bool:
+    def wait_for(self, cmd, then=None) -> bool:
         assert any(c is cmd for c, _ in self.callbacks), "waited for a command launched without a callback"
         self.waited.append(cmd.id)
+        if then is not None:
+            then()
         return True
 
 
