@@ -635,6 +635,8 @@ class XQueue:
         this loop launches them (on CUDA a command costs the host a few us here, against
         a launch's 5-30 us), so it reads fields once rather than calling the predicates
         above."""
+        if not self._pending:  # (a task's end: its waiter retires with nothing left)
+            return
         gate, slot = self._gate, self._gate_slot
         if self._on_gate_stall is not None and self._gated_locked() and self._launchable_locked():
             self._on_gate_stall()  # work the gate alone holds back: ask for a pump when it opens
@@ -715,18 +717,24 @@ class XQueue:
             self._emit(event)
 
     def _retire_locked(self, hw: HwCommand) -> XQueueEvent | None:
-        """Retire up to `hw` and launch what that makes room for; the IDLE event, if any."""
-        while self._in_flight:
-            xcmd = self._in_flight.popleft()
-            self._syncs_in_flight -= xcmd.sync
-            xcmd.state = CommandState.DONE
-            self._completed += 1
+        """Retire up to `hw` and launch what that makes room for; the IDLE event, if any.
+
+        A task's end waits for it (its waiter retires the task), on a host that runs
+        slowly right after a wait in the driver: locals in the loop, counts added once."""
+        in_flight, done, syncs, n = self._in_flight, CommandState.DONE, 0, 0
+        while in_flight:
+            xcmd = in_flight.popleft()
+            syncs += xcmd.sync
+            xcmd.state = done
+            n += 1
             if xcmd.hw is hw:
                 break
-        if self._throttled and len(self._in_flight) <= self._threshold // 2:
+        self._syncs_in_flight -= syncs
+        self._completed += n
+        if self._throttled and len(in_flight) <= self._threshold // 2:
             self._throttled = False
         event = None
-        if not self._in_flight and not self._pending:
+        if not in_flight and not self._pending:
             start = self._ready_since
             latency = None if start is None else self.clock.now() - start
             if latency is not None:
@@ -738,7 +746,6 @@ class XQueue:
         # launched after the last sync point: make the tail one, unless this thread waits in
         # the driver for the tail (it retires through it; a marker would be the completion
         # thread's to deliver, at the end of every task)
-        in_flight = self._in_flight
         if in_flight and not self._syncs_in_flight and self._direct.target is not in_flight[-1]:
             self._sync_tail_locked()
         return event

@@ -72,13 +72,15 @@ callback each, right when the application builds its next task (H100, an 8-layer
 at threshold 8: 3.65 against 3.57 ms a task with the thread kept away, 3.52 natively).
 
 Delivered later: a waiter that waited for the whole stream (`CudaHwQueue.synchronize`,
-the end of an XQueue task) takes its entries off the lane but leaves their callbacks and
-the pooling of their events to the queue's later thread (`wait_whole`): its
-caller retires what it waited for by itself (XQueue._driver_waits), and the callbacks
-only count out what is retired already. Delivered on the waiter's thread they sat
-between the GPU's end of the task and the task's return: 29-39 us of the thread's CPU
-there (H100 host, 4-command tasks at threshold 4, with and without the priority board),
-against native's 27-31 us for the whole of that stretch. Late, the callbacks of one task
+the end of an XQueue task) leaves everything after the driver's return to the queue's
+later thread (`wait_whole`): taking its entries off the lane, their callbacks, the
+pooling of their events. Its caller retires what it waited for by itself
+(XQueue._driver_waits), and the callbacks only count out what is retired already.
+Delivered on the waiter's thread they sat between the GPU's end of the task and the
+task's return: 29-39 us of the thread's CPU there (H100 host, 4-command tasks at
+threshold 4, with and without the priority board), against native's 27-31 us for the
+whole of that stretch; taking the entries off alone still cost 21 us there, ~5 us an
+entry (on that host every Python step right after a wait in the driver is slow). Late, the callbacks of one task
 still come in launch order, but may come after a later task's; those of a retired
 command change nothing in an XQueue, and the board's count is a sum.
 """
@@ -222,11 +224,13 @@ class Completions:
             self._recycle(parked, [])
 
     def wait_whole(self, key: int, wait: Callable[[], None], later: Callable[[Callable[[], None]], None]) -> None:
-        """`wait()` (the driver's wait for all that queue `key` launched) inside
-        `waiting(key)`, then `deliver_through(later=later)` the command tracked last
-        before it, with the lock taken once for both on the way out: the end of an
-        XQueue task, where each step sits between the GPU's end of the task and its
-        return. With nothing tracked (a bare queue: native code), the driver call alone."""
+        """`wait()` (the driver's wait for all that queue `key` launched) as inside
+        `waiting(key)`, then the rest of `waiting` and `deliver_through` the command
+        tracked last before it, all of that handed to `later`: the end of an XQueue task,
+        where each step sits between the GPU's end of the task and its return ("Delivered
+        later"). Until `later` has run it, the lane counts the waiter as there (its
+        thread stays out of the driver). With nothing tracked (a bare queue: native
+        code), the driver call alone."""
         lane = self._lanes.get(key)  # (unlocked: a launch meanwhile is its thread's, as ever)
         if lane is None or not lane.entries:
             wait()
@@ -235,15 +239,19 @@ class Completions:
         try:
             wait()
         except BaseException:  # (the driver failed: nothing is known done)
-            newest = None
+            self._leave(lane, None)
             raise
-        finally:
-            with self._lock:
-                taken = None if newest is None else self._take_locked(lane, newest)
-                parked = self._leave_locked(lane)
-            self._recycle(parked, [])
+        later(functools.partial(self._leave, lane, newest))
+
+    def _leave(self, lane: _Lane, through: Any | None) -> None:
+        """A whole-stream waiter leaves `lane`, having seen `through` (None: nothing)
+        complete: the entries through it come off and are delivered here."""
+        with self._lock:
+            taken = None if through is None else self._take_locked(lane, through)
+            parked = self._leave_locked(lane)
+        self._recycle(parked, [])
         if taken is not None:
-            later(functools.partial(self._finish, *taken))
+            self._finish(*taken)
 
     def _enter(self, key: int) -> tuple[_Lane, Any | None]:
         with self._lock:

@@ -223,11 +223,12 @@ def test_a_waiter_delivers_what_it_waited_for_on_its_own_thread_and_leaves_the_r
     assert len(pool._free) == 3  # every pooled event back
 
 
-def test_a_whole_stream_wait_takes_its_entries_off_and_leaves_their_callbacks_to_later(completions):
-    """wait_whole ("Delivered later"): the driver's wait, then every entry tracked before
-    it comes off the lane before it returns; the callbacks and the pooling go to `later`,
-    in launch order, once. Nothing tracked: the driver call alone. A driver that fails
-    leaves the entries to the completion thread."""
+def test_a_whole_stream_wait_leaves_all_after_the_driver_to_later(completions):
+    """wait_whole ("Delivered later"): the driver's wait, then all the rest goes to
+    `later`: the entries tracked before it come off the lane there, their callbacks run
+    in launch order, once, and the waiter leaves the lane (its thread stays away until
+    then). Nothing tracked: the driver call alone. A driver that fails leaves the
+    entries to the completion thread."""
     fake, pool, comp = completions
     stream = FakeStream()
     calls, _, callback = _recorder(until="b")
@@ -235,9 +236,10 @@ def test_a_whole_stream_wait_takes_its_entries_off_and_leaves_their_callbacks_to
     for cmd in ("a", "b"):
         comp.add(6, cmd, callback, stream)
     comp.wait_whole(6, stream.run_all, handed.append)
-    assert comp.outstanding(6) == 0 and calls == [] and len(handed) == 1
+    assert calls == [] and len(handed) == 1 and comp._lanes[6].waiters == 1
     handed[0]()
     assert [c for c, _ in calls] == ["a", "b"]
+    assert comp.outstanding(6) == 0 and comp._lanes[6].waiters == 0
     assert len(pool._free) == 2  # both events pooled by the handed-over work
 
     ran = []
