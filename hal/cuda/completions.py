@@ -81,9 +81,12 @@ Delivered on the waiter's thread they sat between the GPU's end of the task and 
 task's return: 29-39 us of the thread's CPU there (H100 host, 4-command tasks at
 threshold 4, with and without the priority board), against native's 27-31 us for the
 whole of that stretch; taking the entries off alone still cost 21 us there, ~5 us an
-entry (on that host every Python step right after a wait in the driver is slow). Late, the callbacks of one task
-still come in launch order, but may come after a later task's; those of a retired
-command change nothing in an XQueue, and the board's count is a sum.
+entry (on that host every Python step right after a wait in the driver is slow). Late,
+the callbacks of one task still come in launch order, but may come after a later task's;
+those of a retired command change nothing in an XQueue, and the board's count is a sum.
+A waiter for room (`wait_for`, threshold 1's every command) still delivers on its own
+thread, after its caller's `then`: handed to the later thread too, that thread woke at
+every command and the gaps between commands grew.
 """
 
 from __future__ import annotations
