@@ -269,8 +269,8 @@ class XQueue:
                 xcmd.wanted = True
         if timeout is None and self.hwq.direct_wait:
             self._wait_in_driver(xcmd)
-        done = lambda: xcmd.done or self._error is not None  # noqa: E731
-        if not xcmd.done and not self.clock.wait_for(done, self._cond, timeout):  # (done: a direct wait's usual end)
+        # (done already: a direct wait's usual end, with no predicate made for it)
+        if not xcmd.done and not self.clock.wait_for(lambda: xcmd.done or self._error is not None, self._cond, timeout):
             raise XQueueTimeout(f"command {xcmd.seq} of {self.name!r} not done after {timeout} s")
         if not xcmd.done:
             self._raise_if_failed()

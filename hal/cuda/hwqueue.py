@@ -72,9 +72,10 @@ def _reactivate_all() -> None:
 # garbage collector runs while this thread holds a lock. Three kinds: the completion
 # callbacks of a whole-stream wait ("Delivered later" in hal.cuda.completions), a direct
 # waiter's board lowering (`CudaHwQueue._lower`, after `wait_for`: a put costs the waiter
-# ~2 us, a hal.clock timer 13), and a dropped queue's completion lane closing (`Completions.close` takes the lock
-# that `Completions.add` holds while it allocates, so a collection there that ran it at
-# once hung the thread on itself: seen in the GPU suite on the H100).
+# ~2 us, a hal.clock timer 13), and a dropped queue's completion lane closing
+# (`Completions.close` takes the lock that `Completions.add` holds while it allocates, so
+# a collection there that ran it at once hung the thread on itself: seen in the GPU suite
+# on the H100).
 _later: queue.SimpleQueue = queue.SimpleQueue()
 _later_thread: threading.Thread | None = None
 _later_lock = threading.Lock()
