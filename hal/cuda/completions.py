@@ -364,12 +364,12 @@ class Completions:
     def _idle_locked(self, lane: _Lane) -> None:
         """Wait for work: for a launch's wake, or, on a lane whose waiters delivered its
         last `streak` tasks whole and that went busy within `quiet_s`, for `poll_s`
-        (a launch then wakes nobody; "Waited lanes" in the module docstring)."""
-        lane.polling = lane.streak >= self.streak and (
-            bool(lane.entries) or time.monotonic() - lane.since < self.quiet_s
-        )
-        if not lane.polling:
+        (a launch then wakes nobody; "Waited lanes" in the module docstring). A wait
+        while a waiter has the task is no quiet spell: the streak goes on through it."""
+        busy = bool(lane.entries) or time.monotonic() - lane.since < self.quiet_s
+        if not busy:
             lane.streak = 0  # quiet: the next launch wakes the thread again
+        lane.polling = busy and lane.streak >= self.streak
         lane.wake.wait(self.poll_s if lane.polling else None)
         lane.wakes += 1
 

@@ -392,6 +392,31 @@ def test_a_lane_that_waiters_deliver_whole_stops_waking_its_thread_at_launches(c
     comp.close(6)
 
 
+def test_a_lane_whose_thread_sees_each_task_begin_still_builds_its_streak(completions):
+    """A periodic task's first launch wakes the thread, which waits out the grace; the
+    waiter's arrival sends it back to sleep while the task runs. That idle wait is no
+    quiet spell: the streak grows through it and the lane goes to looking on its own.
+    (Reset there, as it once was, the streak never passed 1 in this, the periodic
+    case that the streak is for: the H100 fixed-priority foreground's thread woke
+    twice in every task.)"""
+    _, _, comp = completions
+    comp.grace_s = 5.0
+    stream = FakeStream()
+    for i in range(comp.streak + 1):
+        cmd = f"p{i}"
+        comp.add(9, cmd, lambda c: None, stream)
+        lane = comp._lanes[9]
+        if lane.polling:
+            break
+        _wait_until(lambda: lane.grace, "the thread waiting out the task's grace")
+        with comp.waiting(9):
+            _wait_until(lambda: not lane.grace, "the waiter ending the grace")
+            stream.run_all()
+            comp.deliver_through(9, cmd)
+    _wait_until(lambda: lane.polling, "the thread looking on its own")
+    comp.close(9)
+
+
 def test_a_waited_lane_gone_quiet_stops_looking(completions):
     """Quiet for quiet_s since its last task began, the lane's thread stops looking every
     poll_s and sleeps until a launch wakes it, which then does at once."""
