@@ -370,3 +370,23 @@ def test_the_task_floor_benchmark_interleaves_ours_and_the_baseline(monkeypatch,
     assert saved["base_xq_lv1_thr4"]["p50_over_native_us"] == pytest.approx(200 + 10 * (len(ft.CONFIGS) + 1), abs=6)
     assert saved["xq_lv1_thr4"]["slow"] == pytest.approx(0.1) and saved["base_xq_lv1_thr4"]["slow"] == 0.0
     assert saved["native"]["slow"] == 0.0
+
+
+def test_the_launch_stall_benchmark_pools_rounds_and_counts_slow_launches(monkeypatch):
+    """cuda_launch_stalls.summarize (pure: no GPU needed): rounds pooled per configuration,
+    launches over 0.5 ms and over 2 ms counted, the longest kept."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    from cuda_launch_stalls import summarize
+
+    rounds = [
+        {"fg": [1.0, 1.2], "fg_launch_us": [10.0, 600.0], "fg_claim_us": [], "bg_launch_us": [3000.0]},
+        {"fg": [1.1, 5.0], "fg_launch_us": [2500.0, 12.0], "fg_claim_us": [40.0], "bg_launch_us": [8.0]},
+    ]
+    s = summarize({"board_ahead": rounds})["board_ahead"]
+    assert s["fg_tasks"] == 4
+    assert s["fg_launch_us"] == {"n": 4, "over_0.5ms": 2, "over_2ms": 1, "max_us": 2500.0}
+    assert s["fg_claim_us"] == {"n": 1, "over_0.5ms": 0, "over_2ms": 0, "max_us": 40.0}
+    assert s["bg_launch_us"]["over_2ms"] == 1 and s["bg_launch_us"]["n"] == 2
+    assert s["fg_p99_ms"] >= s["fg_p50_ms"] >= 1.0
+    assert summarize({"native": [{"fg": [1.0], "fg_launch_us": [], "fg_claim_us": [], "bg_launch_us": []}]})[
+        "native"]["fg_claim_us"] == {"n": 0, "over_0.5ms": 0, "over_2ms": 0, "max_us": 0.0}
