@@ -20,16 +20,22 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 
 def git_commit() -> str:
     """The commit measured: $XSCHED_COMMIT (a copy of the tree without .git, e.g. on the
-    GPU machine), else git's HEAD."""
+    GPU machine), else git's HEAD, marked "-dirty" where tracked files differ from it (a
+    copied tree beside an older .git, as on the GPU machine, named a commit it was not)."""
     if os.environ.get("XSCHED_COMMIT"):
         return os.environ["XSCHED_COMMIT"]
     try:
-        out = subprocess.run(
+        head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        )
-        return out.stdout.strip() or "unknown"
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
     except OSError:
         return "unknown"
+    if not head:
+        return "unknown"
+    return f"{head}-dirty" if changed else head
 
 
 def machine() -> str:

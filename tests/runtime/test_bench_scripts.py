@@ -390,3 +390,25 @@ def test_the_launch_stall_benchmark_pools_rounds_and_counts_slow_launches(monkey
     assert s["fg_p99_ms"] >= s["fg_p50_ms"] >= 1.0
     assert summarize({"native": [{"fg": [1.0], "fg_launch_us": [], "fg_claim_us": [], "bg_launch_us": []}]})[
         "native"]["fg_claim_us"] == {"n": 0, "over_0.5ms": 0, "over_2ms": 0, "max_us": 0.0}
+
+
+def test_results_name_the_commit_and_say_when_the_tree_differs_from_it(monkeypatch, tmp_path):
+    """bench.common.git_commit: $XSCHED_COMMIT wins; else HEAD, with "-dirty" where a
+    tracked file differs (a copied tree beside an older .git must not pass for HEAD)."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import common
+
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "a.py").write_text("x = 1\n")
+    subprocess.run([*git, "add", "a.py"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "one"], cwd=tmp_path, check=True)
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tmp_path, check=True,
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    monkeypatch.setattr(common, "ROOT", tmp_path)
+    monkeypatch.delenv("XSCHED_COMMIT", raising=False)
+    assert common.git_commit() == head
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert common.git_commit() == f"{head}-dirty"
+    monkeypatch.setenv("XSCHED_COMMIT", "abc1234")
+    assert common.git_commit() == "abc1234"
