@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     fg = f"{FG},priority=10,period_ms={period_ms:.3f}"
     runs: dict[str, list[dict]] = {}
     for r in range(a.rounds):  # interleaved, from the r-th configuration on
-        for name in CONFIGS[r % 3:] + CONFIGS[:r % 3]:
+        k = r % len(CONFIGS)
+        for name in CONFIGS[k:] + CONFIGS[:k]:
             runs.setdefault(name, []).append(run_one(name, fg, a.queue, a.duration_s, base))
         print(f"round {r + 1}/{a.rounds} done", flush=True)
     results = summarize({name: runs[name] for name in CONFIGS})

@@ -227,9 +227,7 @@ class Completions:
         try:
             yield newest
         finally:
-            with self._lock:
-                parked = self._leave_locked(lane)
-            self._recycle(parked, [])
+            self._leave(lane, None)
 
     def wait_whole(self, key: int, wait: Callable[[], None], later: Callable[[Callable[[], None]], None]) -> None:
         """`wait()` (the driver's wait for all that queue `key` launched) as inside
@@ -252,8 +250,9 @@ class Completions:
         later(functools.partial(self._leave, lane, newest))
 
     def _leave(self, lane: _Lane, through: Any | None) -> None:
-        """A whole-stream waiter leaves `lane`, having seen `through` (None: nothing)
-        complete: the entries through it come off and are delivered here."""
+        """A waiter leaves `lane`, having seen `through` (None: nothing, or it delivered
+        what it saw itself) complete: the entries through it come off and are delivered
+        here."""
         with self._lock:
             taken = None if through is None else self._take_locked(lane, through)
             parked = self._leave_locked(lane)
