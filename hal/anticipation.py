@@ -215,8 +215,8 @@ class Stalls:
     during a pause are counted apart (`stalls_paused`): they show what the host does
     without the anticipation. Pure: the caller gives the time. Threads: one at a time."""
 
-    def __init__(self, stall_s: float, *, trip: int = 3, within_s: float = 2.0, pause_s: float = 8.0,
-                 max_pause_s: float = 128.0) -> None:  # fmt: skip
+    def __init__(self, stall_s: float, *, trip: int = 3, within_s: float = 2.0, pause_s: float = 2.0,
+                 max_pause_s: float = 64.0) -> None:  # fmt: skip
         if stall_s <= 0 or trip < 1 or within_s <= 0 or not 0 < pause_s <= max_pause_s:
             raise ValueError("Stalls: stall_s, trip, within_s and pause_s must be > 0, pause_s <= max_pause_s")
         self.stall_s, self.trip, self.within_s = stall_s, trip, within_s

@@ -389,8 +389,7 @@ def test_the_launch_stall_benchmark_pools_rounds_and_counts_slow_launches(monkey
     ]
     s = summarize({"board_ahead": rounds})["board_ahead"]
     assert s["fg_tasks"] == 4
-    assert (s["pauses"], s["stalls"], s["stalls_paused"]) == (3, 10, 2)
-    assert s["arrivals_in_held_window"] == pytest.approx(16 / 20)
+    assert s["pauses"] == 3 and s["arrivals_in_held_window"] == pytest.approx(16 / 20)
     assert s["fg_launch_us"] == {"n": 4, "over_0.5ms": 2, "over_2ms": 1, "max_us": 2500.0}
     assert s["fg_claim_us"] == {"n": 1, "over_0.5ms": 0, "over_2ms": 0, "max_us": 40.0}
     assert s["bg_launch_us"]["over_2ms"] == 1 and s["bg_launch_us"]["n"] == 2
