@@ -289,8 +289,6 @@ def summarize(runs: dict[str, list[dict]], names: list[str]) -> tuple[dict, list
         if held:  # anticipation: how many of the foreground's tasks came into a window held for them
             came, arrivals = (sum(w[k] for w in held) for k in ("arrivals_in_held_window", "arrivals"))
             fig["arrivals_in_held_window"] = came / max(1, arrivals)
-            if any("pauses" in w for w in held):  # launches that stalled paused it (hal.anticipation.Stalls)
-                fig["anticipation_pauses"] = sum(w.get("pauses", 0) for w in held)
         if errors:
             fig["errors"] = errors
         in_window = fig.get("arrivals_in_held_window")

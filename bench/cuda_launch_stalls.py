@@ -2,16 +2,13 @@
 
 The pair of `cuda_fixed_priority_2proc.py` (a periodic foreground of 4 x 250 us commands,
 the background flat out; no MPS) natively, on the priority board with anticipation
-(`board_ahead`; `board_ahead_nopause`: with no pause where launches stall,
-$XSCHED_CUDA_BOARD_STALL_MS=0, hal.anticipation.Stalls) and without it (`board_only`,
-$XSCHED_CUDA_BOARD_LEAD_US=0). Each process
+(`board_ahead`) and without it (`board_only`, $XSCHED_CUDA_BOARD_LEAD_US=0). Each process
 times every kernel launch it makes through hal.cuda and every claim of the GPU
 (bench/probes/launch_timing). A CUDA launch is asynchronous: a few microseconds of host
 time. On the H100 some took milliseconds beside a background on the board, never
 natively (docs/h100-benchmarks.md, a28c659). Per configuration, pooled over interleaved
 rounds: the foreground's P50 and P99, and for its launches, its claims and the
-background's launches how many took over 0.5 ms and over 2 ms, and the longest; with
-anticipation, how often stalls paused it and the share of tasks that came into a held window.
+background's launches how many took over 0.5 ms and over 2 ms, and the longest.
 Usage: python bench/cuda_launch_stalls.py [--rounds 3] [--duration-s 4] [--queue level=1,threshold=4]
 """
 
@@ -31,11 +28,10 @@ from cuda_procs import child_env, device_info
 
 from hal.anticipation import DEFAULT_LEAD_US
 from hal.anticipation import ENV as LEAD_ENV
-from hal.anticipation import STALL_ENV
 from hal.board import ENV as BOARD_ENV
 
 PROBE = ROOT / "bench" / "probes" / "launch_timing"
-CONFIGS = ("native", "board_ahead", "board_ahead_nopause", "board_only")
+CONFIGS = ("native", "board_ahead", "board_only")
 SLOW_US = (500.0, 2000.0)
 
 
@@ -48,19 +44,13 @@ def stalls(durations_us: list[float]) -> dict:
 
 def summarize(runs: dict[str, list[dict]]) -> dict:
     """Each configuration's rounds pooled: the foreground's P50 and P99 (ms), and the
-    stalls of its launches, its claims and the background's launches; with anticipation
-    (a round's `windows`), its pauses and the share of arrivals in a held window."""
+    stalls of its launches, its claims and the background's launches."""
     out = {}
     for name, rounds in runs.items():
         fg = [x for r in rounds for x in r["fg"]]
         out[name] = {"fg_p50_ms": pct(fg, 50), "fg_p99_ms": pct(fg, 99), "fg_tasks": len(fg),
                      **{key: stalls([d for r in rounds for d in r[key]])
                         for key in ("fg_launch_us", "fg_claim_us", "bg_launch_us")}}  # fmt: skip
-        held = [r["windows"] for r in rounds if r.get("windows")]
-        if held:
-            arrivals = sum(w["arrivals"] for w in held)
-            out[name]["arrivals_in_held_window"] = sum(w["arrivals_in_held_window"] for w in held) / max(1, arrivals)
-            out[name]["pauses"] = sum(w.get("pauses", 0) for w in held)
     return out
 
 
@@ -69,9 +59,7 @@ def run_one(name: str, fg: str, queue: str, duration_s: float, base: dict) -> di
     env = dict(base)
     if not native:
         env |= {"XSCHED_SCHEDULER": "APP", BOARD_ENV: "1",
-                LEAD_ENV: "0" if name == "board_only" else f"{DEFAULT_LEAD_US:g}"}  # fmt: skip
-        if name == "board_ahead_nopause":
-            env[STALL_ENV] = "0"
+                LEAD_ENV: f"{DEFAULT_LEAD_US:g}" if name == "board_ahead" else "0"}  # fmt: skip
     env["PYTHONPATH"] = os.pathsep.join([str(PROBE), env.get("PYTHONPATH", "")])
     with tempfile.TemporaryDirectory(prefix="xs-launches-") as d:
         env["BENCH_LAUNCH_TIMING_DIR"] = d
@@ -83,7 +71,7 @@ def run_one(name: str, fg: str, queue: str, duration_s: float, base: dict) -> di
     if len(fg_logs) != 1 or len(bg_logs) != 1:
         raise RuntimeError(f"{name}: expected one launch log per process, got {len(fg_logs)} and {len(bg_logs)}")
     return {"fg": pair["fg"], "fg_launch_us": fg_logs[0]["launch"], "fg_claim_us": fg_logs[0]["claim"],
-            "bg_launch_us": bg_logs[0]["launch"], "windows": pair["windows"]}  # fmt: skip
+            "bg_launch_us": bg_logs[0]["launch"]}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,11 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         f, c, b = r["fg_launch_us"], r["fg_claim_us"], r["bg_launch_us"]
         rows.append([name, r["fg_p50_ms"], r["fg_p99_ms"], f"{f['over_0.5ms']}/{f['over_2ms']} of {f['n']}",
                      f"{f['max_us'] / 1e3:.2f}", f"{c['over_0.5ms']}/{c['over_2ms']} of {c['n']}",
-                     f"{b['over_0.5ms']}/{b['over_2ms']} of {b['n']}",
-                     "-" if "pauses" not in r else f"{r['pauses']} / {100 * r['arrivals_in_held_window']:.1f}%"])  # fmt: skip
+                     f"{b['over_0.5ms']}/{b['over_2ms']} of {b['n']}"])  # fmt: skip
     print(table(f"Launches that block, fixed-priority pair on {dev.info.name} ({a.rounds} rounds pooled) -> {path}",
                 ["config", "fg p50 ms", "fg p99 ms", "fg launches >0.5/>2 ms", "fg longest ms",
-                 "claims >0.5/>2 ms", "bg launches >0.5/>2 ms", "pauses / in window"], rows))  # fmt: skip
+                 "claims >0.5/>2 ms", "bg launches >0.5/>2 ms"], rows))  # fmt: skip
     return 0
 
 

@@ -41,31 +41,17 @@ DEFAULT_LEAD_US = 500.0
 MAX_LEAD_US = 100_000.0
 
 
-STALL_ENV = "XSCHED_CUDA_BOARD_STALL_MS"  # a launch this long pauses anticipation (Stalls); 0: never
-DEFAULT_STALL_MS = 1.0
-MAX_STALL_MS = 1000.0
-
-
-def stall_ms(env: dict[str, str] | None = None) -> float:
-    """$XSCHED_CUDA_BOARD_STALL_MS in milliseconds (unset: DEFAULT_STALL_MS); bad values raise DeviceError."""
-    return _env_number(env, STALL_ENV, DEFAULT_STALL_MS, MAX_STALL_MS, "milliseconds")
-
-
 def lead_us(env: dict[str, str] | None = None) -> float:
     """$XSCHED_CUDA_BOARD_LEAD_US in microseconds (unset: DEFAULT_LEAD_US); bad values raise DeviceError."""
-    return _env_number(env, ENV, DEFAULT_LEAD_US, MAX_LEAD_US, "microseconds")
-
-
-def _env_number(env: dict[str, str] | None, name: str, default: float, most: float, unit: str) -> float:
-    raw = (os.environ if env is None else env).get(name, "")
+    raw = (os.environ if env is None else env).get(ENV, "")
     if raw.strip() == "":
-        return default
+        return DEFAULT_LEAD_US
     try:
         value = float(raw)
     except ValueError:
         value = float("nan")
-    if not 0.0 <= value <= most:  # also NaN
-        raise DeviceError(f"{name}={raw!r}: expected {unit} from 0 (off) to {most:g}")
+    if not 0.0 <= value <= MAX_LEAD_US:  # also NaN
+        raise DeviceError(f"{ENV}={raw!r}: expected microseconds from 0 (off) to {MAX_LEAD_US:.0f}")
     return value
 
 
@@ -200,56 +186,6 @@ class Forecast:
         self._idle_since, self._busy, self._busy_at = None, False, float("-inf")
 
 
-class Stalls:
-    """When to pause anticipation: where launches block in the driver beside its holds.
-
-    On the H100 without MPS, beside a background on the board, a kernel launch now and then
-    blocks in the driver for 0.5-85 ms, and on noisy hosts it comes with the anticipation:
-    in three interleaved rounds of 4 s, 14-23 of the foreground's launches took over 0.5 ms
-    with it and 2 without, and its P99 was 1.43x standalone without it against 2.21x with
-    it; on quiet hosts no launch blocked and it won (1.09x; docs/h100-benchmarks.md). Why
-    the driver blocks is not known. So the queue reports how long its launches and claims
-    took: one over `stall_s` is a stall, and `trip` stalls within `within_s` pause the
-    anticipation for `pause_s`. A pause that trips again within its own length after it
-    ended doubles (up to `max_pause_s`); one later starts from `pause_s` again. Stalls
-    during a pause are counted apart (`stalls_paused`): they show what the host does
-    without the anticipation. Pure: the caller gives the time. Threads: one at a time."""
-
-    def __init__(self, stall_s: float, *, trip: int = 3, within_s: float = 2.0, pause_s: float = 2.0,
-                 max_pause_s: float = 64.0) -> None:  # fmt: skip
-        if stall_s <= 0 or trip < 1 or within_s <= 0 or not 0 < pause_s <= max_pause_s:
-            raise ValueError("Stalls: stall_s, trip, within_s and pause_s must be > 0, pause_s <= max_pause_s")
-        self.stall_s, self.trip, self.within_s = stall_s, trip, within_s
-        self.pause_s, self.max_pause_s = pause_s, max_pause_s
-        self._times: deque[float] = deque()
-        self._pause = pause_s  # the length of the last pause
-        self._until = float("-inf")  # when the last pause ends
-        self.stalls = self.stalls_paused = self.pauses = 0
-
-    def paused(self, now: float) -> bool:
-        return now < self._until
-
-    def note(self, seconds: float, now: float) -> bool:
-        """A launch that ended at `now` took `seconds`; whether it began a pause."""
-        if seconds <= self.stall_s:
-            return False
-        if self.paused(now):
-            self.stalls_paused += 1
-            return False
-        self.stalls += 1
-        self._times.append(now)
-        while self._times[0] < now - self.within_s:
-            self._times.popleft()
-        if len(self._times) < self.trip:
-            return False
-        self._times.clear()
-        again = now - self._until < self._pause
-        self._pause = min(2 * self._pause, self.max_pause_s) if again else self.pause_s
-        self._until = now + self._pause
-        self.pauses += 1
-        return True
-
-
 # Holds, claims and plans run on a clock of their own (hal.clock's timer thread), not on
 # the process's default clock, whose callbacks (the IDLE news, the agent's) could make a
 # hold late.
@@ -272,16 +208,13 @@ class Anticipation:
     lower levels get to park and the claim to land. A window is held only while a lower
     level is registered on the board (else there is nobody to park). `level()` names the queue's
     current level; `reset()` forgets the arrivals and drops any hold; `close()` also
-    stops planning; `forecast` keys go to Forecast. With `stall_s`, launches that block
-    in the driver (the queue's, told through `launched()`, and the claims) pause it
-    (Stalls): a pause drops any hold and plans nothing until it ends. Threads: any.
+    stops planning; `forecast` keys go to Forecast. Threads: any.
     """
 
     def __init__(self, board: PriorityBoard, level: Callable[[], int], lead_s: float,
-                 claim: Callable[[], None] | None = None, stall_s: float = 0.0, **forecast) -> None:  # fmt: skip
+                 claim: Callable[[], None] | None = None, **forecast) -> None:  # fmt: skip
         self._board, self._level, self._claim = board, level, claim
         self._forecast = Forecast(lead_s, **forecast)
-        self._stalls = Stalls(stall_s) if stall_s > 0 else None
         self._lock = threading.Lock()
         self._token = 0  # the window now planned; older timer callbacks find it changed
         self._planned = False  # a window is planned (its end replans)
@@ -315,22 +248,8 @@ class Anticipation:
         `min_gap_s` of idle or more; tasks back to back are one) and those that came into a
         held window (the others met a lower level's work on the device)."""
         with self._lock:
-            out = {"windows": self.windows, "held": self.held_windows, "arrivals": self.arrivals,
-                   "arrivals_in_held_window": self.came}  # fmt: skip
-            if (s := self._stalls) is not None:
-                out |= {"stalls": s.stalls, "pauses": s.pauses, "stalls_paused": s.stalls_paused}
-            return out
-
-    def launched(self, seconds: float) -> None:
-        """One of the queue's launches took `seconds` of host time (see Stalls)."""
-        s = self._stalls
-        if s is None or seconds <= s.stall_s:
-            return
-        with self._lock:
-            if s.note(seconds, _clock.now()):
-                self._token += 1  # the windows planned are dropped with the hold
-                self._planned = False
-                self._release_locked()
+            return {"windows": self.windows, "held": self.held_windows, "arrivals": self.arrivals,
+                    "arrivals_in_held_window": self.came}  # fmt: skip
 
     def idle(self, now: float | None = None) -> None:
         with self._lock:
@@ -360,8 +279,8 @@ class Anticipation:
 
     def _plan(self, now: float) -> None:
         with self._lock:
-            if self._planned or self._closed or (self._stalls is not None and self._stalls.paused(now)):
-                return  # (a pause: the first idle after it plans again)
+            if self._planned or self._closed:
+                return
             window = self._forecast.window(now)
             if window is None:
                 return
@@ -389,7 +308,8 @@ class Anticipation:
             self._board.activate(level)
             self._held, self._held_at, self._came = level, now, False
             self.held_windows += 1
-        self._claim_timed()
+        if self._claim is not None:
+            self._claim()
 
     def _reclaim(self, token: int) -> None:
         """Claim again halfway: a lower level's last kernels (its ticket after a flush) may
@@ -397,13 +317,8 @@ class Anticipation:
         with self._lock:
             if token != self._token or self._held is None or self._came:
                 return
-        self._claim_timed()
-
-    def _claim_timed(self) -> None:
         if self._claim is not None:
-            start = time.perf_counter()
             self._claim()
-            self.launched(time.perf_counter() - start)
 
     def _end(self, token: int) -> None:
         """The window's end: give up a hold no task came into, and plan the next window,

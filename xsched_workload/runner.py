@@ -53,8 +53,6 @@ class QueueSummary:
         if self.anticipation is not None:
             a = self.anticipation
             line += f"; {a['arrivals_in_held_window']} of {a['arrivals']} arrivals came into a window held ahead"
-            if a.get("pauses"):
-                line += f" ({a['pauses']} pauses for launches that stalled)"
         return line
 
 

@@ -9,7 +9,6 @@ from functools import cached_property
 import cupy
 
 from hal.anticipation import lead_us as board_lead_us
-from hal.anticipation import stall_ms as board_stall_ms
 from hal.board import ENV as BOARD_ENV
 from hal.board import PriorityBoard, board_for
 from hal.board import enabled as board_enabled
@@ -89,7 +88,6 @@ class CudaDevice:
         self.board: PriorityBoard | None = _open_board(self.info.pci_bus_id) if use_board else None
         # hal.anticipation: how long before a periodic queue's next task its board level is held
         self.board_lead_us = board_lead_us()  # a bad value raises DeviceError
-        self.board_stall_ms = board_stall_ms()  # a launch this long pauses it (hal.anticipation.Stalls)
         # whether a suspended queue parks (another process time-slices the GPU) or naps (hal.sharing)
         how = park_mode()  # a bad $XSCHED_CUDA_PARK raises DeviceError, as a bad $XSCHED_CUDA_BOARD does
         self.sharing = SharingWatch(how, nvml_probe(self.info.pci_bus_id) if how == AUTO else None)

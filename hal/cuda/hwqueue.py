@@ -201,8 +201,7 @@ class CudaHwQueue(HwQueue):
         self._anticipation = None
         if self._board is not None and lead_us > 0:
             device.claim.load()  # not at the first hold: see ContextClaim.load
-            self._anticipation = Anticipation(self._board, lambda: self._level, lead_us * 1e-6, claim=device.claim,
-                                              stall_s=device.board_stall_ms * 1e-3)  # fmt: skip
+            self._anticipation = Anticipation(self._board, lambda: self._level, lead_us * 1e-6, claim=device.claim)
         # the gates (hal.cuda.gate): a napping kernel, or a ticket, which parks the stream with
         # nothing on the GPU but costs every guarded command a few microseconds. A launch takes
         # the ticket on a board, and while another process time-slices the GPU (hal.sharing:
@@ -244,12 +243,7 @@ class CudaHwQueue(HwQueue):
             if behind and not self._up_already():
                 on_complete = self._track(on_complete)
                 behind = False
-            if self._anticipation is None or cmd.payload is not None:
-                self._enqueue(cmd)
-            else:  # launches only: a payload may wait on the GPU (Anticipation.launched)
-                start = time.perf_counter()
-                self._enqueue(cmd)
-                self._anticipation.launched(time.perf_counter() - start)
+            self._enqueue(cmd)
             if on_complete is None:
                 return
             if behind:

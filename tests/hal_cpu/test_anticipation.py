@@ -8,7 +8,7 @@ import time
 import pytest
 
 import hal.anticipation
-from hal.anticipation import ENV, STALL_ENV, Anticipation, Forecast, Stalls, Window, lead_us, stall_ms
+from hal.anticipation import ENV, Anticipation, Forecast, Window, lead_us
 from hal.board import LEVELS, PriorityBoard
 from hal.errors import DeviceError
 
@@ -31,46 +31,6 @@ def test_lead_from_the_environment():
     for bad in ("-1", "abc", "nan", "1e9", "inf"):
         with pytest.raises(DeviceError, match=ENV):
             lead_us({ENV: bad})
-
-
-def test_the_stall_bound_from_the_environment():
-    assert stall_ms({}) == 1.0
-    assert stall_ms({STALL_ENV: "2.5"}) == 2.5
-    assert stall_ms({STALL_ENV: "0"}) == 0.0
-    for bad in ("-1", "1ms", "nan", "1e6"):
-        with pytest.raises(DeviceError, match=STALL_ENV):
-            stall_ms({STALL_ENV: bad})
-
-
-def test_stalls_pause_once_enough_come_close_together():
-    s = Stalls(1 * MS, trip=3, within_s=2.0, pause_s=2.0)
-    assert not s.note(0.9 * MS, 0.0), "under the bound: not a stall"
-    assert not s.note(5 * MS, 1.0) and not s.note(5 * MS, 3.5), "two stalls 2.5 s apart"
-    assert not s.note(5 * MS, 4.0)
-    assert s.stalls == 3 and s.pauses == 0 and not s.paused(4.0)
-    assert s.note(1.5 * MS, 5.0), "the third within 2 s (3.5, 4.0, 5.0)"
-    assert s.paused(5.0) and s.paused(6.99) and not s.paused(7.0)
-    assert not s.note(80 * MS, 6.0), "a stall in a pause counts apart"
-    assert (s.stalls, s.stalls_paused, s.pauses) == (4, 1, 1)
-    assert not s.note(5 * MS, 7.0) and not s.note(5 * MS, 7.5), "a pause starts the count anew"
-
-
-def test_a_pause_that_trips_again_soon_after_it_ends_doubles():
-    s = Stalls(1 * MS, trip=2, within_s=1.0, pause_s=2.0, max_pause_s=5.0)
-
-    def trip(at: float) -> float:
-        """Trip at `at`; the pause's length."""
-        s.note(5 * MS, at - 0.1)
-        assert s.note(5 * MS, at)
-        length = next(t / 10 for t in range(1, 1000) if not s.paused(at + t / 10))
-        return round(length, 1)
-
-    assert trip(10.0) == 2.0
-    assert trip(12.5) == 4.0, "0.5 s after a 2 s pause ended"
-    assert trip(17.0) == 5.0, "doubled again, up to max_pause_s"
-    assert trip(40.0) == 2.0, "long after the last ended: back to pause_s"
-    with pytest.raises(ValueError):
-        Stalls(0.0)
 
 
 def test_a_steady_period_gives_a_window_before_the_next_task():
@@ -390,44 +350,3 @@ def test_holds_are_set_early_by_how_late_the_timer_began_the_last_ones(tmp_path,
     assert list(a.late_s) == pytest.approx([0.1 * MS, 0.4 * MS, 0.0])
     assert a.summary() == {"windows": 3, "held": 3, "arrivals": 7, "arrivals_in_held_window": 2}, (
         "the tasks at 25 and 30 ms came into held windows; the third window's task has not come")
-
-
-def test_launches_that_stall_pause_the_holds_until_the_pause_ends(tmp_path, monkeypatch):
-    clock = _StoppedClock(0.0)
-    monkeypatch.setattr(hal.anticipation, "_clock", clock)
-    board = PriorityBoard(tmp_path / "board")
-    board.register(0)
-    a = Anticipation(board, _Level(5), lead_s=0.5 * MS, stall_s=1 * MS)
-
-    def task(t_ms: float) -> None:
-        a.busy(t_ms * MS)
-        clock.t = (t_ms + 1) * MS
-        a.idle(clock.t)
-
-    for t in (0, 5, 10, 15, 20):
-        task(t)
-    clock.fire(24.6 * MS, 0.0)
-    assert a.holding and board.word == LEVELS - 6
-    a.launched(0.9 * MS)
-    assert a.holding, "a launch under the bound is no stall"
-    for _ in range(3):
-        a.launched(4 * MS)
-    assert not a.holding and board.word == LEVELS, "three stalls: the hold is dropped"
-    assert a.summary() | {} == {"windows": 1, "held": 1, "arrivals": 5, "arrivals_in_held_window": 0,
-                                "stalls": 3, "pauses": 1, "stalls_paused": 0}  # fmt: skip
-    assert clock.fire(26 * MS, 0.0) and not a.holding, "the dropped window's timers do nothing"
-    clock.timers.clear()
-    for t in range(25, 2000, 5):  # 2 s of tasks: none planned while paused
-        task(t)
-    assert a.windows == 1 and not clock.timers
-    task(2025)
-    assert clock.timers, "the first idle after the pause plans again"
-    clock.fire(2029.9 * MS, 0.0)
-    assert a.holding and a.windows == 2
-
-
-def test_without_a_stall_bound_launches_are_not_watched(tmp_path):
-    board = PriorityBoard(tmp_path / "board")
-    a = Anticipation(board, _Level(5), lead_s=0.5 * MS)
-    a.launched(1.0)
-    assert "stalls" not in a.summary()

@@ -75,8 +75,6 @@ def test_a_summary_says_how_many_tasks_came_into_a_window_held_for_them():
     summary = QueueSummary("fg", 14, 1.2, 1.5, 1.25, 160.0, anticipation=held)
     assert summary.as_json()["anticipation"] == held
     assert summary.text().endswith("; 10 of 14 arrivals came into a window held ahead")
-    paused = QueueSummary("fg", 14, 1.2, 1.5, 1.25, 160.0, anticipation={**held, "stalls": 7, "pauses": 2})
-    assert paused.text().endswith("held ahead (2 pauses for launches that stalled)")
     plain = QueueSummary("fg", 14, 1.2, 1.5, 1.25, 160.0)
     assert "anticipation" not in plain.as_json()
     assert plain.text() == "fg: 14 tasks, p50 1.20 ms, p99 1.50 ms, 160.0 tasks/s"
