@@ -37,7 +37,7 @@ A run whose process the device refuses ("busy or unavailable": under MPS, now an
 moment after the last run's processes ended) goes again after a pause (REFUSED_TRIES).
 With --host-noise N, N processes burn the host's CPUs in bursts through every run (the
 standalone's too): a noisy host made on purpose, where host threads wake late.
-Usage: python bench/cuda_fixed_priority_2proc.py [--duration-s 4] [--rounds 1] [--mps]
+Usage: python bench/cuda_fixed_priority_2proc.py [--duration-s 10] [--rounds 1] [--mps]
        [--lead-us 500] [--host-noise 0] [--only native,...] [--save-as NAME]
 """
 
@@ -162,7 +162,10 @@ CONFIG_NAMES = tuple(c.name for c in CONFIGS)
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--duration-s", type=float, default=4.0)
+    p.add_argument("--duration-s", type=float, default=10.0,
+                   help="each run's length; a process's first ~4 periodic tasks come before the "
+                        "anticipation's forecast (it needs 4 intervals), which 4-s runs weighed at 0.6%% of "
+                        "the tasks, enough to set the P99")
     p.add_argument("--mps", action="store_true", help="run every configuration as clients of an MPS server")
     p.add_argument("--lead-us", type=float, default=DEFAULT_LEAD_US,
                    help="the board_ahead rows: hold the foreground's level this long before its next task")
