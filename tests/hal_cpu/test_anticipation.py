@@ -250,14 +250,17 @@ def test_a_task_that_does_not_come_releases_the_hold(tmp_path):
     assert time.monotonic() - (last + 40 * MS) < 0.05
 
 
-def test_nothing_is_held_without_a_lower_level(tmp_path):
+def test_nothing_is_planned_or_held_without_a_lower_level_until_one_registers(tmp_path):
     board = PriorityBoard(tmp_path / "board")
     board.register(5)
     a = Anticipation(board, _Level(5), lead_s=5 * MS, **LOOSE)
     drive(a, board, 5, 40 * MS, 6)
-    assert a.windows >= 1
     time.sleep(0.06)
-    assert a.held_windows == 0 and board.word == LEVELS
+    assert a.windows == 0 and a.held_windows == 0 and board.word == LEVELS, "nobody to park: no timers"
+    assert a.arrivals == 6, "the arrivals are noted all the same"
+    board.register(2)
+    drive(a, board, 5, 40 * MS, 2)  # the forecast knows the period already: the first idle plans
+    assert wait_for(lambda: a.held_windows >= 1, timeout=0.1), "a lower level came: the next window is held"
 
 
 def test_reset_drops_a_hold(tmp_path):
