@@ -259,7 +259,7 @@ def test_nothing_is_planned_or_held_without_a_lower_level_until_one_registers(tm
     assert a.windows == 0 and a.held_windows == 0 and board.word == LEVELS, "nobody to park: no timers"
     assert a.arrivals == 6, "the arrivals are noted all the same"
     board.register(2)
-    drive(a, board, 5, 40 * MS, 2)  # the forecast knows the period already: the first idle plans
+    drive(a, board, 5, 40 * MS, 2)  # its arrivals are in the forecast already: an idle plans a window
     assert wait_for(lambda: a.held_windows >= 1, timeout=0.1), "a lower level came: the next window is held"
 
 
