@@ -37,6 +37,10 @@ A run whose process the device refuses ("busy or unavailable": under MPS, now an
 moment after the last run's processes ended) goes again after a pause (REFUSED_TRIES).
 With --host-noise N, N processes burn the host's CPUs in bursts through every run (the
 standalone's too): a noisy host made on purpose, where host threads wake late.
+Every run is metered (bench/host_meter.py): "host stalled" is the share of its time the
+host stalled a small sleeping process, about 0 on a quiet machine; on the noisy H100
+VMs, whose CPUs all run at ~10% for 60-100 ms every second or two, every P99 (the
+standalone's too) is a task caught in such a stretch.
 Usage: python bench/cuda_fixed_priority_2proc.py [--duration-s 10] [--rounds 1] [--mps]
        [--lead-us 500] [--host-noise 0] [--only native,...] [--save-as NAME]
 """
@@ -56,6 +60,7 @@ from typing import NamedTuple
 
 from cuda_common import ROOT, names_among, pct, results_name, table, write
 from cuda_procs import children_env, device_info, host_noise, start_daemon, summary_of, workload
+from host_meter import HostMeter
 
 from hal.anticipation import DEFAULT_LEAD_US, MAX_LEAD_US
 from hal.anticipation import ENV as LEAD_ENV
@@ -215,6 +220,7 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
         still run; without a standalone the benchmark stops."""
         name = "standalone" if c is None else c.name
         for attempt in range(REFUSED_TRIES):
+            start = time.monotonic()
             try:
                 r = once(c, envs)
                 break
@@ -228,6 +234,7 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
                 runs.setdefault(name, []).append({"error": str(exc)[-500:]})
                 print(name, "FAILED:", str(exc)[-500:], flush=True)
                 return
+        r["host_stalled"] = meter.stalled_share(start, time.monotonic())
         runs.setdefault(name, []).append(r)
         if r["fg"]:
             print(name, {"fg_p50_ms": pct(r["fg"], 50), "fg_p99_ms": pct(r["fg"], 99), "bg_tasks": r["bg_tasks"],
@@ -236,6 +243,7 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
     board = {**base, "XSCHED_SCHEDULER": "APP", BOARD_ENV: "1", LEAD_ENV: "0"}
     envs = {"native": native_env, "board_only": board, "board_ahead": {**board, LEAD_ENV: f"{a.lead_us:g}"}}
     with contextlib.ExitStack() as stack:
+        meter = stack.enter_context(HostMeter())
         stack.enter_context(host_noise(a.host_noise))
         if any(c.how.startswith("xschedd") for c in chosen):
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="xs-")))
@@ -259,7 +267,7 @@ def run_all(a: argparse.Namespace, base: dict) -> int:
         name, setup = f"{name}_mps", f"{setup}; every process an MPS client"
     name = a.save_as or name
     path = write(name, dev, params, results, setup=setup)
-    header = ["config", "fg p50 ms", "fg p99 ms", "p99/standalone", "bg tasks", "fg in held window"]
+    header = ["config", "fg p50 ms", "fg p99 ms", "p99/standalone", "bg tasks", "fg in held window", "host stalled"]
     if a.rounds > 1:
         header.append(f"p99/standalone by round ({a.rounds})")
     print(table(f"Fixed priority, two processes{' (MPS)' if a.mps else ''}, on {dev.info.name} "
@@ -283,7 +291,7 @@ def summarize(runs: dict[str, list[dict]], names: list[str]) -> tuple[dict, list
         s = [x for _, r in ok for x in r["fg"]]
         if not s:
             results[name] = {"error": errors[-1] if errors else "no samples"}
-            rows.append([name, "failed", "-", "-", "-", "-"] + ["-"] * by_round)
+            rows.append([name, "failed", "-", "-", "-", "-", "-"] + ["-"] * by_round)
             continue
         fig = {**fg_figures(s), "p99_vs_standalone": pct(s, 99) / a99}
         if name != "standalone":
@@ -292,14 +300,18 @@ def summarize(runs: dict[str, list[dict]], names: list[str]) -> tuple[dict, list
         if held:  # anticipation: how many of the foreground's tasks came into a window held for them
             came, arrivals = (sum(w[k] for w in held) for k in ("arrivals_in_held_window", "arrivals"))
             fig["arrivals_in_held_window"] = came / max(1, arrivals)
+        stalled = [r["host_stalled"] for _, r in ok if r.get("host_stalled") is not None]
+        if stalled:  # host_meter: the share of its runs' time the host stalled a sleeping thread
+            fig["host_stalled"] = statistics.mean(stalled)
         if errors:
             fig["errors"] = errors
         in_window = fig.get("arrivals_in_held_window")
         row = [name, fig["fg_p50_ms"], fig["fg_p99_ms"], fig["p99_vs_standalone"], fig.get("bg_tasks", "-"),
-               "-" if in_window is None else f"{100 * in_window:.1f}%"]  # fmt: skip
+               "-" if in_window is None else f"{100 * in_window:.1f}%",
+               "-" if not stalled else f"{100 * fig['host_stalled']:.1f}%"]  # fmt: skip
         if by_round:  # a configuration's i-th run came in the standalone's i-th round
-            fig["rounds"] = [{**fg_figures(r["fg"]), "p99_vs_standalone": pct(r["fg"], 99) / pct(alone[i]["fg"], 99)}
-                             for i, r in ok]  # fmt: skip
+            fig["rounds"] = [{**fg_figures(r["fg"]), "p99_vs_standalone": pct(r["fg"], 99) / pct(alone[i]["fg"], 99),
+                              "host_stalled": r.get("host_stalled")} for i, r in ok]  # fmt: skip
             ratios = [x["p99_vs_standalone"] for x in fig["rounds"]]
             row.append(f"{min(ratios):.2f}-{max(ratios):.2f}x (median {statistics.median(ratios):.2f})")
         results[name] = fig

@@ -160,6 +160,18 @@ def _stand_ins(monkeypatch, fp, tmp_path, alone, pair) -> dict:
     from types import SimpleNamespace
 
     saved: dict = {}
+
+    class Meter:  # bench/host_meter.py, standing in: the host stalled 2% of every run
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def stalled_share(self, t0, t1):
+            return 0.02
+
+    monkeypatch.setattr(fp, "HostMeter", Meter)
     monkeypatch.setattr(fp, "run_pair", pair)
     monkeypatch.setattr(fp, "run_alone", alone)
     monkeypatch.setattr(fp, "device_info", lambda: SimpleNamespace(info=SimpleNamespace(name="stand-in")))
@@ -226,6 +238,46 @@ def test_the_gpu_fixed_priority_benchmark_runs_each_configuration_from_its_table
     assert (sched, board) == ("GLB", "1")
 
 
+def test_the_host_meter_counts_the_time_in_cycles_that_began_late_or_worked_long(monkeypatch):
+    """host_meter.stalled_share, pure: a cycle whose unit began over LATE_S late or worked
+    over SLOW_FACTOR x the median unit counts whole (from the unit before it)."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    from host_meter import stalled_share
+
+    ms = 1_000_000
+    quiet = [(i * ms, 30_000, 100_000) for i in range(1, 1001)]  # a 30 us unit each ms, 0.1 ms late
+    assert stalled_share(quiet, 0.0, 1.0) == 0.0
+    stalls = [*quiet, (1_050 * ms, 30_000, 49 * ms), (1_060 * ms, 10 * ms, 0), (1_061 * ms, 30_000, 0)]
+    assert stalled_share(stalls, 1.0, 1.1) == pytest.approx((50 * ms + 10 * ms) / (100 * ms))
+    assert stalled_share(stalls, 1.055, 1.1) == pytest.approx(5 * ms / (45 * ms)), "the slow cycle cut at t0"
+    assert stalled_share(stalls, 2.0, 3.0) is None, "no unit ended then"
+    assert stalled_share([], 0.0, 1.0) is None
+
+
+def test_the_host_meter_sees_its_process_stopped_and_leaves_nothing_behind(monkeypatch):
+    """A live HostMeter: stopped for half of a stretch it reads about half; gone after."""
+    import os
+    import signal
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    from host_meter import HostMeter
+
+    with HostMeter() as meter:
+        time.sleep(0.3)
+        start = time.monotonic()
+        for _ in range(4):
+            os.kill(meter._proc.pid, signal.SIGSTOP)
+            time.sleep(0.05)
+            os.kill(meter._proc.pid, signal.SIGCONT)
+            time.sleep(0.05)
+        end = time.monotonic()
+        time.sleep(0.15)  # its buffer of 64 units goes out
+        share = meter.stalled_share(start, end)
+        assert share is not None and 0.25 <= share <= 1.0, share
+        proc, path = meter._proc, meter._path
+    assert proc.poll() is not None and not os.path.exists(path)
+
+
 def test_the_gpu_fixed_priority_benchmark_interleaves_rounds_with_the_standalone(monkeypatch, tmp_path):
     """With --rounds each round runs the standalone first, then the configurations from a
     rotating start; rows pool their rounds against the pooled standalone, and each round's
@@ -265,6 +317,9 @@ def test_the_gpu_fixed_priority_benchmark_interleaves_rounds_with_the_standalone
     assert native["bg_tasks"] == 4 and saved["standalone"]["fg_tasks"] == 300
     assert board["arrivals_in_held_window"] == pytest.approx((93 + 95 + 99) / 300), "pooled over the rounds"
     assert "arrivals_in_held_window" not in native
+    for row in (board, native, saved["standalone"]):  # every run metered (bench/host_meter.py)
+        assert row["host_stalled"] == pytest.approx(0.02)
+        assert [r["host_stalled"] for r in row["rounds"]] == pytest.approx([0.02] * len(row["rounds"]))
 
 
 def test_the_gpu_fixed_priority_benchmark_runs_again_a_process_the_device_refused(monkeypatch, tmp_path):
