@@ -86,6 +86,13 @@ def windows(out: str, name: str) -> dict | None:
     return (summary_of(out, name) or {}).get("anticipation")
 
 
+def cpu_per_task(out: str, name: str) -> float | None:
+    """The host CPU (us) a task of queue `name`'s process cost, every thread's over its run
+    (xsched_workload.runner.ProcessSummary), from its summary line; None where it had none
+    (a tree from before it)."""
+    return ((summary_of(out, name) or {}).get("process") or {}).get("cpu_us_per_task")
+
+
 def fg_figures(latencies_ms: list[float]) -> dict:
     """The foreground's latency figures of one run, as every configuration reports them."""
     s = latencies_ms
@@ -115,7 +122,8 @@ def run_alone(fg_queue: str, duration_s: float, env: dict, native: bool = False,
     out, err = proc.communicate(timeout=duration_s + 120)
     if proc.returncode != 0:
         raise RuntimeError(f"foreground alone failed ({proc.returncode}): {err[-2000:]}")
-    return {"fg": latencies(out, "fg"), "bg_tasks": 0, "windows": windows(out, "fg")}
+    return {"fg": latencies(out, "fg"), "bg_tasks": 0, "windows": windows(out, "fg"),
+            "cpu_us_per_task": cpu_per_task(out, "fg")}  # fmt: skip
 
 
 def foreground_period_ms(env: dict) -> float:

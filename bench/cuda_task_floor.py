@@ -12,7 +12,9 @@ of P50, P90 and P99, and P50 over native's in microseconds. It also counts the t
 that took over twice native's median (`slow`, pooled over the rounds): on a host that
 slows down now and then for tens of milliseconds, the slow tasks come in runs, and how
 many a configuration has tells how much of such a slowdown its host work per task turns
-into latency (native code, with less host work per task, loses less there).
+into latency (native code, with less host work per task, loses less there). That host
+work is measured too: the process's CPU time a task, every thread's (`cpu us a task`,
+the median over the rounds; a CUDA task's spinning wait is most of native's).
 
 `--against DIR` also runs the XQueue configurations from another checkout (e.g. `git
 worktree add /tmp/base HEAD~1`), interleaved with ours: the baseline and the change
@@ -44,12 +46,13 @@ CONFIGS = (  # name, extra queue keys, XSCHED_CUDA_BOARD
 )
 
 
-def run(queue: str, duration_s: float, env: dict, native: bool, root: Path) -> list[float]:
-    """The foreground's latencies (ms) of one run from the checkout `root`."""
-    fg = run_alone(queue, duration_s, env, native=native, cwd=root)["fg"]
-    if not fg:
+def run(queue: str, duration_s: float, env: dict, native: bool, root: Path) -> dict:
+    """One run from the checkout `root`: the foreground's latencies (ms, `fg`) and its
+    process's CPU a task (us, `cpu_us_per_task`, None from a tree before it)."""
+    r = run_alone(queue, duration_s, env, native=native, cwd=root)
+    if not r["fg"]:
         raise RuntimeError(f"{queue}: no task completed")
-    return fg
+    return r
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     period_ms = foreground_period_ms(base)
     fg = f"{FG},priority=10,period_ms={period_ms:.3f}"
     trees = {"": ROOT} if a.against is None else {"": ROOT, "base_": a.against.resolve()}
-    runs: dict[str, list[list[float]]] = {}
+    runs: dict[str, list[dict]] = {}
     for r in range(a.rounds):
         runs.setdefault("native", []).append(run(fg, a.duration_s, base, True, ROOT))
         for prefix, root in trees.items():
@@ -82,23 +85,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"round {r + 1}/{a.rounds} done", flush=True)
 
     def median_of(name: str, q: float) -> float:
-        return statistics.median(pct(s, q) for s in runs[name])
+        return statistics.median(pct(r["fg"], q) for r in runs[name])
 
-    native_p50 = median_of("native", 50)
+    def cpu_of(name: str) -> float | None:
+        cpu = [r["cpu_us_per_task"] for r in runs[name] if r.get("cpu_us_per_task") is not None]
+        return statistics.median(cpu) if cpu else None
+
+    native_p50, native_cpu = median_of("native", 50), cpu_of("native")
     results, rows = {}, []
-    for name, samples in runs.items():
+    for name, rounds in runs.items():
+        samples = [r["fg"] for r in rounds]
         p50, p90, p99 = (median_of(name, q) for q in (50, 90, 99))
         over_us = (p50 - native_p50) * 1e3
         slow = sum(x > 2 * native_p50 for s in samples for x in s) / sum(len(s) for s in samples)
+        cpu = cpu_of(name)
+        cpu_over = None if cpu is None or native_cpu is None else cpu - native_cpu
         results[name] = {"p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "p50_over_native_us": over_us,
-                         "p50_vs_native": p50 / native_p50, "slow": slow,
-                         "tasks": [len(s) for s in samples]}  # fmt: skip
-        rows.append([name, p50, p90, p99, f"{over_us:+.0f}", p50 / native_p50, f"{100 * slow:.1f}%"])
+                         "p50_vs_native": p50 / native_p50, "slow": slow, "cpu_us_per_task": cpu,
+                         "cpu_over_native_us": cpu_over, "tasks": [len(s) for s in samples]}  # fmt: skip
+        rows.append([name, p50, p90, p99, f"{over_us:+.0f}", p50 / native_p50, f"{100 * slow:.1f}%",
+                     "-" if cpu is None else f"{cpu:.0f}" + ("" if cpu_over is None else f" ({cpu_over:+.0f})")])  # fmt: skip
     params = {**vars(a), "against": str(a.against) if a.against else None, "fg": fg, "fg_period_ms": period_ms}
     dev = device_info()
     path = write(a.save_as, dev, params, results, setup="one process alone per configuration, no scheduler")
     print(table(f"The foreground alone on {dev.info.name} (medians of {a.rounds} rounds) -> {path}",
-                ["config", "p50 ms", "p90 ms", "p99 ms", "p50 - native us", "p50 / native", "over 2x native p50"],
+                ["config", "p50 ms", "p90 ms", "p99 ms", "p50 - native us", "p50 / native", "over 2x native p50",
+                 "cpu us a task (- native)"],
                 rows))  # fmt: skip
     return 0
 

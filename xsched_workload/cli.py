@@ -145,7 +145,7 @@ def _run(args: argparse.Namespace, loads: list[QueueLoad], runtime: Runtime | No
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():  # (a handler can only go there)
         signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    run_loads(loads, args.duration_s, on_task, stop)
+    process = run_loads(loads, args.duration_s, on_task, stop)
     if view is not None:
         view.stop()
     for load in loads:
@@ -153,10 +153,12 @@ def _run(args: argparse.Namespace, loads: list[QueueLoad], runtime: Runtime | No
             load.target.close()
     for load in loads:
         summary = load.summary()
-        if args.json:
-            print(json.dumps(summary.as_json()), flush=True)
+        if args.json:  # (the process's figures in every queue's line: a line per queue, as before)
+            print(json.dumps({**summary.as_json(), "process": process.as_json()}), flush=True)
         else:
             print(summary.text())
+    if not args.json:
+        print(process.text())
     return 0
 
 

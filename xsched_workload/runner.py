@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +22,36 @@ class TaskRecord:
     task: int
     latency_s: float
     end_s: float  # time.monotonic() at its end: one clock for every process of the machine
+
+
+@dataclass(frozen=True)
+class ProcessSummary:
+    """The workload process's own CPU time over its loads' run, every thread's (the
+    runtime's, the device driver's waits, this tool's printing, and the start-up its
+    first tasks pay): the host CPU its tasks cost, all queues' together. With --json it
+    goes into every queue's summary line as `process`. Measured on the H100 host: a CUDA task's spinning wait is most of it, and on
+    hosts that now and then run slow, a task's latency there grows with its host CPU
+    (docs/h100-benchmarks.md)."""
+
+    pid: int
+    cpu_s: float
+    wall_s: float
+    tasks: int
+
+    @property
+    def cpu_us_per_task(self) -> float | None:
+        return self.cpu_s / self.tasks * 1e6 if self.tasks else None
+
+    def as_json(self) -> dict:
+        per_task = self.cpu_us_per_task
+        return {"pid": self.pid, "cpu_s": round(self.cpu_s, 6), "wall_s": round(self.wall_s, 6), "tasks": self.tasks,
+                "cpu_us_per_task": None if per_task is None else round(per_task, 1)}  # fmt: skip
+
+    def text(self) -> str:
+        share = self.cpu_s / self.wall_s if self.wall_s > 0 else 0.0
+        line = f"process {self.pid}: {self.cpu_s:.2f} s of CPU in {self.wall_s:.2f} s ({100 * share:.0f}% of a core)"
+        per_task = self.cpu_us_per_task
+        return line if per_task is None else f"{line}, {per_task:.0f} us a task"
 
 
 @dataclass(frozen=True)
@@ -126,8 +157,17 @@ def run_loads(
     duration_s: float,
     on_task: Callable[[TaskRecord], None],
     stop: threading.Event | None = None,
-) -> None:
-    """Run every load on its own thread until `duration_s` passes or `stop` is set."""
+) -> ProcessSummary:
+    """Run every load on its own thread until `duration_s` passes or `stop` is set; the
+    process's CPU time over that run."""
+    cpu, wall = time.process_time(), time.monotonic()
+    _run_threads(loads, duration_s, on_task, stop)
+    return ProcessSummary(os.getpid(), time.process_time() - cpu, time.monotonic() - wall,
+                          sum(load.tasks_done for load in loads))  # fmt: skip
+
+
+def _run_threads(loads: list[QueueLoad], duration_s: float, on_task: Callable[[TaskRecord], None],
+                 stop: threading.Event | None) -> None:  # fmt: skip
     stop = stop or threading.Event()
     deadline = time.monotonic() + duration_s
     threads = [

@@ -387,7 +387,8 @@ def test_the_task_floor_benchmark_refuses_a_baseline_that_is_no_checkout(tmp_pat
 def test_the_task_floor_benchmark_interleaves_ours_and_the_baseline(monkeypatch, tmp_path):
     """Every round runs native, then each configuration from our tree and from --against's
     (its checkout first on the path); each figure is the median over the rounds, and P50
-    over native is in microseconds (the processes are stand-ins: no GPU needed)."""
+    over native is in microseconds, as is the host CPU a task (a tree from before the
+    process summary has none; the processes are stand-ins: no GPU needed)."""
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
     from types import SimpleNamespace
 
@@ -402,14 +403,15 @@ def test_the_task_floor_benchmark_interleaves_ours_and_the_baseline(monkeypatch,
     def run(queue, duration_s, env, native, root):
         calls.append((queue, env.get("XSCHED_CUDA_BOARD"), native, root, env.get("PYTHONPATH", "").split(":")[0]))
         if "period_ms" not in queue:
-            return [1.0] * 10  # the peak run
+            return {"fg": [1.0] * 10}  # the peak run
         slower = 0.0 if native else 0.1 if root == ROOT else 0.2
         slow = [] if native or root != ROOT else [9.0]  # one task in ten ours is slow
-        return [1.0 + slower + 0.01 * len(calls)] * (10 - len(slow)) + slow
+        cpu = 1000.0 + len(calls) if native else 1300.0 + len(calls) if root == ROOT else None
+        return {"fg": [1.0 + slower + 0.01 * len(calls)] * (10 - len(slow)) + slow, "cpu_us_per_task": cpu}
 
     monkeypatch.setattr(ft, "run", run)
     # the peak run, through the module the period comes from
-    monkeypatch.setattr(fp, "run_alone", lambda q, d, env, native=False, cwd=ROOT: {"fg": run(q, d, env, native, cwd)})
+    monkeypatch.setattr(fp, "run_alone", lambda q, d, env, native=False, cwd=ROOT: run(q, d, env, native, cwd))
     monkeypatch.setattr(ft, "device_info", lambda: SimpleNamespace(info=SimpleNamespace(name="stand-in")))
     monkeypatch.setattr(ft, "write", lambda name, dev, params, results, setup: saved.update(results) or tmp_path / name)
     assert ft.main(["--rounds", "2", "--duration-s", "0.1", "--against", str(base)]) == 0
@@ -425,6 +427,11 @@ def test_the_task_floor_benchmark_interleaves_ours_and_the_baseline(monkeypatch,
     assert saved["base_xq_lv1_thr4"]["p50_over_native_us"] == pytest.approx(200 + 10 * (len(ft.CONFIGS) + 1), abs=6)
     assert saved["xq_lv1_thr4"]["slow"] == pytest.approx(0.1) and saved["base_xq_lv1_thr4"]["slow"] == 0.0
     assert saved["native"]["slow"] == 0.0
+    calls_a_round = 1 + 2 * len(ft.CONFIGS)  # each call adds 1 us: the median of two rounds is their mean
+    assert saved["xq_lv1_thr4"]["cpu_over_native_us"] == pytest.approx(300 + 1, abs=1e-6)
+    assert saved["native"]["cpu_us_per_task"] == pytest.approx(1000 + 2 + calls_a_round / 2)
+    base_row = saved["base_xq_lv1_thr4"]
+    assert base_row["cpu_us_per_task"] is None and base_row["cpu_over_native_us"] is None
 
 
 def test_the_launch_stall_benchmark_pools_rounds_and_counts_slow_launches(monkeypatch):

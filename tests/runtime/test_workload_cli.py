@@ -46,7 +46,7 @@ def parse(stdout: str) -> tuple[list[dict], dict[str, dict]]:
     return tasks, summaries
 
 
-def test_json_output_has_a_line_per_task_then_a_summary_per_queue(sim_env):
+def test_json_output_has_a_line_per_task_then_a_summary_per_queue_with_the_process(sim_env):
     result = workload(
         sim_env, "--device", "sim", "--duration-s", "1.5", "--queue", FG, "--queue", BG, "--json",
         extra_env={"XSCHED_POLICY": "HPF"},
@@ -55,6 +55,10 @@ def test_json_output_has_a_line_per_task_then_a_summary_per_queue(sim_env):
     tasks, summaries = parse(result.stdout)
     assert set(summaries) == {"fg", "bg"}
     assert [s["queue"] for s in map(json.loads, result.stdout.splitlines()[-2:])] == ["fg", "bg"]
+    process = summaries["fg"]["process"]  # the process's own CPU over the run, every thread's
+    assert summaries["bg"]["process"] == process and process["pid"] > 0
+    assert process["tasks"] == len(tasks) and 1.4 < process["wall_s"] < 3.0 and process["cpu_s"] > 0
+    assert process["cpu_us_per_task"] == pytest.approx(process["cpu_s"] / len(tasks) * 1e6, abs=0.1)
     for name, summary in summaries.items():
         mine = [t for t in tasks if t["queue"] == name]
         assert summary["tasks"] == len(mine) > 0
@@ -66,6 +70,17 @@ def test_json_output_has_a_line_per_task_then_a_summary_per_queue(sim_env):
         assert summary["throughput_tps"] > 0
         assert "anticipation" not in summary, "the simulated device holds no level ahead of a task"
     assert summaries["fg"]["tasks"] == pytest.approx(150, abs=15)  # periodic at 10 ms
+
+
+def test_the_process_summary_gives_its_cpu_a_task_and_a_share_of_a_core():
+    from xsched_workload.runner import ProcessSummary
+
+    p = ProcessSummary(pid=7, cpu_s=0.5, wall_s=2.0, tasks=400)
+    assert p.as_json() == {"pid": 7, "cpu_s": 0.5, "wall_s": 2.0, "tasks": 400, "cpu_us_per_task": 1250.0}
+    assert p.text() == "process 7: 0.50 s of CPU in 2.00 s (25% of a core), 1250 us a task"
+    none = ProcessSummary(pid=7, cpu_s=0.01, wall_s=0.0, tasks=0)  # stopped before any task
+    assert none.as_json()["cpu_us_per_task"] is None
+    assert none.text() == "process 7: 0.01 s of CPU in 0.00 s (0% of a core)"
 
 
 def test_a_summary_says_how_many_tasks_came_into_a_window_held_for_them():
