@@ -36,8 +36,7 @@ RECORD = struct.Struct("<qqq")  # the unit's end (monotonic ns), its work (ns), 
 _METER = """
 import signal, struct, sys, time
 out = open(sys.argv[1], "ab", buffering=0)
-unit_us, period = float(sys.argv[2]), float(sys.argv[3])
-rec = struct.Struct("<qqq")
+unit_us, period, rec = float(sys.argv[2]), float(sys.argv[3]), struct.Struct(sys.argv[4])
 def work(n):
     s = 0
     for i in range(n):
@@ -96,7 +95,8 @@ class HostMeter:
         fd, self._path = tempfile.mkstemp(prefix="xsched-host-meter-")
         os.close(fd)
         self._proc = subprocess.Popen([sys.executable, "-c", _METER, self._path, str(self._unit_us),
-                                       str(self._period_s)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                                       str(self._period_s), RECORD.format],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         return self
 
     def __exit__(self, *exc) -> None:

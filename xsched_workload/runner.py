@@ -29,9 +29,9 @@ class ProcessSummary:
     """The workload process's own CPU time over its loads' run, every thread's (the
     runtime's, the device driver's waits, this tool's printing, and the start-up its
     first tasks pay): the host CPU its tasks cost, all queues' together. With --json it
-    goes into every queue's summary line as `process`. Measured on the H100 host: a CUDA task's spinning wait is most of it, and on
-    hosts that now and then run slow, a task's latency there grows with its host CPU
-    (docs/h100-benchmarks.md)."""
+    goes into every queue's summary line as `process`. Measured on the H100 host: a
+    CUDA task's spinning wait is most of it, and on hosts that now and then run slow, a
+    task's latency there grows with its host CPU (docs/h100-benchmarks.md)."""
 
     pid: int
     cpu_s: float
@@ -161,13 +161,6 @@ def run_loads(
     """Run every load on its own thread until `duration_s` passes or `stop` is set; the
     process's CPU time over that run."""
     cpu, wall = time.process_time(), time.monotonic()
-    _run_threads(loads, duration_s, on_task, stop)
-    return ProcessSummary(os.getpid(), time.process_time() - cpu, time.monotonic() - wall,
-                          sum(load.tasks_done for load in loads))  # fmt: skip
-
-
-def _run_threads(loads: list[QueueLoad], duration_s: float, on_task: Callable[[TaskRecord], None],
-                 stop: threading.Event | None) -> None:  # fmt: skip
     stop = stop or threading.Event()
     deadline = time.monotonic() + duration_s
     threads = [
@@ -184,3 +177,5 @@ def _run_threads(loads: list[QueueLoad], duration_s: float, on_task: Callable[[T
         stop.set()
         for thread in threads:
             thread.join()
+    return ProcessSummary(os.getpid(), time.process_time() - cpu, time.monotonic() - wall,
+                          sum(load.tasks_done for load in loads))  # fmt: skip
