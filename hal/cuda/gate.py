@@ -50,6 +50,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import threading
+import time
 from collections.abc import Callable
 from functools import cache
 
@@ -232,6 +233,7 @@ class TicketGate:
         self.ptr = self._word_ptr  # the words, for writers: the ticket word, `off`, refused, passed
         self._issued = 0
         self._parks = 0
+        self._parked_since: float | None = None  # when the oldest park not let go was enqueued
         self._lock = threading.Lock()
 
     def wait(self, stream: cupy.cuda.Stream, board: int = 0, level: int = 0) -> None:
@@ -277,15 +279,29 @@ class TicketGate:
         with self._lock:
             self._parks += 1
             n = self._parks
+            if self._parked_since is None:
+                self._parked_since = time.monotonic()
         self._wait_for(stream, self._park_ptr, n)
         if may_go():
             with self._lock:
                 self._unpark_locked()
 
+    def unpark_stale(self, age_s: float, now: float) -> bool:
+        """Let the stream past its parks where the oldest was enqueued over `age_s` ago,
+        though the level above still runs; True if it did. What comes next is a guarded
+        launch of an outranked queue: it flushes after its first wave and stops at its own
+        hold, which the watcher's `release` opens as before (hal.cuda.hwqueue,
+        STALE_PARK_S says why)."""
+        with self._lock:
+            if self._parked_since is None or now - self._parked_since < age_s:
+                return False
+            return self._unpark_locked()
+
     def _unpark_locked(self) -> bool:
         if self._off[0] or int(self._park_word[0]) >= self._parks:
             return False
         self._park_word[0] = self._parks
+        self._parked_since = None
         return True
 
     def close(self) -> None:
@@ -296,6 +312,7 @@ class TicketGate:
             self._off[0] = 0
             self._word[0] = self._issued
             self._park_word[0] = self._parks
+            self._parked_since = None
 
     def release(self) -> bool:
         """Let the stream past the hold it parked at, and past every `park`, unless the queue

@@ -58,6 +58,18 @@ LOOP_MIN_WAVES = SELF_TICKET_MAX_WAVES
 # loop costs each block a little, which short blocks feel (H100: 32 M-float axpy, 6 us a
 # wave, ran 9.4% slower looped; 1 ms spin commands, 10.8 us a wave, 0.4-1.7%)
 LOOP_MIN_WAVE_US = 8.0
+# A launch parked with no kernel (`CudaHwQueue._park_first`) for longer than this while the
+# level above still runs is let go into its guarded kernel, which flushes after one wave
+# and stops at its own hold. On the H100 without MPS, at a foreground's start beside a
+# background parked so, the GPU sometimes kept giving the parked context its time slices:
+# every command of the foreground waited ~2.08 ms (a threshold-1 task of four 250 us
+# commands took 8.33 ms instead of 1.25) until the park was let go, for up to 785 ms while
+# the foreground ran back to back; it happened in about one start in six. Interleaved
+# starts at threshold 1 (10 of each): let go so, one start had one slow task (8.3 ms);
+# without, two starts had 13 and 1 (docs/h100-benchmarks.md, "A park let go"). The
+# cost: one wave of the background's kernel and a switch, once per park that lasts this
+# long. The board's watcher checks on each pass (at least every hal.board.REAP_S).
+STALE_PARK_S = 0.02
 
 
 @atexit.register
@@ -468,8 +480,12 @@ class CudaHwQueue(HwQueue):
             self._level = level
 
     def _on_board(self, word: int) -> None:
-        """Watcher thread: once no higher level is active, let a parked stream go on."""
-        if self._closed or not may_run(word, self._level):
+        """Watcher thread: once no higher level is active, let a parked stream go on; while
+        one is, let a stale park go into its kernel's flush (STALE_PARK_S)."""
+        if self._closed:
+            return
+        if not may_run(word, self._level):
+            self._ticket.unpark_stale(STALE_PARK_S, time.monotonic())
             return
         _bind_thread(self._index)
         if self._ticket.release():

@@ -742,6 +742,89 @@ def test_a_park_holds_the_stream_with_no_kernel_until_a_release_or_its_own_secon
         stream.synchronize()
 
 
+def test_a_stale_park_lets_itself_go_only_once_old_enough_and_while_the_queue_is_open(cuda, device):
+    """hal.cuda.gate.TicketGate.unpark_stale: the watcher lets a park go, though the level
+    above still runs, once the oldest park not let go is older than the age given; not
+    a younger one, not while the queue is closed, and not a park that went already."""
+    import cupy
+
+    from hal.cuda import gate as gates
+
+    gate = gates.ticket_gate()
+    if gate is None:
+        pytest.skip("no stream memory waits on this driver")
+    stream = cupy.cuda.Stream(non_blocking=True)
+    try:
+        done = cupy.cuda.Event(disable_timing=True)
+        gate.park(stream, lambda: False)
+        done.record(stream)
+        now = time.monotonic()
+        assert not gate.unpark_stale(10.0, now), "a park younger than the age was let go"
+        time.sleep(0.02)
+        assert not done.done, "a park with the level outranked should hold the stream"
+        gate.close()
+        assert not gate.unpark_stale(0.0, now + 20), "a closed queue's park was let go"
+        gate.open()
+        done.synchronize()
+        gate.park(stream, lambda: False)
+        done.record(stream)
+        assert gate.unpark_stale(0.005, time.monotonic() + 0.01)
+        done.synchronize()
+        assert not gate.unpark_stale(0.0, time.monotonic() + 20), "nothing is parked"
+    finally:
+        gate.open()
+        stream.synchronize()
+
+
+def test_a_launch_parked_long_while_a_higher_level_runs_flushes_and_holds_then_runs_once(cuda, device):
+    """hal.cuda.hwqueue (STALE_PARK_S): a level-0 launch parked while level 10 runs a long
+    kernel is let go by the board's watcher after STALE_PARK_S (within a watcher's pass):
+    its kernel flushes on the board after its first waves and holds, so most of its blocks
+    still wait for level 10; once level 10 is idle, every block has run exactly once."""
+    import cupy
+    import numpy as np
+
+    from hal.board import REAP_S
+    from hal.cuda import hwqueue as hq
+    from hal.cuda.spin import SpinKernel
+
+    lo, hi = device.create_queue(board=True), device.create_queue(board=True)
+    hi.set_priority(10)
+    spin = SpinKernel(device, block_us=1000)
+    lo.launch(spin.command(20_000), lambda c: None)  # load every kernel first
+    hi.launch(spin.command(200), lambda c: None)
+    assert lo.synchronize(30) and hi.synchronize(30)
+    blocks = spin.shape(20_000)[0]  # 20 waves of 1 ms blocks
+    count = cupy.zeros(blocks, dtype=cupy.uint32)
+    side = cupy.cuda.Stream(non_blocking=True)
+    seen_mem = cupy.cuda.alloc_pinned_memory(count.nbytes)
+    seen = np.frombuffer(seen_mem, dtype=np.uint32, count=blocks)
+
+    def ran() -> int:
+        cupy.cuda.runtime.memcpyAsync(seen_mem.ptr, count.data.ptr, count.nbytes,
+                                      cupy.cuda.runtime.memcpyDeviceToHost, side.ptr)  # fmt: skip
+        side.synchronize()
+        return int(seen.sum())
+
+    cupy.cuda.Device().synchronize()
+    long_ns = int((hq.STALE_PARK_S + 3 * REAP_S + 0.3) * 1e9)
+    hi.launch(spin.kernel((1,), (128,), (np.uint64(long_ns), np.uint64(0), np.uint64(0))), lambda c: None)
+    lo.launch(spin.command(20_000, count=count), lambda c: None)
+    assert ran() == 0, "level 0 ran at once beside level 10"
+    deadline = time.monotonic() + hq.STALE_PARK_S + 2 * REAP_S + 0.1
+    while lo._ticket._parked_since is not None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert lo._ticket._parked_since is None, "the watcher did not let the stale park go"
+    time.sleep(0.05)
+    early = ran()
+    assert early < blocks // 2, f"the let-go launch ran on beside level 10: {early} of {blocks} blocks"
+    assert hi.synchronize(5)
+    assert lo.synchronize(30), "the level-0 stream stayed held after level 10 went idle"
+    assert int(count.min()) == 1 and int(count.max()) == 1
+    lo.close()
+    hi.close()
+
+
 def test_the_relaunch_of_a_parked_queue_stops_when_a_higher_level_comes_back(cuda, device):
     """hal.cuda.hwqueue (`_launch_flushing`): on the board, the host's relaunch of a flushed
     level-0 launch stops like the launch itself when level 10 comes back while it runs (a
