@@ -742,6 +742,40 @@ def test_a_park_holds_the_stream_with_no_kernel_until_a_release_or_its_own_secon
         stream.synchronize()
 
 
+def _board_pair(device):
+    """A level-0 and a level-10 queue on the priority board, and a spin kernel of 1 ms
+    blocks (a count small enough to read in a blink), with every kernel loaded first
+    (hal.cuda.hwqueue's caveat; 20 waves take the ticket kernel too)."""
+    from hal.cuda.spin import SpinKernel
+
+    lo, hi = device.create_queue(board=True), device.create_queue(board=True)
+    hi.set_priority(10)
+    spin = SpinKernel(device, block_us=1000)
+    lo.launch(spin.command(20_000), lambda c: None)
+    hi.launch(spin.command(200), lambda c: None)
+    assert lo.synchronize(30) and hi.synchronize(30)
+    return lo, hi, spin
+
+
+def _blocks_ran(count):
+    """A reader of how many blocks have counted themselves in `count` so far: a copy into
+    pinned memory on a side stream, which waits for nothing else."""
+    import cupy
+    import numpy as np
+
+    side = cupy.cuda.Stream(non_blocking=True)
+    seen_mem = cupy.cuda.alloc_pinned_memory(count.nbytes)
+    seen = np.frombuffer(seen_mem, dtype=np.uint32, count=count.size)
+
+    def ran() -> int:
+        cupy.cuda.runtime.memcpyAsync(seen_mem.ptr, count.data.ptr, count.nbytes,
+                                      cupy.cuda.runtime.memcpyDeviceToHost, side.ptr)  # fmt: skip
+        side.synchronize()
+        return int(seen.sum())
+
+    return ran
+
+
 def test_a_stale_park_lets_itself_go_only_once_old_enough_and_while_the_queue_is_open(cuda, device):
     """hal.cuda.gate.TicketGate.unpark_stale: the watcher lets a park go, though the level
     above still runs, once the oldest park not let go is older than the age given; not
@@ -786,26 +820,11 @@ def test_a_launch_parked_long_while_a_higher_level_runs_flushes_and_holds_then_r
 
     from hal.board import REAP_S
     from hal.cuda import hwqueue as hq
-    from hal.cuda.spin import SpinKernel
 
-    lo, hi = device.create_queue(board=True), device.create_queue(board=True)
-    hi.set_priority(10)
-    spin = SpinKernel(device, block_us=1000)
-    lo.launch(spin.command(20_000), lambda c: None)  # load every kernel first
-    hi.launch(spin.command(200), lambda c: None)
-    assert lo.synchronize(30) and hi.synchronize(30)
+    lo, hi, spin = _board_pair(device)
     blocks = spin.shape(20_000)[0]  # 20 waves of 1 ms blocks
     count = cupy.zeros(blocks, dtype=cupy.uint32)
-    side = cupy.cuda.Stream(non_blocking=True)
-    seen_mem = cupy.cuda.alloc_pinned_memory(count.nbytes)
-    seen = np.frombuffer(seen_mem, dtype=np.uint32, count=blocks)
-
-    def ran() -> int:
-        cupy.cuda.runtime.memcpyAsync(seen_mem.ptr, count.data.ptr, count.nbytes,
-                                      cupy.cuda.runtime.memcpyDeviceToHost, side.ptr)  # fmt: skip
-        side.synchronize()
-        return int(seen.sum())
-
+    ran = _blocks_ran(count)
     cupy.cuda.Device().synchronize()
     long_ns = int((hq.STALE_PARK_S + 3 * REAP_S + 0.3) * 1e9)
     hi.launch(spin.kernel((1,), (128,), (np.uint64(long_ns), np.uint64(0), np.uint64(0))), lambda c: None)
@@ -833,28 +852,10 @@ def test_the_relaunch_of_a_parked_queue_stops_when_a_higher_level_comes_back(cud
     import cupy
     import numpy as np
 
-    from hal.cuda.spin import SpinKernel
-
-    lo, hi = device.create_queue(board=True), device.create_queue(board=True)
-    hi.set_priority(10)
-    spin = SpinKernel(device, block_us=1000)  # 1 ms blocks: a count small enough to read in a blink
+    lo, hi, spin = _board_pair(device)
     blocks = spin.shape(100_000)[0]  # ~100 ms
     count = cupy.zeros(blocks, dtype=cupy.uint32)
-    side = cupy.cuda.Stream(non_blocking=True)
-    # load every kernel first (hal.cuda.hwqueue's caveat): 20 waves take the ticket kernel
-    lo.launch(spin.command(20_000), lambda c: None)
-    hi.launch(spin.command(200), lambda c: None)
-    assert lo.synchronize(30) and hi.synchronize(30)
-
-    seen_mem = cupy.cuda.alloc_pinned_memory(count.nbytes)  # pinned: a copy that waits for nothing else
-    seen = np.frombuffer(seen_mem, dtype=np.uint32, count=blocks)
-
-    def ran() -> int:
-        cupy.cuda.runtime.memcpyAsync(seen_mem.ptr, count.data.ptr, count.nbytes,
-                                      cupy.cuda.runtime.memcpyDeviceToHost, side.ptr)  # fmt: skip
-        side.synchronize()
-        return int(seen.sum())
-
+    ran = _blocks_ran(count)
     cupy.cuda.Device().synchronize()
     done_lo = threading.Event()
     lo.launch(spin.command(100_000, count=count), lambda c: done_lo.set())
@@ -889,19 +890,11 @@ def test_a_launch_while_a_higher_level_runs_parks_before_its_kernel(cuda, device
     import numpy as np
 
     from hal.board import may_run
-    from hal.cuda.spin import SpinKernel
 
-    lo, hi = device.create_queue(board=True), device.create_queue(board=True)
-    hi.set_priority(10)
-    spin = SpinKernel(device, block_us=1000)
-    lo.launch(spin.command(20_000), lambda c: None)  # load every kernel first, the ticket kernel too
-    hi.launch(spin.command(200), lambda c: None)
-    assert lo.synchronize(30) and hi.synchronize(30)
+    lo, hi, spin = _board_pair(device)
     blocks = spin.shape(5000)[0]  # 5 waves of 1 ms blocks
     count = cupy.zeros(blocks, dtype=cupy.uint32)
-    side = cupy.cuda.Stream(non_blocking=True)
-    seen_mem = cupy.cuda.alloc_pinned_memory(count.nbytes)
-    seen = np.frombuffer(seen_mem, dtype=np.uint32, count=blocks)
+    ran = _blocks_ran(count)
     cupy.cuda.Device().synchronize()
     hi.launch(spin.kernel((1,), (128,), (np.uint64(30_000_000), np.uint64(0), np.uint64(0))), lambda c: None)
     assert not may_run(hi._board.word, 0), "level 10 should be up while its kernel runs"
@@ -911,10 +904,8 @@ def test_a_launch_while_a_higher_level_runs_parks_before_its_kernel(cuda, device
     lo.launch(spin.command(5000, count=count), lambda c: None)
     assert writes == [], "the launch took a ticket kernel ahead of its own (or behind it: 5 waves are their own ticket)"
     time.sleep(0.01)
-    cupy.cuda.runtime.memcpyAsync(seen_mem.ptr, count.data.ptr, count.nbytes,
-                                  cupy.cuda.runtime.memcpyDeviceToHost, side.ptr)  # fmt: skip
-    side.synchronize()
-    assert int(seen.sum()) == 0, f"{int(seen.sum())} level-0 blocks ran while level 10 ran"
+    early = ran()
+    assert early == 0, f"{early} level-0 blocks ran while level 10 ran"
     assert hi.synchronize(5)
     assert lo.synchronize(30), "the level-0 stream stayed parked after level 10 went idle"
     assert int(count.min()) == 1 and int(count.max()) == 1
