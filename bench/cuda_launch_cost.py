@@ -28,9 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     q = dev.create_queue(guard=True)
     stream = cupy.cuda.Stream(non_blocking=True)
     user = (np.uint64(0), np.uint64(0), np.uint64(0))  # a 0 ns spin, no counts: the GPU keeps up
-    # MAIN_EXTRA (hal.cuda.instrument): epoch 5, no board, level 0, a sentinel every 132 blocks, tail 1, no
-    # dynamic shared memory, no ticket
-    extra = (q._flag.ptr, q._flag.host_ptr, q._state.data.ptr, q._flushed.data.ptr, 5, 0, 0, 132, 1, 0, 0, 0)
+    # MAIN_EXTRA (hal.cuda.instrument): epoch 5, no board, level 0, a sentinel every 132 blocks, no ticket
+    extra = (q._flag.ptr, q._flag.host_ptr, q._state.data.ptr, q._flushed.data.ptr, 5, 0, 0, 132, 0, 0, 0)
     one = ((1, 1, 1), (128, 1, 1))
 
     def cupy_call(kernel, args):
@@ -45,8 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return run
 
     guarded_args = (*user, np.uint64(extra[0]), np.uint64(extra[1]), q._state, q._flushed, np.uint32(5),
-                    np.uint64(0), np.uint32(0), np.uint32(132), np.uint32(1), np.uint32(0), np.uint64(0),
-                    np.uint64(0))  # fmt: skip
+                    np.uint64(0), np.uint32(0), np.uint32(132), np.uint64(0), np.uint64(0), np.uint64(0))  # fmt: skip
     configs = {
         "plain_cupy_call": cupy_call(spin.plain, user),
         "plain_packed": packed(spin.launch_plain, ()),

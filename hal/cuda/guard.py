@@ -18,7 +18,9 @@ from hal.cuda.instrument import (
     MAIN_EXTRA_FORMAT,
     PFIX_EXTRA_FORMAT,
     PFIX_SUFFIX,
+    TAIL_EXTRA_FORMAT,
     TAIL_OPTIONS,
+    TAIL_SUFFIX,
     instrument,
 )
 from hal.cuda.launch import PackedLauncher
@@ -32,8 +34,10 @@ class GuardedKernel:
 
     Calling it makes a GuardedLaunch command; a CudaHwQueue runs the plain compile when
     it is not guarding, else the guarded one followed by the relaunch of flushed blocks.
-    The guarded compile uses dynamic parallelism where it can (`tail`: the GPU launches
-    the gate, only after a flush; hal.cuda.instrument), else the queue launches it.
+    The guarded compile is two modules: the main launch and the host's relaunches without
+    relocatable code, and where the device runtime links, a one-thread check the queue
+    launches behind each main launch, which after a flush launches the gate and the
+    relaunch from the GPU (`tail`; hal.cuda.instrument); else the queue launches those.
     Compiles lazily, once per process (CuPy caches the binaries on disk too).
     """
 
@@ -51,13 +55,19 @@ class GuardedKernel:
         return cupy.RawModule(code=self.source, options=self.options).get_function(self.name)
 
     @cached_property
-    def _compiled(self) -> tuple[cupy.RawModule, bool]:
-        """The instrumented module, and whether its flushed launches gate themselves from
-        the GPU (dynamic parallelism; without a device runtime to link, the host gates)."""
+    def _compiled(self) -> tuple[cupy.RawModule, cupy.RawModule | None]:
+        """The instrumented module (the main launch and the host's relaunches), and the one
+        with the kernels the GPU launches after a flush (dynamic parallelism), or None
+        where the device runtime does not link (then the host gates every launch).
+
+        Two modules because relocatable device code costs every kernel in it: on the H100
+        the stack's tiled GEMM took 63 registers and 16 bytes of stack compiled with
+        `-rdc=true` (even with no launch in it), 48 and none without, and ran 2-4% slower
+        in the stack (docs/h100-benchmarks.md, "Relocatable code out of the main kernel")."""
+        guarded = cupy.RawModule(code=self._instrumented.source, options=self.options)
         try:
-            module = cupy.RawModule(code=self._instrumented.source, options=self.options + TAIL_OPTIONS)
-            module.get_function(self.name)  # compiles and links now, so a failure lands here
-            return module, True
+            tail = cupy.RawModule(code=self._instrumented.source, options=self.options + TAIL_OPTIONS)
+            tail.get_function(self.name + TAIL_SUFFIX)  # compiles and links now, so a failure lands here
         except Exception as exc:  # noqa: BLE001 - no device runtime to link: the host gates
             global _told_no_tail
             why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -69,12 +79,13 @@ class GuardedKernel:
                 log.warning("no dynamic parallelism for guarded kernels (%s): every level-2 launch gets its gate "
                             "and relaunch from the host, which costs short launches more (CUDA refuses it "
                             "under MPS; see docs/architecture.md, \"Under MPS\")", why)  # fmt: skip
-        return cupy.RawModule(code=self._instrumented.source, options=self.options), False
+            tail = None
+        return guarded, tail
 
     @property
     def tail(self) -> bool:
         """Whether a flushed launch gates itself from the GPU (compiles on first use)."""
-        return self._compiled[1]
+        return self._compiled[1] is not None
 
     @cached_property
     def main(self) -> cupy.RawKernel:
@@ -88,6 +99,15 @@ class GuardedKernel:
     def pfix(self) -> cupy.RawKernel:
         """The host's relaunch that a board or a suspend can stop (hal.cuda.instrument)."""
         return self._compiled[0].get_function(self.name + PFIX_SUFFIX)
+
+    @cached_property
+    def tail_check(self) -> cupy.RawKernel:
+        """One thread behind a main launch: after a flush, it launches the gate and the
+        relaunch from the GPU (hal.cuda.instrument); only where `tail`."""
+        module = self._compiled[1]
+        if module is None:
+            raise RuntimeError(f"kernel {self.name}: no dynamic parallelism here ({self.no_tail_reason})")
+        return module.get_function(self.name + TAIL_SUFFIX)
 
     # the launchers a queue uses (hal.cuda.launch: a guarded launch costs the host 7.8 us,
     # 11.6 through CuPy's call)
@@ -107,11 +127,16 @@ class GuardedKernel:
     def launch_pfix(self) -> PackedLauncher:
         return PackedLauncher(self.pfix, PFIX_EXTRA_FORMAT)
 
+    @cached_property
+    def launch_tail(self) -> PackedLauncher:
+        return PackedLauncher(self.tail_check, TAIL_EXTRA_FORMAT)
+
     def loop_keeps_occupancy(self, threads: int, shared_mem: int) -> bool:
         """Whether the stoppable relaunch, run as the whole launch (a loop over its blocks,
         hal.cuda.hwqueue), fits as many blocks on an SM as the main kernel: its loop can
         take a few registers more, and where that costs a block per SM the launch runs
-        slower (the H100's sgemm: 3 blocks of 65 registers against 4 of 63, 16.6%)."""
+        slower (the H100's sgemm compiled with relocatable code, before the two modules:
+        3 blocks of 65 registers against 4 of 63, 16.6%; now both take 48)."""
         return blocks_per_sm(self.pfix, threads, shared_mem) >= blocks_per_sm(self.main, threads, shared_mem)
 
     def fix_grid(self, blocks: int, threads: int, shared_mem: int, sm_count: int) -> int:

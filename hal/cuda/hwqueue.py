@@ -149,8 +149,9 @@ class CudaHwQueue(HwQueue):
     thread in launch order. Level 2 (`deactivate`) sets this queue's flag (a store to pinned host
     memory, see hal.cuda.gate): guarded kernels in flight flush their not-yet-started
     blocks and the stream stops at the gate after the flushed kernel (a napping kernel that
-    the flushed kernel launches itself where CUDA's device runtime links: no launch for a
-    command that did not flush; hal.cuda.instrument); `reactivate` clears
+    the GPU launches where CUDA's device runtime links, from a one-thread check behind
+    the kernel: nothing more for a command that did not flush; hal.cuda.instrument);
+    `reactivate` clears
     the flag, the gate opens, and the relaunch runs exactly the flushed blocks. With the
     ticket gate (hal.cuda.gate: on a board, and for long launches while another process
     time-slices the GPU, hal.sharing) a stopped stream runs nothing on the GPU, so another
@@ -605,7 +606,7 @@ class CudaHwQueue(HwQueue):
                 self._state = cupy.zeros(1 << (n - 1).bit_length(), dtype=cupy.uint32)
         self._epoch = epoch = self._epoch % 0xFFFFFFFE + 1  # never 0, the state's initial value
         state = self._state.data.ptr
-        tail = k.tail and self.device_gate and gate is self._napping
+        tail = self.device_gate and gate is self._napping and k.tail
         mode = TAIL_NONE
         if tail:  # the GPU's relaunch only where its launch needs no attribute (<= 48 KiB shared)
             mode = TAIL_GATE_AND_RELAUNCH if self.gpu_relaunch and cmd.shared_mem <= _SHARED_NO_OPT_IN else TAIL_GATE
@@ -626,10 +627,14 @@ class CudaHwQueue(HwQueue):
         else:
             k.launch_main(cmd.grid, cmd.block, cmd.args, cmd.shared_mem, self.stream, dev,
                           (self._flag.ptr, self._flag.host_ptr, state, self._flushed_ptr, epoch, board, self._level,
-                           fix_blocks, mode, cmd.shared_mem, gate.ptr if own else 0, first if own else 0,
-                           second if own else 0))  # fmt: skip
-        if start is not None:  # the kernel alone: a host gate and relaunch behind it are not its time
+                           fix_blocks, gate.ptr if own else 0, first if own else 0, second if own else 0))  # fmt: skip
+        if start is not None:  # the kernel alone: a gate and relaunch behind it are not its time
             self.device.durations.end(key, start, self.stream)
+        if tail:  # one thread that, after a flush, launches the gate (and the relaunch) from the GPU
+            bx, by, bz = cmd.block
+            k.launch_tail((1, 1, 1), (1, 1, 1), cmd.args, 0, self.stream, dev,
+                          (state, self._flushed_ptr, epoch, gx, gy, gz, bx, by, bz, self._flag.host_ptr, self._flag.ptr,
+                           fix_blocks, cmd.shared_mem, mode))  # fmt: skip
         if parked:
             if not own:
                 gate.write(self.stream, first, board, self._level, second, self._flushed_ptr, epoch)
@@ -660,7 +665,8 @@ class CudaHwQueue(HwQueue):
         timed yet. So do kernels whose loop fits fewer blocks on an SM than the main
         kernel (`GuardedKernel.loop_keeps_occupancy`): measured on the H100, 1 ms spin
         commands ran 0.4% slower looped, 250 us ones 0.6%, but the 8192 x 8192 sgemm 16.6%
-        (3 blocks of 65 registers an SM against 4 of 63)."""
+        (3 blocks of 65 registers an SM against 4 of 63, both compiled with relocatable
+        code then; now 48 each, hal.cuda.guard)."""
         self._launch_stoppable(cmd, board, gate, epoch, fix_blocks, first, second, whole=True)
 
     def _launch_stoppable(self, cmd: GuardedLaunch, board: int, gate: TicketGate, epoch: int, fix_blocks: int,

@@ -2,7 +2,8 @@
 
 Pure text work, no CuPy: each named `extern "C" __global__` kernel becomes a device
 function (its body, with `blockIdx`/`gridDim` read from shared memory) plus three kernels
-(five with dynamic parallelism):
+that the host launches (`#ifndef TAIL_MACRO`) and three that exist only in a second
+compile with dynamic parallelism (`TAIL_OPTIONS`, relocatable device code):
 
 - `NAME` (guarded main launch): thread 0 of each block reads the queue's deactivation
   state once into shared memory; a block that sees it set records the launch as
@@ -38,16 +39,21 @@ function (its body, with `blockIdx`/`gridDim` read from shared memory) plus thre
   outranked queue): one wave looping over every block, so a stop leaves no blocks to
   start and retire, as a flushed grid does; done, it opens the next hold too
   (`__xs_ticket2`), and stopped, it marks the launch flushed for the relaunches behind.
-- `NAME__xs_gate` and `NAME__xs_tfix` (compiled only with `TAIL_OPTIONS`, dynamic
-  parallelism): the gate and the relaunch, launched by the GPU itself and only for a
-  launch that flushed. The first block to flush (the one whose exchange of the
-  "flushed" mark wins) tail-launches the one-thread gate, which starts once every block
-  of the main launch has left and naps while the host word is set, and, with
+- `NAME__xs_tail`, `NAME__xs_gate` and `NAME__xs_tfix` (only with `TAIL_OPTIONS`): the
+  gate and the relaunch, launched by the GPU itself and only for a launch that flushed.
+  The host launches the one-thread `NAME__xs_tail` behind each main launch; it returns
+  at once unless the launch flushed (the "flushed" mark holds its epoch), and otherwise
+  tail-launches the one-thread gate, which naps while the host word is set, and, with
   `__xs_tail` 2, the relaunch behind it (tail launches of one grid run in order, and a
   kernel is not complete until its tail launches are, so the next command waits). An
-  undisturbed guarded launch is then one kernel: on the H100's 8-layer stack at
-  threshold 8, +3.5-5.4% against +9.0-9.7% with the host's relaunch behind every
-  launch (four runs). The GPU's relaunch is itself preemptible, unlike the host's: a
+  undisturbed guarded launch is then the main kernel and a one-thread kernel: on the
+  H100's 8-layer stack at threshold 8, +3.5-5.4% against +9.0-9.7% with the host's
+  relaunch behind every launch (four runs, when the main kernel launched the gate
+  itself). The main kernel does not launch them itself, since relocatable code costs
+  every kernel compiled with it: the stack's tiled GEMM took 63 registers and 16 bytes
+  of stack with `-rdc=true` (even with no launch in it) against 48 and none without,
+  and the stack ran 2-3 points slower (docs/h100-benchmarks.md, "Relocatable code out
+  of the main kernel"). The GPU's relaunch is itself preemptible, unlike the host's: a
   grid launched from the device can run slower (2.0x for 16 blocks of 128 threads per
   SM on the H100, 1.01-1.02x for 32-, 256- and 1,024-thread blocks), which would leave
   a long relaunch in the way of the next suspend.
@@ -71,7 +77,7 @@ FIX_SUFFIX = "__xs_fix"
 MAIN_EXTRA = ("const volatile unsigned int* __xs_flag, const volatile unsigned int* __xs_host, unsigned int* __xs_state, "
               "unsigned int* __xs_flushed, unsigned int __xs_epoch, "
               "const volatile unsigned int* __xs_board, unsigned int __xs_level, unsigned int __xs_every, "
-              "unsigned int __xs_tail, unsigned int __xs_smem, volatile unsigned long long* __xs_park, "
+              "volatile unsigned long long* __xs_park, "
               "unsigned long long __xs_ticket, unsigned long long __xs_ticket2")  # fmt: skip
 FIX_EXTRA = ("unsigned int* __xs_state, const unsigned int* __xs_flushed, unsigned int __xs_epoch, "
              "unsigned int __xs_gx, unsigned int __xs_gy, unsigned int __xs_gz")  # fmt: skip
@@ -106,6 +112,13 @@ FIX_EXTRA_FORMAT = _struct_codes(FIX_EXTRA)
 PFIX_EXTRA_FORMAT = _struct_codes(PFIX_EXTRA)
 GATE_SUFFIX = "__xs_gate"
 TFIX_SUFFIX = "__xs_tfix"
+TAIL_SUFFIX = "__xs_tail"
+TAIL_EXTRA = ("unsigned int* __xs_state, unsigned int* __xs_flushed, unsigned int __xs_epoch, "
+              "unsigned int __xs_gx, unsigned int __xs_gy, unsigned int __xs_gz, "
+              "unsigned int __xs_bx, unsigned int __xs_by, unsigned int __xs_bz, "
+              "const volatile unsigned int* __xs_host, unsigned int* __xs_flag, unsigned int __xs_every, "
+              "unsigned int __xs_smem, unsigned int __xs_tail")  # fmt: skip
+TAIL_EXTRA_FORMAT = _struct_codes(TAIL_EXTRA)
 # __xs_tail: what a flushed launch tail-launches from the GPU
 TAIL_NONE, TAIL_GATE, TAIL_GATE_AND_RELAUNCH = 0, 1, 2
 TAIL_MACRO = "XS_TAIL_LAUNCH"
@@ -163,6 +176,7 @@ static __device__ __forceinline__ bool __xs_elected(unsigned int* flushed) {
 """
 
 _MAIN = """
+#ifndef {tail_macro}
 extern "C" __global__ void {bounds}{name}({params}{sep}{extra}) {{
   __shared__ int __xs_skip;
   if (threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0) {{
@@ -182,21 +196,8 @@ extern "C" __global__ void {bounds}{name}({params}{sep}{extra}) {{
       __xs_f = (__xs_flag[0] | __xs_flag[1]) != 0u;
     }}
     if (!__xs_f) __xs_state[__xs_b] = __xs_epoch;
-    else if (*__xs_flushed != __xs_epoch && atomicExch(__xs_flushed, __xs_epoch) != __xs_epoch) {{
-      // the first block to flush (a read first: stores to one word serialise in L2)
-#ifdef {tail_macro}
-      if (__xs_tail != 0u) {{
-        {name}{gate_suffix}<<<1, 1, 0, cudaStreamTailLaunch>>>(__xs_host, (volatile unsigned int*)__xs_flag);
-        if (cudaGetLastError() != cudaSuccess) __trap();  // never a relaunch ahead of the gate
-        if (__xs_tail == 2u) {{  // and the relaunch, behind the gate
-          {name}{tfix_suffix}<<<__xs_every, blockDim, __xs_smem, cudaStreamTailLaunch>>>({args}{sep}__xs_state,
-              __xs_flushed, __xs_epoch, gridDim.x, gridDim.y, gridDim.z, __xs_host, (unsigned int*)__xs_flag, __xs_smem,
-              ((volatile unsigned int*)__xs_flushed)[1]);
-          if (cudaGetLastError() != cudaSuccess) __trap();
-        }}
-      }}
-#endif
-    }}
+    else if (*(volatile unsigned int*)__xs_flushed != __xs_epoch)  // a read first: stores to one word serialise in L2
+      *(volatile unsigned int*)__xs_flushed = __xs_epoch;  // flushed: `NAME__xs_tail` behind looks
     __xs_skip = __xs_f;
     __xs_bid = blockIdx;
     __xs_grid = make_uint3(gridDim.x, gridDim.y, gridDim.z);
@@ -221,9 +222,27 @@ extern "C" __global__ void {bounds}{name}({params}{sep}{extra}) {{
   __xs_ticket_write(__xs_park, __xs_board, __xs_level, __xs_ticket,
                     __xs_whole && __xs_ticket2 != 0ull ? __xs_ticket2 : __xs_ticket, true);
 }}
+#endif
+"""
+
+_TAIL = """
+#ifdef {tail_macro}
+extern "C" __global__ void {name}{tail_suffix}({params}{sep}{tail_extra}) {{
+  if (*(const volatile unsigned int*)__xs_flushed != __xs_epoch) return;  // the launch ran whole
+  {name}{gate_suffix}<<<1, 1, 0, cudaStreamTailLaunch>>>(__xs_host, __xs_flag);
+  if (cudaGetLastError() != cudaSuccess) __trap();  // never a relaunch ahead of the gate
+  if (__xs_tail == 2u) {{  // and the relaunch, behind the gate
+    {name}{tfix_suffix}<<<__xs_every, dim3(__xs_bx, __xs_by, __xs_bz), __xs_smem, cudaStreamTailLaunch>>>({args}{sep}
+        __xs_state, __xs_flushed, __xs_epoch, __xs_gx, __xs_gy, __xs_gz, __xs_host, __xs_flag, __xs_smem,
+        ((volatile unsigned int*)__xs_flushed)[1]);
+    if (cudaGetLastError() != cudaSuccess) __trap();
+  }}
+}}
+#endif
 """
 
 _FIX = """
+#ifndef {tail_macro}
 extern "C" __global__ void {bounds}{name}{suffix}({params}{sep}{extra}) {{
   __shared__ int __xs_run;
   if (*(const volatile unsigned int*)__xs_flushed != __xs_epoch) return;
@@ -242,9 +261,11 @@ extern "C" __global__ void {bounds}{name}{suffix}({params}{sep}{extra}) {{
     __syncthreads();
   }}
 }}
+#endif
 """
 
 _PFIX = """
+#ifndef {tail_macro}
 extern "C" __global__ void {bounds}{name}{pfix_suffix}({params}{sep}{extra}) {{
   __shared__ int __xs_run;
   volatile unsigned int* __xs_fl = __xs_flushed;
@@ -286,6 +307,7 @@ extern "C" __global__ void {bounds}{name}{pfix_suffix}({params}{sep}{extra}) {{
   __threadfence();
   __xs_ticket_write(__xs_park, __xs_board, __xs_level, __xs_ticket, __xs_done ? __xs_ticket2 : __xs_ticket, __xs_done);
 }}
+#endif
 """
 
 _GATE = """
@@ -424,9 +446,12 @@ def instrument(source: str, names: list[str] | tuple[str, ...]) -> Instrumented:
             gate_suffix=GATE_SUFFIX,
             tfix_suffix=TFIX_SUFFIX,
             tail_macro=TAIL_MACRO,
+            tail_suffix=TAIL_SUFFIX,
+            tail_extra=TAIL_EXTRA,
         )
         wrappers.append(_GATE.format(**fmt))  # declared before the launches that name them
         wrappers.append(_TFIX.format(**fmt))
+        wrappers.append(_TAIL.format(**fmt))
         wrappers.append(_MAIN.format(extra=MAIN_EXTRA, **fmt))
         wrappers.append(_FIX.format(extra=FIX_EXTRA, **fmt))
         wrappers.append(_PFIX.format(extra=PFIX_EXTRA, **fmt))

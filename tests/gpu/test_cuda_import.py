@@ -79,10 +79,13 @@ def test_instrumenting_a_kernel_keeps_its_body_and_adds_guard_and_relaunch():
     assert "__xs_b % __xs_every == 0u" in out  # the sentinel, about one block per wave,
     assert "*__xs_host" in out  # reads the host's flag (and a board's word)
     assert "__xs_body_scale(y, x, a, n);" in out
-    # with dynamic parallelism the first flushing block tail-launches the gate and (tail
-    # mode 2) the GPU's relaunch behind it, both declared before the main kernel that
-    # names them; the relaunch flushes too, and then launches the gate and itself again
-    assert "unsigned int __xs_every, unsigned int __xs_tail, unsigned int __xs_smem, " in out
+    # with dynamic parallelism a one-thread kernel behind the main launch (its own module,
+    # relocatable code: main, fix and pfix stay out of it) tail-launches the gate and (tail
+    # mode 2) the GPU's relaunch behind it after a flush, both declared before it; the
+    # relaunch flushes too, and then launches the gate and itself again
+    tail = out[out.index('void scale__xs_tail('):]
+    assert tail.index("if (*(const volatile unsigned int*)__xs_flushed != __xs_epoch) return;") < tail.index("<<<")
+    assert "dim3(__xs_bx, __xs_by, __xs_bz), __xs_smem, cudaStreamTailLaunch" in tail
     # parking, a launch is its own ticket: its last block to leave writes the number, and
     # the next one too (its relaunch's) where nothing flushed, or records the refusal
     assert "volatile unsigned long long* __xs_park, unsigned long long __xs_ticket, unsigned long long __xs_ticket2)" in out
@@ -95,14 +98,16 @@ def test_instrumenting_a_kernel_keeps_its_body_and_adds_guard_and_relaunch():
     assert "return *board + level < 31u;" in out[: out.index("#define blockIdx")]  # the board's rule, once
     assert "atomicAdd(__xs_flushed + 6, 1u)" in pfix and "__xs_ticket_write(__xs_park" in pfix
     gate, tfix = out.index("void scale__xs_gate("), out.index("void __launch_bounds__(256) scale__xs_tfix(")
-    main = out.index("void __launch_bounds__(256) scale(")
-    assert gate < tfix < main
+    tail_at, main = out.index("void scale__xs_tail("), out.index("void __launch_bounds__(256) scale(")
+    assert gate < tfix < tail_at < main
     assert out.count("scale__xs_gate<<<1, 1, 0, cudaStreamTailLaunch>>>(__xs_host, ") == 2
     assert "if (__xs_tail == 2u)" in out and out.count("scale__xs_tfix<<<") == 2
     assert "__xs_round + 1u" in out and "%%globaltimer" in out
     assert "scale__xs_fix<<<" not in out  # the host's relaunch (tail modes 0 and 1)
+    assert "<<<" not in out[main:]  # the main launch and the host's relaunches launch nothing
     assert (ins.TAIL_NONE, ins.TAIL_GATE, ins.TAIL_GATE_AND_RELAUNCH) == (0, 1, 2)
     assert out.count(f"#ifdef {ins.TAIL_MACRO}") == 3 and f"-D{ins.TAIL_MACRO}" in ins.TAIL_OPTIONS
+    assert out.count(f"#ifndef {ins.TAIL_MACRO}") == 3
     assert 'extern "C" __global__ void other(int* p)' in out  # untouched, still a kernel
 
 
@@ -116,11 +121,12 @@ def test_the_packed_formats_of_the_extras_match_their_declarations():
         return "P" if "*" in p else "Q" if p.startswith("unsigned long long ") else "I"
 
     for decl, fmt in ((ins.MAIN_EXTRA, ins.MAIN_EXTRA_FORMAT), (ins.FIX_EXTRA, ins.FIX_EXTRA_FORMAT),
-                      (ins.PFIX_EXTRA, ins.PFIX_EXTRA_FORMAT)):
+                      (ins.PFIX_EXTRA, ins.PFIX_EXTRA_FORMAT), (ins.TAIL_EXTRA, ins.TAIL_EXTRA_FORMAT)):
         params = [p.strip() for p in decl.split(",")]
         assert fmt == "".join(code(p) for p in params), decl
         assert all("*" in p or p.startswith(("unsigned int ", "unsigned long long ")) for p in params), decl
-    assert (ins.MAIN_EXTRA_FORMAT, ins.FIX_EXTRA_FORMAT) == ("PPPPIPIIIIPQQ", "PPIIII")
+    assert (ins.MAIN_EXTRA_FORMAT, ins.FIX_EXTRA_FORMAT) == ("PPPPIPIIPQQ", "PPIIII")
+    assert ins.TAIL_EXTRA_FORMAT == "PPIIIIIIIPPIII"
     assert ins.PFIX_EXTRA_FORMAT == "PPIIIIPPIPQQI"
 
 
