@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--block-us", type=float, default=10.0)
     p.add_argument("--durations-us", default="100,500,1000,2000")
     p.add_argument("--levels", default="1,2")
+    p.add_argument("--save-as", type=results_name, default="cuda_preempt_latency", help="results file name (without .json)")
     a = p.parse_args(argv)
     dev = open_cuda(a.block_us)
     rnd = random.Random(1)
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append([f"Lv{level}", int(t), r["p50_us"], r["p99_us"], r["p99_over_T"], r["stamp_p50_us"],
                          r["stamp_p99_us"], r["host_p50_us"], r["host_p99_us"], bound])  # fmt: skip
     params = {**vars(a), "spin_wave_us": dev.spin.wave_us, "gate": dev.create_queue(guard=True).gate_kind}
-    path = write("cuda_preempt_latency", dev, params, results)
+    path = write(a.save_as, dev, params, results)
     print(table(f"Preemption latency on {dev.info.name}, threshold {a.threshold}, block {a.block_us} us -> {path}",
                 ["level", "T us", "p50 us", "p99 us", "p99/T", "stamp p50", "stamp p99", "call p50", "call p99",
                  "+- us"], rows))  # fmt: skip
