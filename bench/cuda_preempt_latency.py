@@ -21,7 +21,7 @@ import random
 import threading
 import time
 
-from cuda_common import open_cuda, pct, table, write
+from cuda_common import open_cuda, pct, results_name, table, write
 
 
 def measure(dev, level: int, t_us: float, threshold: int, samples: int, rnd: random.Random):
