@@ -67,6 +67,7 @@ class Daemon:
             dispatch=self._dispatch,
             set_priority=self._send_priority,
             gate=self._gate,
+            gated=self._gated,
             call_later=self.loop.call_later,
             bus=self.bus,
             persist=self._persist,
@@ -200,6 +201,12 @@ class Daemon:
         session = self.sessions.get(pid)
         if session is not None and session.gates is not None:
             session.gates.apply(changes)
+
+    def _gated(self, xqueue_id: int) -> bool:
+        """Whether the XQueue's process has a suspend-gate page with a slot for it: a
+        decision then stops its launches as it is written (`_gate`)."""
+        session = self.sessions.get(xqueue_id >> 32)
+        return session is not None and session.gates is not None and session.gates.mapped and slot_of(xqueue_id) is not None
 
     def _send_priority(self, pid: int, xqueue_id: int, priority: int) -> None:
         """An XQueue's priority for its hardware queue (GlobalScheduler._push_priority)."""

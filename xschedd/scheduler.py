@@ -36,7 +36,7 @@ from hal import Level
 from protos.xsched.v1 import agent_pb2
 from protos.xsched.v1 import types_pb2 as pb
 from xschedd.errors import InvalidArgument, NotFound
-from xschedd.handover import Handover
+from xschedd.handover import HANDOVER_S, UNGATED_HANDOVER_S, Handover
 from xschedd.metrics import Metrics
 from xschedd.policy import (
     Operation,
@@ -67,8 +67,8 @@ _pid_of = (32).__rrshift__  # xqueue_id -> its process's pid (xqueue_id >> 32), 
 _DEACTIVATE = int(Level.DEACTIVATE)
 
 
-def _never(xqueue_id: int) -> bool:
-    return False
+def _never(xqueue_id: int) -> None:
+    return None
 
 
 class Cancellable(Protocol):
@@ -96,6 +96,7 @@ class GlobalScheduler:
         call_later: CallLater,
         set_priority: SetPriority = lambda pid, xqueue_id, priority: None,
         gate: Gate = lambda pid, changes: None,
+        gated: Callable[[int], bool] = lambda xqueue_id: False,
         gang: bool = False,
         hints: Iterable[H.Hint] = (),
         bus: StatusBus | None = None,
@@ -116,6 +117,7 @@ class GlobalScheduler:
         self._handover = Handover(dispatch, call_later)
         self._set_priority = set_priority
         self._gate = gate
+        self._gated = gated  # whether an XQueue has a suspend gate (`gate` stops its launches)
         self._call_later = call_later
         self._persist = persist
         self._pid_alive = pid_alive
@@ -403,7 +405,7 @@ class GlobalScheduler:
                 self._gate(pid, changes)
         elif early != by_pid:  # the memo was wrong: every gate it or the policy touched, as sent
             self._regate([*early, *by_pid])
-        self._handover.send(by_pid, self._deferrable if self._policy.handover else _never)
+        self._handover.send(by_pid, self._handover_delay if self._policy.handover else _never)
         self.metrics.decision(self._policy.name)
         for suspended, count in ((True, len(suspend)), (False, len(resume))):
             if count:
@@ -534,12 +536,14 @@ class GlobalScheduler:
         self.metrics.forget_xqueue(rec)
         self.bus.xqueue_removed(rec.xqueue_id)
 
-    def _deferrable(self, xqueue_id: int) -> bool:
-        """Whether a hand-over may send this XQueue's suspend late (xschedd.handover): a
-        level-2/3 XQueue's suspend stops its work at once; level 1 has its gate and the
-        work in flight."""
+    def _handover_delay(self, xqueue_id: int) -> float | None:
+        """How late a hand-over may send this XQueue's suspend (xschedd.handover): a
+        level-2/3 XQueue's suspend flushes its work in flight; level 1 has its gate and the
+        work in flight, and its suspend goes at once (None)."""
         rec = self.xqueues.get(xqueue_id)
-        return rec is not None and rec.level >= _DEACTIVATE
+        if rec is None or rec.level < _DEACTIVATE:
+            return None
+        return HANDOVER_S if self._gated(xqueue_id) else UNGATED_HANDOVER_S
 
     def _drop_process(self, pid: int) -> None:
         self._handover.forget(pid)

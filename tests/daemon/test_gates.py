@@ -245,3 +245,30 @@ def test_a_stalled_queue_resumes_at_its_gate_without_its_resume_operation(env: E
         wait_for(lambda: bg.id in ignored, 5)  # the resume came too, and was not needed
     finally:
         agent.close()
+
+
+def test_a_hand_over_waits_longer_to_flush_an_xqueue_whose_gate_stopped_it(tmp_path) -> None:
+    """xschedd.handover: a level-2 XQueue that reads its gate stopped launching when the
+    daemon wrote it, so a hand-over's suspend waits HANDOVER_S (its short work in flight
+    drains instead of flushing); without a gate (page not mapped yet, or the XQueue
+    beyond the page) only UNGATED_HANDOVER_S; a level-1 XQueue's suspend goes at once."""
+    from xschedd.handover import HANDOVER_S, UNGATED_HANDOVER_S
+
+    async def main() -> list:
+        d = in_process_daemon(tmp_path)
+        pid = os.getpid()
+        lv1, lv2, beyond = pid << 32 | 1, pid << 32 | 2, pid << 32 | SLOTS
+        session = SocketSession(d.auth.local_peer(Credentials(pid, os.getuid(), os.getgid())), RecordingTransport())
+        infos = [pb.XQueueInfo(xqueue_id=x, pid=pid, device="sim", level=level, state=pb.XQUEUE_STATE_IDLE)
+                 for x, level in ((lv1, 1), (lv2, 2), (beyond, 2))]  # fmt: skip
+        assert d.agent_messages(session, [apb.AgentMessage(register=apb.Register(pid=pid, name="t", xqueues=infos))])
+        delay = d.scheduler._handover_delay
+        before = [delay(lv1), delay(lv2), delay(beyond)]
+        session.gates.mark_mapped()
+        after = [delay(lv1), delay(lv2), delay(beyond)]
+        session.close()
+        return [before, after]
+
+    before, after = asyncio.run(main())
+    assert before == [None, UNGATED_HANDOVER_S, UNGATED_HANDOVER_S]
+    assert after == [None, HANDOVER_S, UNGATED_HANDOVER_S]

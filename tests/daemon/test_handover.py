@@ -3,11 +3,12 @@ level-2/3 suspends a little later, and no operation is lost, reordered or double
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protos.xsched.v1 import types_pb2 as pb
-from xschedd.handover import HANDOVER_S, Handover
+from xschedd.handover import HANDOVER_S, UNGATED_HANDOVER_S, Handover
 from xschedd.policy import hints as H
 from xschedd.scheduler import GlobalScheduler
 
@@ -28,8 +29,10 @@ class Timers:
 
         return Handle()
 
-    def fire(self) -> None:
-        due, self.pending = self.pending, []
+    def fire(self, up_to: float = float("inf")) -> None:
+        """Run the pending calls of at most `up_to` seconds' delay, in order."""
+        due = [entry for entry in self.pending if entry[0] <= up_to]
+        self.pending = [entry for entry in self.pending if entry[0] > up_to]
         for _, fn, cancelled in due:
             if not cancelled:
                 fn()
@@ -49,6 +52,10 @@ class Sent:
 A, B, C = 1 << 32 | 1, 2 << 32 | 1, 2 << 32 | 2  # A in process 1; B and C in process 2
 
 
+def _gated(xqueue_id: int) -> float:
+    return HANDOVER_S
+
+
 def _handover():
     sent, timers = Sent(), Timers()
     return Handover(sent, timers), sent, timers
@@ -56,7 +63,7 @@ def _handover():
 
 def test_the_resume_goes_first_and_the_suspend_after_the_delay():
     h, sent, timers = _handover()
-    h.send([(1, [(A, True)]), (2, [(B, False)])], deferrable=lambda x: True)
+    h.send([(1, [(A, True)]), (2, [(B, False)])], delay_of=_gated)
     assert sent.calls == [(2, [(B, False)])]
     assert h.deferred == {1: [(A, True)]}
     assert [delay for delay, _, _ in timers.pending] == [HANDOVER_S]
@@ -67,16 +74,16 @@ def test_the_resume_goes_first_and_the_suspend_after_the_delay():
 
 def test_suspends_that_are_not_deferrable_or_not_in_a_hand_over_go_at_once():
     h, sent, timers = _handover()
-    h.send([(1, [(A, True)]), (2, [(B, False)])], deferrable=lambda x: False)  # e.g. level 1
+    h.send([(1, [(A, True)]), (2, [(B, False)])], delay_of=lambda x: None)  # e.g. level 1
     assert sent.ops() == [(A, True), (B, False)] and not timers.pending
-    h.send([(2, [(B, True)])], deferrable=lambda x: True)  # suspends only: nothing to hand over to
+    h.send([(2, [(B, True)])], delay_of=_gated)  # suspends only: nothing to hand over to
     assert sent.ops()[-1] == (B, True) and not timers.pending
 
 
 def test_a_resume_before_the_delay_cancels_the_deferred_suspend():
     h, sent, timers = _handover()
-    h.send([(1, [(A, True)]), (2, [(B, False)])], deferrable=lambda x: True)
-    h.send([(1, [(A, False)]), (2, [(B, True)])], deferrable=lambda x: True)  # the turn comes back
+    h.send([(1, [(A, True)]), (2, [(B, False)])], delay_of=_gated)
+    h.send([(1, [(A, False)]), (2, [(B, True)])], delay_of=_gated)  # the turn comes back
     assert (A, True) not in sent.ops()  # never sent: it was undone before it went out
     assert sent.ops() == [(B, False), (A, False)]
     timers.fire()
@@ -85,8 +92,8 @@ def test_a_resume_before_the_delay_cancels_the_deferred_suspend():
 
 def test_a_later_decision_for_the_process_sends_what_was_deferred_first():
     h, sent, timers = _handover()
-    h.send([(2, [(B, True)]), (1, [(A, False)])], deferrable=lambda x: True)
-    h.send([(2, [(C, True)])], deferrable=lambda x: True)  # no hand-over: C goes now, after B
+    h.send([(2, [(B, True)]), (1, [(A, False)])], delay_of=_gated)
+    h.send([(2, [(C, True)])], delay_of=_gated)  # no hand-over: C goes now, after B
     assert sent.calls == [(1, [(A, False)]), (2, [(B, True), (C, True)])]
     timers.fire()  # the timer finds nothing left
     assert len(sent.calls) == 2
@@ -94,15 +101,40 @@ def test_a_later_decision_for_the_process_sends_what_was_deferred_first():
 
 def test_a_process_that_left_takes_its_deferred_suspends_along():
     h, sent, timers = _handover()
-    h.send([(1, [(A, True)]), (2, [(B, False)])], deferrable=lambda x: True)
+    h.send([(1, [(A, True)]), (2, [(B, False)])], delay_of=_gated)
     h.forget(1)
     timers.fire()
     assert sent.ops() == [(B, False)]
 
 
+def test_an_xqueue_without_a_gate_waits_the_shorter_delay():
+    """A gated XQueue stopped launching when the daemon wrote its gate, so its flush may
+    wait for its work in flight to drain; one without a gate launches until its suspend
+    arrives, which goes after the make before break alone."""
+    h, sent, timers = _handover()
+    delay_by = {A: HANDOVER_S, C: UNGATED_HANDOVER_S}
+    h.send([(1, [(A, True)]), (2, [(B, False), (C, True)])], delay_of=delay_by.get)
+    assert sent.ops() == [(B, False)]
+    assert sorted(delay for delay, _, _ in timers.pending) == [UNGATED_HANDOVER_S, HANDOVER_S]
+    assert UNGATED_HANDOVER_S < HANDOVER_S
+    timers.fire(up_to=UNGATED_HANDOVER_S)
+    assert sent.ops() == [(B, False), (C, True)] and h.deferred == {1: [(A, True)]}
+    timers.fire()
+    assert sent.ops() == [(B, False), (C, True), (A, True)] and h.deferred == {}
+
+
+def test_flush_sends_every_delay_and_cancels_the_timers():
+    h, sent, timers = _handover()
+    delay_by = {A: HANDOVER_S, C: UNGATED_HANDOVER_S}
+    h.send([(1, [(A, True)]), (2, [(B, False), (C, True)])], delay_of=delay_by.get)
+    h.flush()
+    assert sent.ops() == [(B, False), (C, True), (A, True)] and h.deferred == {}
+    assert all(cancelled for _, _, cancelled in timers.pending)
+
+
 def test_cancel_drops_what_was_deferred_and_its_timer():
     h, sent, timers = _handover()
-    h.send([(1, [(A, True)]), (2, [(B, False)])], deferrable=lambda x: True)
+    h.send([(1, [(A, True)]), (2, [(B, False)])], delay_of=_gated)
     h.cancel()
     timers.fire()
     assert sent.ops() == [(B, False)] and h.deferred == {}
@@ -115,6 +147,7 @@ def test_every_xqueue_ends_as_last_decided(decisions):
     """Whatever the decisions and whenever the timer fires, once it has, each XQueue's
     last operation sent is the last one decided for it."""
     h, sent, timers = _handover()
+    delay_by = {A: HANDOVER_S, B: UNGATED_HANDOVER_S}  # A gated, B not, C level 1
     decided: dict[int, bool] = {}
     for changes, fire in decisions:
         last = {}
@@ -123,10 +156,10 @@ def test_every_xqueue_ends_as_last_decided(decisions):
         by_pid: dict[int, list] = {}
         for xqueue_id in sorted(last):
             by_pid.setdefault(xqueue_id >> 32, []).append((xqueue_id, last[xqueue_id]))
-        h.send(sorted(by_pid.items()), deferrable=lambda x: x != C)
+        h.send(sorted(by_pid.items()), delay_of=lambda x: None if x == C else delay_by[x])
         decided.update(last)
         if fire:
-            timers.fire()
+            timers.fire(up_to=UNGATED_HANDOVER_S if len(changes) % 2 else float("inf"))
     h.flush()
     final = {}
     for xqueue_id, suspend in sent.ops():
@@ -139,16 +172,18 @@ def _info(pid: int, level: int) -> pb.XQueueInfo:
     return pb.XQueueInfo(xqueue_id=pid << 32 | 1, pid=pid, device="cuda:0", state=pb.XQUEUE_STATE_READY, level=level)
 
 
-def _scheduler(policy: str, clock=None):
+def _scheduler(policy: str, clock=None, gated=None):
     sent, timers = Sent(), Timers()
     s = GlobalScheduler(policy, dispatch=sent, call_later=timers, pid_alive=lambda p: True,
-                        **({"clock": clock} if clock else {}))  # fmt: skip
+                        **({"clock": clock} if clock else {}), **({"gated": gated} if gated else {}))  # fmt: skip
     return s, sent, timers
 
 
-def test_up_hands_a_level_2_turn_over_resume_first():
+@pytest.mark.parametrize("gated, delay", [(True, HANDOVER_S), (False, UNGATED_HANDOVER_S)])
+def test_up_hands_a_level_2_turn_over_resume_first(gated, delay):
+    """The suspend waits the longer delay where the XQueue's gate stopped its launches."""
     now = [100.0]
-    s, sent, timers = _scheduler("UP", clock=lambda: now[0])
+    s, sent, timers = _scheduler("UP", clock=lambda: now[0], gated=lambda xqueue_id: gated)
     a, b = 10 << 32 | 1, 20 << 32 | 1
     s.register(10, 0, "a", 0, [_info(10, 2)], [H.UtilizationHint(a, 75)])
     s.register(20, 0, "b", 0, [_info(20, 2)], [H.UtilizationHint(b, 25)])
@@ -163,6 +198,7 @@ def test_up_hands_a_level_2_turn_over_resume_first():
             break
     assert sent.ops()[-1] == (other, False)  # the resume went out alone
     assert s._handover.deferred == {holder >> 32: [(holder, True)]}
+    assert delay in [d for d, _, cancelled in timers.pending if not cancelled]
     timers.fire()  # the hand-over's delay passes
     assert sent.ops()[-1] == (holder, True) and s._handover.deferred == {}
 
