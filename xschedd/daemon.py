@@ -40,6 +40,11 @@ _BLOCK = int(Level.BLOCK)  # a level-1 XQueue: its gate applies its suspends and
 _PER_XQUEUE_HINTS = (H.PriorityHint, H.UtilizationHint, H.DeadlineHint, H.LaxityHint)
 
 
+def _reads_gates(session: AgentSession) -> bool:
+    """Whether the agent has a suspend-gate page and has said its XQueues read it."""
+    return session.gates is not None and session.gates.mapped
+
+
 class Daemon:
     def __init__(
         self,
@@ -183,7 +188,7 @@ class Daemon:
         session = self.sessions.get(pid)
         if session is None:
             return
-        if session.gates is None or not session.gates.mapped:
+        if not _reads_gates(session):
             session.send_changes(changes)
             return
         recs = self.scheduler.xqueues
@@ -206,7 +211,7 @@ class Daemon:
         """Whether the XQueue's process has a suspend-gate page with a slot for it: a
         decision then stops its launches as it is written (`_gate`)."""
         session = self.sessions.get(xqueue_id >> 32)
-        return session is not None and session.gates is not None and session.gates.mapped and slot_of(xqueue_id) is not None
+        return session is not None and _reads_gates(session) and slot_of(xqueue_id) is not None
 
     def _send_priority(self, pid: int, xqueue_id: int, priority: int) -> None:
         """An XQueue's priority for its hardware queue (GlobalScheduler._push_priority)."""
