@@ -34,6 +34,12 @@ class HwQueue(ABC):
     # (a CUDA launch: microseconds in the driver; a CPU worker's queue): XQueue.submit
     # then launches a queue's first command before its READY event, not after.
     cheap_launch: bool = False
+    # True where the queue can launch a command behind a *hold* (`launch_held`): the
+    # hardware lets it start only if, once the work before it is done, nothing refuses
+    # the queue (`close_holds`, a suspend gate given to `set_hold_gate`, a priority
+    # board). An XQueue at a low threshold then launches ahead instead of waiting for
+    # each completion (preempt.xqueue, "Holds"; hal.cuda.holds).
+    holds: bool = False
     clock: Clock
     device_name: str = ""
 
@@ -52,6 +58,25 @@ class HwQueue(ABC):
         knows, before any callback: the caller may launch from there (a throttled XQueue
         launches its next commands). False where the adapter cannot (`then` is not
         called), and the caller then waits for the callback instead."""
+        return False
+
+    def launch_held(self, cmd: HwCommand, on_complete: CompletionCallback | None = None) -> None:
+        """`launch` behind a hold (where `holds`)."""
+        raise UnsupportedLevelError(f"{type(self).__name__} has no holds")
+
+    def close_holds(self) -> None:
+        """Holds refuse from now on, until `open_holds` (where `holds`)."""
+
+    def open_holds(self) -> None:
+        """Holds pass again, and the one the queue was refused at is let past, unless
+        something else still refuses it."""
+
+    def release_holds(self) -> None:
+        """Let the queue past a hold that a gate or a board refused, if nothing refuses it now."""
+
+    def set_hold_gate(self, gate: memoryview | None, slot: int = 0, stall: memoryview | None = None) -> bool:
+        """Have holds read a suspend gate's byte `gate[slot]` (nonzero: refuse) and mark
+        `stall[slot]` where one refuses; False where the hardware cannot read them."""
         return False
 
     def deactivate(self) -> None:

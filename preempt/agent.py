@@ -605,7 +605,7 @@ class Agent:
 def _gate(xq: XQueue, gates: GatePage) -> None:
     slot = slot_of(xq.id)
     if slot is not None:
-        xq.set_gate(gates.flags, slot, functools.partial(gates.mark_stalled, slot))
+        xq.set_gate(gates.flags, slot, functools.partial(gates.mark_stalled, slot), gates.stalled)
 
 
 def _describe(exc: BaseException) -> str:

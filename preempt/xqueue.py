@@ -33,6 +33,16 @@ act on the host's gap between them, and a task's READY leaves on the clock's thr
 while the task runs, not on its launching thread: on the H100, an 8-layer stack through
 xschedd ran at 0.90 of native with the news sent at once and 0.94-0.95 with the IDLE
 held 0.5-2 ms (bench/results/, docs/architecture.md).
+Holds: at a low threshold the launcher waits for completions: at threshold 1 a host round
+trip between every two commands, which a Python host makes slow (~35-45 us on the H100's).
+Where the hardware queue offers holds (`HwQueue.holds`: CUDA, hal.cuda.holds), a level-1
+XQueue whose threshold is under HOLD_WINDOW keeps HOLD_WINDOW commands launched, and
+each command beyond the threshold goes behind a hold: the hardware lets it start only
+if, once the command before it is done, the queue may still run. A suspend closes the
+holds (a level-1 suspension that the gate holds needs nothing: holds read the gate's
+byte), so at most `threshold` commands still run after it, as without holds; a resume,
+or a pump once the gate clears, lets the queue past the hold it stopped at. With
+`suspend(sync_hw_queue=True)` the holds stay open: the queue drains what it launched.
 """
 
 from __future__ import annotations
@@ -57,6 +67,7 @@ DEFAULT_THRESHOLD = 16
 DEFAULT_BATCH_SIZE = 8
 IDLE_NEWS_DELAY_S = 0.001  # see the module docstring
 HELD_NEWS_MAX = 16  # events held for the clock's thread, at most (tasks << the delay)
+HOLD_WINDOW = 4  # commands a level-1 XQueue keeps launched with holds (see "Holds" above)
 
 
 class XQueueState(enum.Enum):
@@ -179,6 +190,8 @@ class XQueue:
         self._threshold = threshold
         self._batch_size = batch_size
         self.hwq = hwq
+        self._holds_ok = hwq.holds  # False once given a gate the holds cannot read
+        self._window = self._window_for(self._level, threshold)  # commands it keeps launched
         self.clock = hwq.clock
         self.id = _new_xqueue_id()
         self.name = name or f"xq-{self.id & 0xFFFFFFFF}"
@@ -348,7 +361,7 @@ class XQueue:
         left = len(self._in_flight)
         for xcmd in self._in_flight:
             left -= 1  # in flight once the launcher retired through xcmd (as _retire_locked)
-            if left <= self._threshold // 2 and xcmd.sync:
+            if left <= self._window // 2 and xcmd.sync:
                 return xcmd
         return None
 
@@ -419,7 +432,9 @@ class XQueue:
                 self._suspended = True
                 self._suspended_level = self._level
                 self._sync_tail_locked()
-                self._hw_suspend_locked(self._level)  # again after `early`: a resume may have come between
+                # again after `early`: a resume may have come between; held commands drain
+                # where the caller waits for the queue to go quiet
+                self._hw_suspend_locked(self._level, hold=not sync_hw_queue)
             if early:
                 self._settle_early_locked()
             event = None if was_held else self._event_locked(EventKind.SUSPENDED)
@@ -438,6 +453,8 @@ class XQueue:
             if self._suspended:
                 self._suspended = False
                 self._hw_resume_locked(self._suspended_level)
+            elif self.hwq.holds:  # a suspension the gate held: a hold it refused waits for this
+                self.hwq.release_holds()
             self._gate_held = False
             self._pump_locked()
             self._cond.notify_all()  # a waiter may make room in the driver again
@@ -456,6 +473,7 @@ class XQueue:
                 self._hw_suspend_locked(new)
                 self._suspended_level = new
             self._level = new
+            self._set_window_locked()
             event = self._event_locked(EventKind.CONFIGURED)
         self._emit(event)
 
@@ -464,7 +482,7 @@ class XQueue:
             _check_int("threshold", threshold, 1, 2**63 - 1, "2**63-1")
             self._threshold = threshold
             self._batch_size = min(self._batch_size, threshold)
-            self._throttled = len(self._in_flight) >= threshold
+            self._set_window_locked()
             self._pump_locked()
             event = self._event_locked(EventKind.CONFIGURED)
         self._emit(event)
@@ -491,7 +509,11 @@ class XQueue:
                 self._emit(event)
 
     def set_gate(
-        self, gate: memoryview | None, slot: int = 0, on_stall: Callable[[], None] | None = None
+        self,
+        gate: memoryview | None,
+        slot: int = 0,
+        on_stall: Callable[[], None] | None = None,
+        stall: memoryview | None = None,
     ) -> None:
         """Launch nothing while `gate[slot]` is nonzero (None: no gate).
 
@@ -502,16 +524,23 @@ class XQueue:
         the XQueue's lock (so it must be quick), whenever the byte alone keeps work that
         could launch now from launching: whoever clears the byte may then `pump()` the
         queue rather than wait for its next completion. Dropping a gate launches what
-        it held back.
+        it held back. `stall`: the bytes `on_stall` marks (slot `slot`), for a hardware
+        queue with holds, whose hardware marks it where the gate refused a hold.
         """
         with self._cond:
             self._gate, self._gate_slot, self._on_gate_stall = gate, slot, on_stall
+            if self.hwq.holds:  # holds launched ahead must see the gate too, or none is made
+                self._holds_ok = self.hwq.set_hold_gate(gate, slot, stall)
+                self._set_window_locked()
             if gate is None:
                 self._pump_locked()
 
     def pump(self) -> None:
-        """Launch now whatever may be launched (after a gate opened; see `set_gate`)."""
+        """Launch now whatever may be launched (after a gate opened; see `set_gate`), and
+        let the queue past a hold the gate refused."""
         with self._cond:
+            if self.hwq.holds and not (self._suspended or self._gated_locked()):
+                self.hwq.release_holds()
             self._pump_locked()
 
     def add_listener(self, listener: Listener) -> None:
@@ -603,11 +632,13 @@ class XQueue:
         if self._error is not None:
             raise HwQueueFailed(f"XQueue {self.name!r}: hardware queue failed: {self._error}")
 
-    def _hw_suspend_locked(self, level: Level) -> None:
+    def _hw_suspend_locked(self, level: Level, hold: bool = True) -> None:
         if level >= Level.INTERRUPT:
             self.hwq.interrupt()
         elif level == Level.DEACTIVATE:
             self.hwq.deactivate()
+        elif hold and self.hwq.holds:
+            self.hwq.close_holds()
 
     def _settle_early_locked(self) -> None:
         """After a deactivate ahead of the lock: undo it unless the queue now stands
@@ -620,6 +651,19 @@ class XQueue:
             self.hwq.restore()
         elif level == Level.DEACTIVATE:
             self.hwq.reactivate()
+        elif self.hwq.holds:
+            self.hwq.open_holds()
+
+    def _window_for(self, level: Level, threshold: int) -> int:
+        """How many commands the queue keeps launched: its threshold, or, at level 1 on
+        a hardware queue with holds, HOLD_WINDOW for a lower one (see "Holds" above)."""
+        if level == Level.BLOCK and self._holds_ok and threshold < HOLD_WINDOW:
+            return HOLD_WINDOW
+        return threshold
+
+    def _set_window_locked(self) -> None:
+        self._window = self._window_for(self._level, self._threshold)
+        self._throttled = len(self._in_flight) >= self._window
 
     def _gated_locked(self) -> bool:
         return self._gate is not None and self._gate[self._gate_slot] != 0
@@ -642,8 +686,8 @@ class XQueue:
             self._on_gate_stall()  # work the gate alone holds back: ask for a pump when it opens
         # (the loop reads the gate again after that mark: a clear in between is not missed)
         pending, in_flight, launch = self._pending, self._in_flight, self.hwq.launch
-        threshold = self._threshold
-        half = max(1, threshold // 2)  # where the launcher, throttled, goes on
+        threshold, window = self._threshold, self._window
+        half = max(1, window // 2)  # where the launcher, throttled, goes on
         launched = False
         while (
             pending
@@ -656,17 +700,17 @@ class XQueue:
             sync = xcmd.sync = (
                 xcmd.wanted
                 or self._launches % self._batch_size == 0
-                or n >= threshold
+                or n >= window
                 or n % half == 0
                 or (not pending and not self._syncs_in_flight)  # else news of idle would wait
             )
             self._syncs_in_flight += sync
             in_flight.append(xcmd)
             xcmd.state = CommandState.IN_FLIGHT
-            if n >= threshold:
+            if n >= window:
                 self._throttled = True
-            try:
-                launch(xcmd.hw, self._on_complete if sync else None)
+            try:  # beyond the threshold: behind a hold (window > threshold only with holds)
+                (launch if n <= threshold else self.hwq.launch_held)(xcmd.hw, self._on_complete if sync else None)
             except Exception as exc:  # the device is gone: stop, keep the command, tell waiters
                 in_flight.pop()
                 self._syncs_in_flight -= sync
@@ -731,7 +775,7 @@ class XQueue:
                 break
         self._syncs_in_flight -= syncs
         self._completed += n
-        if self._throttled and len(in_flight) <= self._threshold // 2:
+        if self._throttled and len(in_flight) <= self._window // 2:
             self._throttled = False
         event = None
         if not in_flight and not self._pending:

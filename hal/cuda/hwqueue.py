@@ -19,6 +19,7 @@ from hal.command import HwCommand, Level
 from hal.cuda.commands import GuardedLaunch
 from hal.cuda.durations import shape_key
 from hal.cuda.gate import DeviceFlag, StreamGate, TicketGate, stream_priority_for, ticket_gate
+from hal.cuda.holds import address_of, holds, register_host, unregister_host
 from hal.cuda.instrument import TAIL_GATE, TAIL_GATE_AND_RELAUNCH, TAIL_NONE
 from hal.errors import HalError
 from hal.hwqueue import CompletionCallback, HwQueue
@@ -76,7 +77,7 @@ STALE_PARK_S = 0.02
 def _reactivate_all() -> None:
     """A stream left deactivated would never drain, and CuPy's exit would wait on it."""
     for q in list(_live):
-        q._open()
+        q._open(drain=True)
 
 
 # Work CUDA queues leave for later runs on one thread per process (`_run_later`), handed
@@ -131,6 +132,7 @@ def _map_for_device(board: PriorityBoard) -> bool:
 
 
 _HOST_REGISTER_PORTABLE, _HOST_REGISTER_MAPPED = 1, 2
+_PAGE = 4096
 
 
 def _bind_thread(index: int) -> None:
@@ -223,6 +225,10 @@ class CudaHwQueue(HwQueue):
         self._sharing = device.sharing
         self._napping = StreamGate(self._flag)
         self._ticket = ticket or ticket_gate()  # None where the driver cannot wait on memory
+        with cupy.cuda.Device(device.index):
+            self._holds = holds() if self._ticket is not None else None  # level-1 holds (hal.cuda.holds)
+        self.holds = self._holds is not None
+        self._hold_gate: list[int] = []  # the host pages it registered for the daemon's gate
         # `device_gate`: the napping gate comes from the GPU itself, after a flush only, where
         # the device runtime links (hal.cuda.instrument); a ticket cannot. Set it False to
         # gate every guarded command from the host (benchmarks and tests compare the two).
@@ -246,10 +252,20 @@ class CudaHwQueue(HwQueue):
 
     # -- HwQueue ---------------------------------------------------------------------------
     def launch(self, cmd: HwCommand, on_complete: CompletionCallback | None = None) -> None:
+        self._launch(cmd, on_complete, False)
+
+    def launch_held(self, cmd: HwCommand, on_complete: CompletionCallback | None = None) -> None:
+        """`launch` behind a hold (hal.cuda.holds): `cmd` runs only if, once the work
+        launched before it is done, the queue may still run."""
+        self._launch(cmd, on_complete, True)
+
+    def _launch(self, cmd: HwCommand, on_complete: CompletionCallback | None, held: bool) -> None:
         _bind_thread(self._index)
         with self._lock:
             if self._closed:
                 raise HalError(f"launch of {cmd.name or cmd.id!r} on a closed CUDA queue")
+            if held:
+                self._holds.hold(self.stream, self._board.address if self._board is not None else 0, self._level)
             # on a board, the level goes up before the launch, and behind it where the
             # queue's is the only level registered or a window holds it up (`_track`)
             behind = on_complete is not None and self._board is not None
@@ -311,12 +327,50 @@ class CudaHwQueue(HwQueue):
             self._guard = True
         if self._ticket is not None:
             self._ticket.close()
+            self._holds.close()
         self._flag.raise_()  # a store to host memory: no driver call, no thread binding
 
     def reactivate(self) -> None:
         _bind_thread(self._index)
         self._plain_run_us = 0.0
         self._open()
+
+    def close_holds(self) -> None:
+        self._holds.close()
+
+    def open_holds(self) -> None:
+        self._holds.open(self._board is None or may_run(self._board.word, self._level))
+
+    def release_holds(self) -> None:
+        if self._holds is not None:
+            self._holds.release(self._board is None or may_run(self._board.word, self._level))
+
+    def set_hold_gate(self, gate: memoryview | None, slot: int = 0, stall: memoryview | None = None) -> bool:
+        """Have holds read xschedd's suspend gate `gate[slot]` and mark `stall[slot]` when it
+        refuses one (hal.cuda.holds); both views must start on a page, as a gate page's do.
+        False where CUDA cannot map them: then holds do not see the gate."""
+        if self._holds is None:
+            return False
+        for address in self._hold_gate:
+            unregister_host(address)
+        self._hold_gate = []
+        if gate is None:
+            self._holds.set_gate(0, 0, None)
+            return True
+        _bind_thread(self._index)
+        views = [gate] if stall is None else [gate, stall]
+        for view in views:
+            address = address_of(view)
+            if address % _PAGE or not register_host(address, -(-len(view) // _PAGE) * _PAGE):
+                for done in self._hold_gate:
+                    unregister_host(done)
+                self._hold_gate = []
+                self._holds.set_gate(0, 0, None)
+                return False
+            self._hold_gate.append(address)
+        stall_ptr = 0 if stall is None else address_of(stall) + slot
+        self._holds.set_gate(address_of(gate) + slot, stall_ptr, gate[slot : slot + 1])
+        return True
 
     def set_priority(self, priority: int) -> None:
         """Launch from now on into a stream of the matching CUDA priority (hal.cuda.gate.
@@ -353,8 +407,10 @@ class CudaHwQueue(HwQueue):
             if self._closed:
                 return
             self._closed = True
-        self._open()  # a deactivated stream would never drain
+        self._open(drain=True)  # a deactivated or held stream would never drain
         self.stream.synchronize()
+        if self._holds is not None:
+            self.set_hold_gate(None)
         self._completions.close(self._key)
         if self._board is not None:
             self._board.unwatch(self._on_board)
@@ -489,13 +545,19 @@ class CudaHwQueue(HwQueue):
             self._ticket.unpark_stale(STALE_PARK_S, time.monotonic())
             return
         _bind_thread(self._index)
+        if self._holds is not None:
+            self._holds.release()
         if self._ticket.release():
             self._flag.set(0, word=1)  # the board latch: the next sentinel would clear it too
 
-    def _open(self) -> None:
+    def _open(self, drain: bool = False) -> None:
         self._flag.lower()
         if self._ticket is not None:
             self._ticket.open()
+            if drain:
+                self._holds.drain()
+            else:
+                self._holds.open(self._board is None or may_run(self._board.word, self._level))
 
     @property
     def deactivated(self) -> bool:
