@@ -414,14 +414,22 @@ class XQueue:
         At level 2 the hardware queue is deactivated first, before the XQueue's lock: a
         thread launching a batch may hold it for hundreds of microseconds on CUDA (two or
         three driver calls per guarded command), and the device need not wait for that.
+        So are the holds of a level-1 queue closed (at threshold 1 the launcher holds the
+        lock through three held launches, ~0.1 ms on the H100's host, in which another
+        hold would pass), unless the gate holds the suspension or the caller drains.
         """
-        early = self._level == Level.DEACTIVATE and not (self._suspended or self._closed)
-        if early:  # unlocked reads: the locked part below sets the flag right in any race
-            self.hwq.deactivate()
+        early = None  # unlocked reads: the locked part below sets the hardware right in any race
+        if not (self._suspended or self._closed):
+            if self._level == Level.DEACTIVATE:
+                early = Level.DEACTIVATE
+                self.hwq.deactivate()
+            elif self._level == Level.BLOCK and self.hwq.holds and not (sync_hw_queue or by_gate):
+                early = Level.BLOCK
+                self.hwq.close_holds()
         with self._cond:
             if self._suspended or self._closed or (self._gate_held and by_gate):
-                if early:
-                    self._settle_early_locked()
+                if early is not None:
+                    self._settle_early_locked(early)
                 return
             was_held = self._gate_held
             if by_gate and self._gate is not None and self._level == Level.BLOCK and not sync_hw_queue:
@@ -435,8 +443,8 @@ class XQueue:
                 # again after `early`: a resume may have come between; held commands drain
                 # where the caller waits for the queue to go quiet
                 self._hw_suspend_locked(self._level, hold=not sync_hw_queue)
-            if early:
-                self._settle_early_locked()
+            if early is not None:
+                self._settle_early_locked(early)
             event = None if was_held else self._event_locked(EventKind.SUSPENDED)
         if event is not None:
             self._emit(event)
@@ -640,11 +648,12 @@ class XQueue:
         elif hold and self.hwq.holds:
             self.hwq.close_holds()
 
-    def _settle_early_locked(self) -> None:
-        """After a deactivate ahead of the lock: undo it unless the queue now stands
-        suspended at level 2 (it was closed, or suspended at another level, meanwhile)."""
-        if not (self._suspended and self._suspended_level == Level.DEACTIVATE):
-            self.hwq.reactivate()
+    def _settle_early_locked(self, level: Level) -> None:
+        """After a deactivate (or a close of the holds) ahead of the lock: undo it unless
+        the queue now stands suspended at that level (it was closed, suspended at another
+        level, or left to its gate, meanwhile)."""
+        if not (self._suspended and self._suspended_level == level):
+            self._hw_resume_locked(level)
 
     def _hw_resume_locked(self, level: Level) -> None:
         if level >= Level.INTERRUPT:
