@@ -67,7 +67,7 @@ class _Word:
 
         import cupy
 
-        from hal.cuda.gate import CU_STREAM_WAIT_VALUE_GEQ, _wait_value64
+        from hal.cuda.gate import CU_STREAM_WAIT_VALUE_GEQ, wait_value64
         from hal.cuda.hwqueue import _HOST_REGISTER_MAPPED, _HOST_REGISTER_PORTABLE
 
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -78,7 +78,7 @@ class _Word:
         cupy.cuda.runtime.hostRegister(self.words.ctypes.data, 4096, _HOST_REGISTER_PORTABLE | _HOST_REGISTER_MAPPED)
         self.ptr = self.words.ctypes.data  # UVA: the same address on the device (as hal.board's)
         self._ptr_arg = np.uint64(self.ptr)  # the signal kernel's first argument, made once
-        self._wait, self._geq = _wait_value64(), CU_STREAM_WAIT_VALUE_GEQ
+        self._wait, self._geq = wait_value64(), CU_STREAM_WAIT_VALUE_GEQ
         if self._wait is None:
             raise SystemExit("--handover gpu: this driver cannot wait on memory (cuStreamWaitValue64)")
         self._signal = cupy.RawKernel(_SIGNAL_SRC, "xs_signal")

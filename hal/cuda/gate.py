@@ -170,7 +170,7 @@ CU_STREAM_WAIT_VALUE_GEQ = 0
 
 
 @cache
-def _wait_value64():
+def wait_value64():
     """cuStreamWaitValue64, or None where the driver or device cannot run it.
 
     Tried once on a scratch stream with a wait that is already satisfied: the device
@@ -339,7 +339,7 @@ class TicketGate:
 
 def ticket_gate() -> TicketGate | None:
     """A new ticket gate, or None where the driver cannot wait on memory (use StreamGate)."""
-    fn = _wait_value64()
+    fn = wait_value64()
     return TicketGate(fn) if fn is not None else None
 
 

@@ -44,7 +44,7 @@ import numpy as np
 
 from hal.board import LEVELS
 from hal.cuda._compat import func_ptr
-from hal.cuda.gate import CU_STREAM_WAIT_VALUE_GEQ
+from hal.cuda.gate import CU_STREAM_WAIT_VALUE_GEQ, wait_value64
 from hal.cuda.launch import PackedLauncher
 
 _CLOSED, _DRAINED = 1, 2  # the control word's values
@@ -81,9 +81,9 @@ def _hold_launcher() -> PackedLauncher:
 class Holds:
     """The holds of one queue's stream (see the module docstring)."""
 
-    def __init__(self, wait_value64) -> None:
+    def __init__(self, wait_fn) -> None:
         self._device = cupy.cuda.Device().id
-        self._wait = wait_value64
+        self._wait = wait_fn  # cuStreamWaitValue64
         self._mem = cupy.cuda.alloc_pinned_memory(8 * (2 + RING))
         words = np.frombuffer(self._mem, dtype=np.uint64, count=2 + RING)
         words[:] = 0
@@ -175,9 +175,7 @@ class Holds:
 
 def holds() -> Holds | None:
     """Holds for the current device's streams, or None where the driver cannot wait on memory."""
-    from hal.cuda.gate import _wait_value64
-
-    fn = _wait_value64()
+    fn = wait_value64()
     if fn is None:
         return None
     func_ptr(_hold_launcher().kernel)  # compiled and loaded now, not at a task's first held launch
@@ -194,19 +192,16 @@ def address_of(view: memoryview) -> int:
     return ctypes.addressof(ctypes.c_char.from_buffer(view))
 
 
-def register_host(address: int, size: int) -> bool:
-    """Page-lock and map host memory that another process shares (a gate page) into every
-    CUDA context, counting users; False where CUDA refuses."""
+def register_host(address: int, size: int) -> None:
+    """Page-lock and map host memory that other processes share (a gate page, a priority
+    board) into every CUDA context, counting users; raises CUDARuntimeError where CUDA
+    refuses. Kernels then read it at the same address (UVA)."""
     with _registered_lock:
         if address in _registered:
             _registered[address] += 1
-            return True
-        try:
-            cupy.cuda.runtime.hostRegister(address, size, _HOST_REGISTER_PORTABLE | _HOST_REGISTER_MAPPED)
-        except cupy.cuda.runtime.CUDARuntimeError:
-            return False
+            return
+        cupy.cuda.runtime.hostRegister(address, size, _HOST_REGISTER_PORTABLE | _HOST_REGISTER_MAPPED)
         _registered[address] = 1
-        return True
 
 
 def unregister_host(address: int) -> None:

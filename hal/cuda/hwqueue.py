@@ -123,7 +123,7 @@ def _map_for_device(board: PriorityBoard) -> bool:
         if board.address in _mapped:
             return True
         try:
-            cupy.cuda.runtime.hostRegister(board.address, board.size, _HOST_REGISTER_PORTABLE | _HOST_REGISTER_MAPPED)
+            register_host(board.address, board.size)
         except cupy.cuda.runtime.CUDARuntimeError as exc:
             log.warning("priority board %s: CUDA cannot map it (%s); queues run without it", board.path, exc)
             return False
@@ -131,7 +131,6 @@ def _map_for_device(board: PriorityBoard) -> bool:
         return True
 
 
-_HOST_REGISTER_PORTABLE, _HOST_REGISTER_MAPPED = 1, 2
 _PAGE = 4096
 
 
@@ -361,7 +360,12 @@ class CudaHwQueue(HwQueue):
         views = [gate] if stall is None else [gate, stall]
         for view in views:
             address = address_of(view)
-            if address % _PAGE or not register_host(address, -(-len(view) // _PAGE) * _PAGE):
+            try:
+                if address % _PAGE:
+                    raise ValueError(f"a gate view at {address:#x} does not start on a page")
+                register_host(address, -(-len(view) // _PAGE) * _PAGE)
+            except (ValueError, cupy.cuda.runtime.CUDARuntimeError) as exc:
+                log.warning("holds cannot read this suspend gate (%s): the queue launches one threshold at a time", exc)
                 for done in self._hold_gate:
                     unregister_host(done)
                 self._hold_gate = []

@@ -69,6 +69,7 @@ def test_holds_read_a_gate_byte_and_mark_the_stall_the_gpu_saw(cuda, device):
         pytest.skip("no holds on this driver")
     mm, flags, stalls = _page()
     try:
+        assert not q.set_hold_gate(flags[1:], 6, stalls), "a view that does not start on a page is refused"
         assert q.set_hold_gate(flags, 7, stalls)
         spin = device.spin
         count = cupy.zeros(spin.shape(1_000)[0], dtype=cupy.uint32)
