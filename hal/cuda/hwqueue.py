@@ -365,7 +365,9 @@ class CudaHwQueue(HwQueue):
                     raise ValueError(f"a gate view at {address:#x} does not start on a page")
                 register_host(address, -(-len(view) // _PAGE) * _PAGE)
             except (ValueError, cupy.cuda.runtime.CUDARuntimeError) as exc:
-                log.warning("holds cannot read this suspend gate (%s): the queue launches one threshold at a time", exc)
+                # the text only: a record that kept the exception would keep the view exported
+                log.warning("holds cannot read this suspend gate (%s): the queue launches one threshold at a time",
+                            str(exc))
                 for done in self._hold_gate:
                     unregister_host(done)
                 self._hold_gate = []
