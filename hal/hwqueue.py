@@ -71,6 +71,10 @@ class HwQueue(ABC):
         """Holds pass again, and the one the queue was refused at is let past, unless
         something else still refuses it."""
 
+    def pass_holds(self) -> None:
+        """Let the queue past every hold launched so far, whatever refuses it: what was
+        launched drains (`XQueue.suspend(sync_hw_queue=True)`)."""
+
     def release_holds(self) -> None:
         """Let the queue past a hold that a gate or a board refused, if nothing refuses it now."""
 

@@ -451,6 +451,8 @@ class XQueue:
         if sync_hw_queue:
             if self._suspended_level != Level.BLOCK:
                 raise XQueueConfigError("sync_hw_queue needs level 1: at levels 2-3 work stays queued")
+            if self.hwq.holds:  # a gate or a board may have refused a hold: it drains all the same
+                self.hwq.pass_holds()
             self.clock.wait_for(lambda: not self._in_flight, self._cond)
 
     def resume(self) -> None:

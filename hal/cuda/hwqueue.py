@@ -340,6 +340,9 @@ class CudaHwQueue(HwQueue):
     def open_holds(self) -> None:
         self._holds.open(self._board is None or may_run(self._board.word, self._level))
 
+    def pass_holds(self) -> None:
+        self._holds.pass_issued()
+
     def release_holds(self) -> None:
         if self._holds is not None:
             self._holds.release(self._board is None or may_run(self._board.word, self._level))

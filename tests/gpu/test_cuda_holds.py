@@ -164,3 +164,37 @@ def test_the_daemons_gate_page_stops_held_commands_and_its_clear_wakes_the_pump(
         xq.close()
         q.close()
         daemon.close()
+
+
+def test_pass_holds_lets_every_hold_launched_so_far_past_whatever_refused_it(cuda, device):
+    """What `XQueue.suspend(sync_hw_queue=True)` needs: the launched work drains though the
+    gate byte still refuses; a hold launched after that looks at the byte again."""
+    import cupy
+
+    from hal import HwCommand
+
+    q = device.create_queue()
+    if not q.holds:
+        pytest.skip("no holds on this driver")
+    mm, flags, stalls = _page()
+    try:
+        assert q.set_hold_gate(flags, 2, stalls)
+        spin = device.spin
+        count = cupy.zeros(spin.shape(1_000)[0], dtype=cupy.uint32)
+        first, later = threading.Event(), threading.Event()
+        q.launch(HwCommand(5_000))
+        flags[2] = 1
+        q.launch_held(spin.command(1_000, count=count), lambda c: first.set())
+        q.launch_held(spin.command(1_000, count=count), lambda c: first.set())
+        assert not first.wait(0.03)
+        q.pass_holds()
+        assert q.synchronize(5) and int(count.min()) == 2 and int(count.max()) == 2
+        q.launch_held(spin.command(1_000, count=count), lambda c: later.set())
+        assert not later.wait(0.03), "a hold launched after the pass still reads the byte"
+        flags[2] = 0
+        q.release_holds()
+        assert later.wait(5) and int(count.min()) == 3
+    finally:
+        q.close()
+        del flags, stalls
+        mm.close()

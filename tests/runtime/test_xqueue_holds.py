@@ -91,6 +91,11 @@ class HoldingQueue(HwQueue):
             self.backlog[0] = (cmd, on_complete, False)
             self._feed()
 
+    def pass_holds(self):
+        self.backlog = [(cmd, on_complete, False) for cmd, on_complete, _ in self.backlog]
+        self.refused = False
+        self._feed()
+
     def set_hold_gate(self, gate, slot=0, stall=None):
         if not self.gate_ok:
             return False
@@ -159,6 +164,22 @@ def test_a_suspend_that_syncs_the_hardware_queue_drains_what_was_launched(hwq, c
     xq.suspend(sync_hw_queue=True)
     assert xq.info().in_flight == 0
     assert sum(c.done for c in cmds) == HOLD_WINDOW
+    xq.resume()
+    xq.synchronize()
+    assert all(c.done for c in cmds)
+
+
+def test_a_suspend_that_syncs_drains_what_was_launched_though_the_gate_refused_a_hold(hwq, clock):
+    gate = memoryview(bytearray(8))
+    xq = XQueue(hwq, threshold=1)
+    xq.set_gate(gate, 2, lambda: None, memoryview(bytearray(8)))
+    cmds = task(xq, 6)
+    gate[2] = 1
+    clock.run_for(1e-3)
+    assert hwq.refused
+    xq.suspend(sync_hw_queue=True)
+    assert xq.info().in_flight == 0 and sum(c.done for c in cmds) == HOLD_WINDOW
+    gate[2] = 0
     xq.resume()
     xq.synchronize()
     assert all(c.done for c in cmds)
