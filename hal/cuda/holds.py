@@ -99,10 +99,6 @@ class Holds:
         self._lock = threading.Lock()
 
     @property
-    def issued(self) -> int:
-        return self._issued
-
-    @property
     def refused(self) -> int:
         """The number of the last hold a hold kernel refused (0: none yet)."""
         return int(self._refused[0])
@@ -142,11 +138,7 @@ class Holds:
         """For good (the queue closes, the process exits): every hold passes, whatever
         refused it, so the stream drains."""
         self._closed[0] = _DRAINED
-        with self._lock:
-            r = int(self._refused[0])
-            if r > self._released:
-                self._released = r
-                self._pass_locked(r)
+        self.release()  # drained, it passes the refused hold whatever refuses it
 
     def pass_issued(self) -> None:
         """Let the stream past every hold issued so far, whatever refuses them (each
@@ -156,14 +148,10 @@ class Holds:
                 self._pass_locked(i)
             self._released = max(self._released, self._issued)
 
-    @property
-    def closed(self) -> bool:
-        return self._closed[0] == _CLOSED
-
     def release(self, board_allows: bool = True) -> bool:
         """Let the stream past the hold it was refused at, if the queue may run now (not
-        closed, its gate byte clear, `board_allows`); True if it wrote a word. Writes
-        only that hold's word, and only the number it waits for."""
+        closed, its gate byte clear, `board_allows`; anyway once drained); True if it
+        wrote a word. Writes only that hold's word, and only the number it waits for."""
         with self._lock:
             r = int(self._refused[0])
             if r <= self._released:

@@ -338,14 +338,17 @@ class CudaHwQueue(HwQueue):
         self._holds.close()
 
     def open_holds(self) -> None:
-        self._holds.open(self._board is None or may_run(self._board.word, self._level))
+        self._holds.open(self._board_allows())
 
     def pass_holds(self) -> None:
         self._holds.pass_issued()
 
     def release_holds(self) -> None:
-        if self._holds is not None:
-            self._holds.release(self._board is None or may_run(self._board.word, self._level))
+        self._holds.release(self._board_allows())
+
+    def _board_allows(self) -> bool:
+        """Whether the board (if the queue is on one) lets its level run now."""
+        return self._board is None or may_run(self._board.word, self._level)
 
     def set_hold_gate(self, gate: memoryview | None, slot: int = 0, stall: memoryview | None = None) -> bool:
         """Have holds read xschedd's suspend gate `gate[slot]` and mark `stall[slot]` when it
@@ -566,7 +569,7 @@ class CudaHwQueue(HwQueue):
             if drain:
                 self._holds.drain()
             else:
-                self._holds.open(self._board is None or may_run(self._board.word, self._level))
+                self._holds.open(self._board_allows())
 
     @property
     def deactivated(self) -> bool:
