@@ -6,8 +6,10 @@ launch flushing, or none (`guard_off`: the runtime's own cost on that stack); th
 the relaunch launched by the GPU after a flush only; the gate from the GPU and the
 relaunch from the host behind every command; both from the host. Configurations
 interleave round by round, in a new random order each round (a fixed order favoured some
-positions by a few percent).
-Usage: python bench/cuda_overhead.py
+positions by a few percent). Level 1 keeps preempt.xqueue.HOLD_WINDOW commands launched
+behind holds (hal.cuda.holds) below that threshold; `--hold-windows 4,32` adds each
+level-1 row without holds and with holds keeping each of those many commands launched.
+Usage: python bench/cuda_overhead.py [--rounds 40] [--hold-windows W,...] [--save-as NAME]
 """
 
 from __future__ import annotations
@@ -32,11 +34,21 @@ def main(argv: list[str] | None = None) -> int:
                         "before the tiled GEMM)")
     p.add_argument("--seed", type=int, default=0, help="of the configurations' order in each round")
     p.add_argument("--fixed-order", action="store_true", help="the same order every round (the old way, biased)")
+    p.add_argument("--hold-windows", default="",
+                   help="level 1 also without holds, and with holds keeping each of these many commands launched "
+                        "(comma-separated; preempt.xqueue.HOLD_WINDOW is the default)")
     p.add_argument("--save-as", type=results_name, default="cuda_overhead", help="results file name (without .json)")
     a = p.parse_args(argv)
+    try:
+        hold_windows = [int(w) for w in a.hold_windows.split(",") if w.strip()]
+    except ValueError:
+        p.error(f"--hold-windows: comma-separated integers, got {a.hold_windows!r}")
+    if any(not 1 <= w <= 64 for w in hold_windows):  # hal.cuda.holds.RING words: a hold each, at most
+        p.error("--hold-windows: each window is 1 to 64 commands")
     import cupy
 
     from hal.cuda.tasks import TransformerStack
+    import preempt.xqueue as xqueue_mod
     from preempt import XQueue
 
     dev = open_cuda()
@@ -54,13 +66,18 @@ def main(argv: list[str] | None = None) -> int:
             return time.perf_counter() - t
         return run
 
-    def xqueue(task, level, threshold, device_gate=True, gpu_relaunch=True, plain_budget_us=None, guard=True):
+    def xqueue(task, level, threshold, device_gate=True, gpu_relaunch=True, plain_budget_us=None, guard=True,
+               hold_window=xqueue_mod.HOLD_WINDOW):  # fmt: skip
         hwq = dev.create_queue(guard=True if level >= 2 and guard else None)
         hwq.device_gate = device_gate
         hwq.gpu_relaunch = gpu_relaunch
         if plain_budget_us is not None:
             hwq.plain_budget_us = plain_budget_us
-        xq = XQueue(hwq, level=level, threshold=threshold)
+        xqueue_mod.HOLD_WINDOW, default = hold_window, xqueue_mod.HOLD_WINDOW  # read at the XQueue's creation
+        try:
+            xq = XQueue(hwq, level=level, threshold=threshold)
+        finally:
+            xqueue_mod.HOLD_WINDOW = default
 
         def run():
             t = time.perf_counter()
@@ -76,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     configs = {"native_cublas": native(blas, s)}
     for thr in (1, 2, 4, 8, 16):
         configs[f"xq_lv1_thr{thr}"] = xqueue(blas, 1, thr)
+        if hold_windows:  # the same without holds (a window of 1: none), and with each window given
+            configs[f"xq_lv1_thr{thr}_noholds"] = xqueue(blas, 1, thr, hold_window=1)
+            for w in hold_windows:
+                configs[f"xq_lv1_thr{thr}_window{w}"] = xqueue(blas, 1, thr, hold_window=w)
     configs["native_guarded_plain"] = native(gtask, s)
     for thr in (4, 8, 16):
         configs[f"xq_lv2_thr{thr}_guarded"] = xqueue(gtask, 2, thr)

@@ -34,14 +34,17 @@ while the task runs, not on its launching thread: on the H100, an 8-layer stack 
 xschedd ran at 0.90 of native with the news sent at once and 0.94-0.95 with the IDLE
 held 0.5-2 ms (bench/results/, docs/architecture.md).
 Holds: at a low threshold the launcher waits for completions: at threshold 1 a host round
-trip between every two commands, which a Python host makes slow (~35-45 us on the H100's).
-Where the hardware queue offers holds (`HwQueue.holds`: CUDA, hal.cuda.holds), a level-1
-XQueue whose threshold is under HOLD_WINDOW keeps HOLD_WINDOW commands launched, and
-each command beyond the threshold goes behind a hold: the hardware lets it start only
-if, once the command before it is done, the queue may still run. A suspend closes the
-holds (a level-1 suspension that the gate holds needs nothing: holds read the gate's
-byte), so at most `threshold` commands still run after it, as without holds; a resume,
-or a pump once the gate clears, lets the queue past the hold it stopped at. With
+trip between every two commands, which a Python host makes slow (~35-45 us on the H100's),
+and at any threshold a refill whenever half of what is in flight has completed. Where the
+hardware queue offers holds (`HwQueue.holds`: CUDA, hal.cuda.holds), a level-1 XQueue
+whose threshold is under HOLD_WINDOW keeps HOLD_WINDOW commands launched, in runs of at
+most `threshold`: a run starts with a command launched onto an empty queue or with one
+behind a hold, which the hardware lets start only if, once the command before it is
+done, the queue may still run. A suspend closes the holds (a level-1 suspension that the
+gate holds needs nothing: holds read the gate's byte), so at most `threshold` commands
+still run after it (the rest of the run under way), as without holds; a resume, or a
+pump once the gate clears, lets the queue past the hold it stopped at. A task pays one
+hold per `threshold` commands, a few microseconds of the GPU's time each. With
 `suspend(sync_hw_queue=True)` the holds stay open: the queue drains what it launched.
 """
 
@@ -67,7 +70,7 @@ DEFAULT_THRESHOLD = 16
 DEFAULT_BATCH_SIZE = 8
 IDLE_NEWS_DELAY_S = 0.001  # see the module docstring
 HELD_NEWS_MAX = 16  # events held for the clock's thread, at most (tasks << the delay)
-HOLD_WINDOW = 4  # commands a level-1 XQueue keeps launched with holds (see "Holds" above)
+HOLD_WINDOW = 32  # commands a level-1 XQueue keeps launched with holds ("Holds" above; at most hal.cuda.holds.RING)
 
 
 class XQueueState(enum.Enum):
@@ -191,7 +194,9 @@ class XQueue:
         self._batch_size = batch_size
         self.hwq = hwq
         self._holds_ok = hwq.holds  # False once given a gate the holds cannot read
+        self._hold_window = HOLD_WINDOW  # (read at creation: benchmarks compare windows)
         self._window = self._window_for(self._level, threshold)  # commands it keeps launched
+        self._run = 0  # commands launched since the run's first (see "Holds" above)
         self.clock = hwq.clock
         self.id = _new_xqueue_id()
         self.name = name or f"xq-{self.id & 0xFFFFFFFF}"
@@ -668,8 +673,8 @@ class XQueue:
     def _window_for(self, level: Level, threshold: int) -> int:
         """How many commands the queue keeps launched: its threshold, or, at level 1 on
         a hardware queue with holds, HOLD_WINDOW for a lower one (see "Holds" above)."""
-        if level == Level.BLOCK and self._holds_ok and threshold < HOLD_WINDOW:
-            return HOLD_WINDOW
+        if level == Level.BLOCK and self._holds_ok and threshold < self._hold_window:
+            return self._hold_window
         return threshold
 
     def _set_window_locked(self) -> None:
@@ -699,6 +704,7 @@ class XQueue:
         pending, in_flight, launch = self._pending, self._in_flight, self.hwq.launch
         threshold, window = self._threshold, self._window
         half = max(1, window // 2)  # where the launcher, throttled, goes on
+        holding = window > threshold  # runs of `threshold`, each after the first behind a hold
         launched = False
         while (
             pending
@@ -708,6 +714,7 @@ class XQueue:
             xcmd = pending.popleft()
             self._launches += 1
             n = len(in_flight) + 1
+            held = holding and n > 1 and self._run >= threshold
             sync = xcmd.sync = (
                 xcmd.wanted
                 or self._launches % self._batch_size == 0
@@ -720,8 +727,8 @@ class XQueue:
             xcmd.state = CommandState.IN_FLIGHT
             if n >= window:
                 self._throttled = True
-            try:  # beyond the threshold: behind a hold (window > threshold only with holds)
-                (launch if n <= threshold else self.hwq.launch_held)(xcmd.hw, self._on_complete if sync else None)
+            try:
+                (self.hwq.launch_held if held else launch)(xcmd.hw, self._on_complete if sync else None)
             except Exception as exc:  # the device is gone: stop, keep the command, tell waiters
                 in_flight.pop()
                 self._syncs_in_flight -= sync
@@ -730,6 +737,7 @@ class XQueue:
                 self._error = exc
                 self._cond.notify_all()
                 return
+            self._run = 1 if held or n == 1 else self._run + 1
             launched = True
         if launched and not pending:
             self._cond.notify_all()  # a direct waiter (wait) may go to the driver now

@@ -4,15 +4,16 @@ At threshold 1 an XQueue launches a task's next command only once the one before
 completed: a host round trip between every two commands (on the H100 host ~35-45 us
 from Python: the driver's wake-up, the retire, the next launch), three a task of four
 commands, which kept the fixed-priority foreground at ~1.12x native alone and 1.20-1.23x
-beside a background. A hold moves that decision onto the GPU. The XQueue launches the
-commands beyond its threshold at once, each behind a hold: a one-thread *hold kernel*,
-which starts only once the command before it has finished, writes its number to a word
-in pinned host memory if the queue may still run, and a `cuStreamWaitValue64` on that
-word keeps the stream until it does. So a suspend still lets at most `threshold`
-commands run (the hold kernel reads it when the command before ends, as the host would
-have), and an undisturbed task pays a few microseconds of GPU time a command instead of
-a round trip (measured on the H100, four 250 us commands: 1.011x native with three
-holds, 1.35x with a blocking round trip in plain CuPy).
+beside a background. A hold moves that decision onto the GPU. The XQueue launches ahead
+(preempt.xqueue.HOLD_WINDOW commands) in runs of at most its threshold, each run after
+the first behind a hold: a one-thread *hold kernel*, which starts only once the command
+before it has finished, writes its number to a word in pinned host memory if the queue
+may still run, and a `cuStreamWaitValue64` on that word keeps the stream until it does.
+So a suspend still lets at most `threshold` commands run (the rest of the run under way;
+the next hold reads the suspend when the command before it ends, as the host would
+have), and an undisturbed task pays a few microseconds of GPU time a run instead of a
+round trip (measured on the H100, four 250 us commands: 1.011x native with three holds,
+1.35x with a blocking round trip in plain CuPy).
 
 The queue may run while nothing refuses it, read by the hold kernel in this order:
 - its own suspend (`close`, a store to pinned host memory; `open` undoes it);
@@ -48,7 +49,7 @@ from hal.cuda.gate import CU_STREAM_WAIT_VALUE_GEQ, wait_value64
 from hal.cuda.launch import PackedLauncher
 
 _CLOSED, _DRAINED = 1, 2  # the control word's values
-RING = 64  # hold words; far more than an XQueue keeps in flight (preempt.xqueue.HOLD_WINDOW)
+RING = 64  # hold words; more than an XQueue keeps in flight (HOLD_WINDOW commands, a hold a run)
 
 _HOLD_SRC = r"""
 // ctl: [0] the last refused hold, [1] 1 while closed, 2 once drained for good; ring: RING words,

@@ -131,30 +131,51 @@ def test_at_threshold_1_a_task_goes_out_at_once_each_command_beyond_the_first_be
     assert xq.info().completed == 4 and xq.state is XQueueState.IDLE
 
 
-@pytest.mark.parametrize("threshold", [1, 2, 3])
-def test_the_window_is_hold_window_and_only_commands_beyond_the_threshold_are_held(hwq, threshold):
+def runs(held: list[bool], threshold: int) -> bool:
+    """Whether launches come in runs of at most `threshold`, each after the first
+    starting behind a hold (the first starts on an empty queue)."""
+    starts = [i for i, h in enumerate(held) if i == 0 or h]
+    return not held[0] and all(b - a <= threshold for a, b in zip(starts, starts[1:] + [len(held)]))
+
+
+@pytest.mark.parametrize("threshold", [1, 2, 3, 5, 8, 16])
+def test_the_window_is_hold_window_in_runs_of_the_threshold_each_behind_a_hold(hwq, threshold):
     xq = XQueue(hwq, threshold=threshold)
-    task(xq, 10)
-    assert len(hwq.launches) == HOLD_WINDOW
-    assert [held for _, held in hwq.launches] == [i >= threshold for i in range(HOLD_WINDOW)]
+    task(xq, HOLD_WINDOW + 10)
+    held = [h for _, h in hwq.launches]
+    assert len(held) == HOLD_WINDOW
+    assert held == [i > 0 and i % threshold == 0 for i in range(HOLD_WINDOW)]  # one hold per threshold
+    assert runs(held, threshold)
     xq.synchronize()
-    assert hwq.started == [f"c{i}" for i in range(10)]
+    assert hwq.started == [f"c{i}" for i in range(HOLD_WINDOW + 10)]
+    assert runs([h for _, h in hwq.launches], threshold)  # the refills too
 
 
-@pytest.mark.parametrize("threshold", [1, 2, 3])
-def test_a_suspend_still_lets_at_most_threshold_commands_run(hwq, clock, threshold):
+def test_a_run_starts_over_on_an_empty_queue(hwq, clock):
+    xq = XQueue(hwq, threshold=3)
+    task(xq, 2)
+    xq.synchronize()
+    task(xq, 4, tag="d")  # nothing in flight: no hold before d0, whatever ran before
+    assert [h for name, h in hwq.launches if name[0] == "d"] == [False, False, False, True]
+    xq.synchronize()
+
+
+@pytest.mark.parametrize("threshold", [1, 2, 3, 5, 8])
+@pytest.mark.parametrize("into_us", [50, 150, 450, 750])
+def test_a_suspend_still_lets_at_most_threshold_commands_run(hwq, clock, threshold, into_us):
     xq = XQueue(hwq, threshold=threshold)
-    cmds = task(xq, 12)
-    clock.run_for(150e-6)  # into the second command
+    cmds = task(xq, 40)
+    clock.run_for(into_us * 1e-6)  # into command into_us // 100, wherever that is in its run
+    running = into_us // 100
     xq.suspend()
     clock.run_for(5e-3)
     # the running command finishes, and at most threshold - 1 more start (as without holds)
     assert hwq.started_after_close <= threshold - 1
-    assert sum(c.done for c in cmds) <= 2 + threshold - 1
+    assert sum(c.done for c in cmds) <= running + threshold
     assert xq.suspended and not all(c.done for c in cmds)
     xq.resume()
     xq.synchronize()
-    assert hwq.started == [f"c{i}" for i in range(12)]
+    assert hwq.started == [f"c{i}" for i in range(40)]
     assert all(c.done for c in cmds)
 
 
@@ -169,7 +190,7 @@ def gated(hwq: HoldingQueue, slot: int) -> tuple[XQueue, memoryview, memoryview]
 @pytest.mark.parametrize("gate_refused", [False, True])
 def test_a_suspend_that_syncs_the_hardware_queue_drains_what_was_launched(hwq, clock, gate_refused):
     xq, gate, _ = gated(hwq, 2)
-    cmds = task(xq, 8)
+    cmds = task(xq, HOLD_WINDOW + 8)
     if gate_refused:  # the daemon's byte stopped the stream at a hold: it drains all the same
         gate[2] = 1
         clock.run_for(1e-3)
@@ -221,22 +242,23 @@ def test_a_gate_the_holds_cannot_read_turns_them_off(device, clock):
     assert len(hwq.started) == 4
 
 
-@pytest.mark.parametrize("level, threshold", [(2, 1), (1, HOLD_WINDOW), (1, 8)])
+@pytest.mark.parametrize("level, threshold", [(2, 1), (2, 8), (1, HOLD_WINDOW), (1, 2 * HOLD_WINDOW)])
 def test_no_holds_at_level_2_nor_at_a_threshold_of_the_window_or_more(hwq, level, threshold):
     xq = XQueue(hwq, level=level, threshold=threshold)
-    task(xq, 10)
+    task(xq, threshold + 10)
     assert len(hwq.launches) == threshold and not any(held for _, held in hwq.launches)
 
 
 def test_raising_the_threshold_online_ends_the_holds_and_lowering_it_starts_them(hwq, clock):
-    xq = XQueue(hwq, threshold=8)
+    xq = XQueue(hwq, threshold=HOLD_WINDOW)
     task(xq, 4)
     xq.synchronize()
+    assert not any(held for _, held in hwq.launches)
     xq.set_threshold(1)
     task(xq, 4, tag="d")
     assert [held for name, held in hwq.launches if name[0] == "d"] == [False, True, True, True]
     xq.synchronize()
-    xq.set_threshold(6)
+    xq.set_threshold(HOLD_WINDOW)
     task(xq, 4, tag="e")
     assert not any(held for name, held in hwq.launches if name[0] == "e")
     xq.synchronize()
@@ -287,7 +309,7 @@ def test_with_holds_commands_complete_in_order_exactly_once_and_a_suspend_keeps_
         info = xq.info()
         assert info.pending + info.in_flight + info.completed == submitted
         if xq.suspended and xq.level == Level.BLOCK and hwq.closed:
-            assert hwq.started_after_close <= 6  # the highest threshold the script may set
+            assert hwq.started_after_close <= 5  # the running command's run: 6 at most (the highest threshold)
     gate[2] = 0
     xq.resume()
     xq.pump()
