@@ -6,9 +6,10 @@ launch flushing, or none (`guard_off`: the runtime's own cost on that stack); th
 the relaunch launched by the GPU after a flush only; the gate from the GPU and the
 relaunch from the host behind every command; both from the host. Configurations
 interleave round by round, in a new random order each round (a fixed order favoured some
-positions by a few percent). Level 1 keeps preempt.xqueue.HOLD_WINDOW commands launched
-behind holds (hal.cuda.holds) below that threshold; `--hold-windows 4,32` adds each
-level-1 row without holds and with holds keeping each of those many commands launched.
+positions by a few percent). Level 1 under threshold preempt.xqueue.HOLDS_BELOW keeps
+HOLD_WINDOW commands launched behind holds (hal.cuda.holds); `--hold-windows 4,32` adds
+each level-1 row without holds, and with holds at every threshold under W keeping W
+commands launched, for each W given.
 Usage: python bench/cuda_overhead.py [--rounds 40] [--hold-windows W,...] [--save-as NAME]
 """
 
@@ -35,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="of the configurations' order in each round")
     p.add_argument("--fixed-order", action="store_true", help="the same order every round (the old way, biased)")
     p.add_argument("--hold-windows", default="",
-                   help="level 1 also without holds, and with holds keeping each of these many commands launched "
-                        "(comma-separated; preempt.xqueue.HOLD_WINDOW is the default)")
+                   help="level 1 also without holds, and with holds at every threshold under W keeping W commands "
+                        "launched, for each W (comma-separated; preempt.xqueue.HOLD_WINDOW and HOLDS_BELOW are the default)")
     p.add_argument("--save-as", type=results_name, default="cuda_overhead", help="results file name (without .json)")
     a = p.parse_args(argv)
     try:
@@ -67,17 +68,19 @@ def main(argv: list[str] | None = None) -> int:
         return run
 
     def xqueue(task, level, threshold, device_gate=True, gpu_relaunch=True, plain_budget_us=None, guard=True,
-               hold_window=xqueue_mod.HOLD_WINDOW):  # fmt: skip
+               hold_window=None):  # fmt: skip
         hwq = dev.create_queue(guard=True if level >= 2 and guard else None)
         hwq.device_gate = device_gate
         hwq.gpu_relaunch = gpu_relaunch
         if plain_budget_us is not None:
             hwq.plain_budget_us = plain_budget_us
-        xqueue_mod.HOLD_WINDOW, default = hold_window, xqueue_mod.HOLD_WINDOW  # read at the XQueue's creation
+        defaults = xqueue_mod.HOLD_WINDOW, xqueue_mod.HOLDS_BELOW  # read at the XQueue's creation
+        if hold_window is not None:  # holds at every threshold under the window
+            xqueue_mod.HOLD_WINDOW = xqueue_mod.HOLDS_BELOW = hold_window
         try:
             xq = XQueue(hwq, level=level, threshold=threshold)
         finally:
-            xqueue_mod.HOLD_WINDOW = default
+            xqueue_mod.HOLD_WINDOW, xqueue_mod.HOLDS_BELOW = defaults
 
         def run():
             t = time.perf_counter()

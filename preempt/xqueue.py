@@ -34,17 +34,17 @@ while the task runs, not on its launching thread: on the H100, an 8-layer stack 
 xschedd ran at 0.90 of native with the news sent at once and 0.94-0.95 with the IDLE
 held 0.5-2 ms (bench/results/, docs/architecture.md).
 Holds: at a low threshold the launcher waits for completions: at threshold 1 a host round
-trip between every two commands, which a Python host makes slow (~35-45 us on the H100's),
-and at any threshold a refill whenever half of what is in flight has completed. Where the
-hardware queue offers holds (`HwQueue.holds`: CUDA, hal.cuda.holds), a level-1 XQueue
-whose threshold is under HOLD_WINDOW keeps HOLD_WINDOW commands launched, in runs of at
-most `threshold`: a run starts with a command launched onto an empty queue or with one
-behind a hold, which the hardware lets start only if, once the command before it is
+trip between every two commands, which a Python host makes slow (~35-45 us on the H100's).
+Where the hardware queue offers holds (`HwQueue.holds`: CUDA, hal.cuda.holds), a level-1
+XQueue whose threshold is under HOLDS_BELOW keeps HOLD_WINDOW commands launched, in runs
+of at most `threshold`: a run starts with a command launched onto an empty queue or with
+one behind a hold, which the hardware lets start only if, once the command before it is
 done, the queue may still run. A suspend closes the holds (a level-1 suspension that the
 gate holds needs nothing: holds read the gate's byte), so at most `threshold` commands
 still run after it (the rest of the run under way), as without holds; a resume, or a
-pump once the gate clears, lets the queue past the hold it stopped at. A task pays one
-hold per `threshold` commands, a few microseconds of the GPU's time each. With
+pump once the gate clears, lets the queue past the hold it stopped at. A hold costs the
+GPU a few microseconds (more beside short kernels), once a run: on the H100 that wins
+below threshold 8 and loses above (docs/architecture.md, "Holds"). With
 `suspend(sync_hw_queue=True)` the holds stay open: the queue drains what it launched.
 """
 
@@ -70,7 +70,8 @@ DEFAULT_THRESHOLD = 16
 DEFAULT_BATCH_SIZE = 8
 IDLE_NEWS_DELAY_S = 0.001  # see the module docstring
 HELD_NEWS_MAX = 16  # events held for the clock's thread, at most (tasks << the delay)
-HOLD_WINDOW = 32  # commands a level-1 XQueue keeps launched with holds ("Holds" above; at most hal.cuda.holds.RING)
+HOLD_WINDOW = 16  # commands a level-1 XQueue keeps launched with holds ("Holds" above; at most hal.cuda.holds.RING)
+HOLDS_BELOW = 8  # the thresholds that get holds (under HOLD_WINDOW)
 
 
 class XQueueState(enum.Enum):
@@ -194,7 +195,7 @@ class XQueue:
         self._batch_size = batch_size
         self.hwq = hwq
         self._holds_ok = hwq.holds  # False once given a gate the holds cannot read
-        self._hold_window = HOLD_WINDOW  # (read at creation: benchmarks compare windows)
+        self._hold_window, self._holds_below = HOLD_WINDOW, HOLDS_BELOW  # (read here: benchmarks compare)
         self._window = self._window_for(self._level, threshold)  # commands it keeps launched
         self._run = 0  # commands launched since the run's first (see "Holds" above)
         self.clock = hwq.clock
@@ -672,8 +673,8 @@ class XQueue:
 
     def _window_for(self, level: Level, threshold: int) -> int:
         """How many commands the queue keeps launched: its threshold, or, at level 1 on
-        a hardware queue with holds, HOLD_WINDOW for a lower one (see "Holds" above)."""
-        if level == Level.BLOCK and self._holds_ok and threshold < self._hold_window:
+        a hardware queue with holds, HOLD_WINDOW for one under HOLDS_BELOW (see "Holds" above)."""
+        if level == Level.BLOCK and self._holds_ok and threshold < min(self._holds_below, self._hold_window):
             return self._hold_window
         return threshold
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hal import HwCommand, HwQueue, Level, VirtualClock
 from hal.sim import SimDevice
 from preempt import XQueue, XQueueState
-from preempt.xqueue import HOLD_WINDOW
+from preempt.xqueue import HOLD_WINDOW, HOLDS_BELOW
 
 
 class HoldingQueue(HwQueue):
@@ -138,7 +138,7 @@ def runs(held: list[bool], threshold: int) -> bool:
     return not held[0] and all(b - a <= threshold for a, b in zip(starts, starts[1:] + [len(held)]))
 
 
-@pytest.mark.parametrize("threshold", [1, 2, 3, 5, 8, 16])
+@pytest.mark.parametrize("threshold", [1, 2, 3, 5, HOLDS_BELOW - 1])
 def test_the_window_is_hold_window_in_runs_of_the_threshold_each_behind_a_hold(hwq, threshold):
     xq = XQueue(hwq, threshold=threshold)
     task(xq, HOLD_WINDOW + 10)
@@ -160,7 +160,7 @@ def test_a_run_starts_over_on_an_empty_queue(hwq, clock):
     xq.synchronize()
 
 
-@pytest.mark.parametrize("threshold", [1, 2, 3, 5, 8])
+@pytest.mark.parametrize("threshold", [1, 2, 3, 5, HOLDS_BELOW - 1])
 @pytest.mark.parametrize("into_us", [50, 150, 450, 750])
 def test_a_suspend_still_lets_at_most_threshold_commands_run(hwq, clock, threshold, into_us):
     xq = XQueue(hwq, threshold=threshold)
@@ -242,15 +242,15 @@ def test_a_gate_the_holds_cannot_read_turns_them_off(device, clock):
     assert len(hwq.started) == 4
 
 
-@pytest.mark.parametrize("level, threshold", [(2, 1), (2, 8), (1, HOLD_WINDOW), (1, 2 * HOLD_WINDOW)])
-def test_no_holds_at_level_2_nor_at_a_threshold_of_the_window_or_more(hwq, level, threshold):
+@pytest.mark.parametrize("level, threshold", [(2, 1), (2, 4), (1, HOLDS_BELOW), (1, HOLD_WINDOW), (1, 2 * HOLD_WINDOW)])
+def test_no_holds_at_level_2_nor_at_a_threshold_of_holds_below_or_more(hwq, level, threshold):
     xq = XQueue(hwq, level=level, threshold=threshold)
     task(xq, threshold + 10)
     assert len(hwq.launches) == threshold and not any(held for _, held in hwq.launches)
 
 
 def test_raising_the_threshold_online_ends_the_holds_and_lowering_it_starts_them(hwq, clock):
-    xq = XQueue(hwq, threshold=HOLD_WINDOW)
+    xq = XQueue(hwq, threshold=HOLDS_BELOW)
     task(xq, 4)
     xq.synchronize()
     assert not any(held for _, held in hwq.launches)
@@ -258,7 +258,7 @@ def test_raising_the_threshold_online_ends_the_holds_and_lowering_it_starts_them
     task(xq, 4, tag="d")
     assert [held for name, held in hwq.launches if name[0] == "d"] == [False, True, True, True]
     xq.synchronize()
-    xq.set_threshold(HOLD_WINDOW)
+    xq.set_threshold(HOLDS_BELOW)
     task(xq, 4, tag="e")
     assert not any(held for name, held in hwq.launches if name[0] == "e")
     xq.synchronize()
