@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
+import mmap
 import queue
 import threading
 import time
@@ -131,7 +132,7 @@ def _map_for_device(board: PriorityBoard) -> bool:
         return True
 
 
-_PAGE = 4096
+_PAGE = mmap.PAGESIZE  # host memory CUDA registers starts on a page
 
 
 def _bind_thread(index: int) -> None:
@@ -356,11 +357,8 @@ class CudaHwQueue(HwQueue):
         False where CUDA cannot map them: then holds do not see the gate."""
         if self._holds is None:
             return False
-        for address in self._hold_gate:
-            unregister_host(address)
-        self._hold_gate = []
+        self._drop_hold_gate()
         if gate is None:
-            self._holds.set_gate(0, 0, None)
             return True
         _bind_thread(self._index)
         views = [gate] if stall is None else [gate, stall]
@@ -374,15 +372,19 @@ class CudaHwQueue(HwQueue):
                 # the text only: a record that kept the exception would keep the view exported
                 log.warning("holds cannot read this suspend gate (%s): the queue launches one threshold at a time",
                             str(exc))
-                for done in self._hold_gate:
-                    unregister_host(done)
-                self._hold_gate = []
-                self._holds.set_gate(0, 0, None)
+                self._drop_hold_gate()
                 return False
             self._hold_gate.append(address)
         stall_ptr = 0 if stall is None else address_of(stall) + slot
         self._holds.set_gate(address_of(gate) + slot, stall_ptr, gate[slot : slot + 1])
         return True
+
+    def _drop_hold_gate(self) -> None:
+        """Holds read no suspend gate; the pages registered for one are let go."""
+        for address in self._hold_gate:
+            unregister_host(address)
+        self._hold_gate = []
+        self._holds.set_gate(0, 0, None)
 
     def set_priority(self, priority: int) -> None:
         """Launch from now on into a stream of the matching CUDA priority (hal.cuda.gate.
