@@ -211,70 +211,6 @@ def test_the_level_is_held_before_the_next_task_and_released_when_it_comes(tmp_p
     assert set(claims) == {LEVELS - 11}, "claims are made while the level is held"
 
 
-def test_windows_are_planned_between_tasks_never_while_one_runs(tmp_path, monkeypatch):
-    board = PriorityBoard(tmp_path / "board")
-    board.register(0)
-    a = Anticipation(board, _Level(5), lead_s=5 * MS, **LOOSE)
-    plans: list[bool] = []  # for each plan: whether a task ran then
-    plan = a._plan
-
-    def noted(now: float) -> None:
-        plans.append(a._forecast.running)
-        plan(now)
-
-    monkeypatch.setattr(a, "_plan", noted)
-    drive(a, board, 5, 40 * MS, 6)
-    assert wait_for(lambda: a.windows >= 1, timeout=0.1), "an idle planned a window"
-    assert wait_for(lambda: board.word == LEVELS - 6, timeout=0.1), "and it is held before the task is due"
-    windows = a.windows
-    board.activate(5)
-    a.busy()  # the task comes into the hold and outlasts the window
-    time.sleep(0.03)
-    assert a.windows == windows and not any(plans), "nothing was planned while the task ran"
-    board.deactivate(5)
-    a.idle()
-    assert wait_for(lambda: a.windows == windows + 1, timeout=0.1), "its idle planned the next one"
-    assert not any(plans)
-    a.close()
-    assert board.word == LEVELS
-
-
-def test_a_task_that_does_not_come_releases_the_hold(tmp_path):
-    board = PriorityBoard(tmp_path / "board")
-    board.register(0)
-    a = Anticipation(board, _Level(5), lead_s=5 * MS, **LOOSE)
-    last = drive(a, board, 5, 40 * MS, 6)
-    assert wait_for(lambda: board.word == LEVELS - 6, timeout=0.1)
-    assert wait_for(lambda: board.word == LEVELS, timeout=0.1), "released soon after the task was due"
-    assert a.held_windows == len(a.early_s) + 1, "the last hold ended with no task"
-    assert time.monotonic() - (last + 40 * MS) < 0.05
-
-
-def test_nothing_is_planned_or_held_without_a_lower_level_until_one_registers(tmp_path):
-    board = PriorityBoard(tmp_path / "board")
-    board.register(5)
-    a = Anticipation(board, _Level(5), lead_s=5 * MS, **LOOSE)
-    drive(a, board, 5, 40 * MS, 6)
-    time.sleep(0.06)
-    assert a.windows == 0 and a.held_windows == 0 and board.word == LEVELS, "nobody to park: no timers"
-    assert a.arrivals == 6, "the arrivals are noted all the same"
-    board.register(2)
-    drive(a, board, 5, 40 * MS, 2)  # its arrivals are in the forecast already: an idle plans a window
-    assert wait_for(lambda: a.held_windows >= 1, timeout=0.1), "a lower level came: the next window is held"
-
-
-def test_reset_drops_a_hold(tmp_path):
-    board = PriorityBoard(tmp_path / "board")
-    board.register(0)
-    a = Anticipation(board, _Level(5), lead_s=8 * MS, **LOOSE)
-    drive(a, board, 5, 40 * MS, 6)
-    assert wait_for(lambda: board.word == LEVELS - 6, timeout=0.1)
-    a.reset()
-    assert board.word == LEVELS
-    time.sleep(0.05)
-    assert board.word == LEVELS, "the old window's timers do nothing after a reset"
-
-
 def test_a_failing_claim_is_logged_and_the_timer_goes_on(tmp_path, caplog):
     board = PriorityBoard(tmp_path / "board")
     board.register(0)
@@ -284,12 +220,12 @@ def test_a_failing_claim_is_logged_and_the_timer_goes_on(tmp_path, caplog):
 
     bad = Anticipation(board, _Level(5), lead_s=5 * MS, claim=broken, **LOOSE)
     drive(bad, board, 5, 40 * MS, 6)
-    assert wait_for(lambda: "the device went away" in caplog.text, timeout=0.2)
+    assert wait_for(lambda: "the device went away" in caplog.text)
     bad.close()
-    assert wait_for(lambda: board.word == LEVELS, timeout=0.1)
+    assert wait_for(lambda: board.word == LEVELS)
     good = Anticipation(board, _Level(7), lead_s=5 * MS, **LOOSE)
     drive(good, board, 7, 40 * MS, 6)
-    assert wait_for(lambda: good.held_windows >= 1, timeout=0.2), "the timer thread still runs"
+    assert wait_for(lambda: good.held_windows >= 1), "the timer thread still runs"
     good.close()
     assert board.word == LEVELS
 
@@ -353,3 +289,103 @@ def test_holds_are_set_early_by_how_late_the_timer_began_the_last_ones(tmp_path,
     assert list(a.late_s) == pytest.approx([0.1 * MS, 0.4 * MS, 0.0])
     assert a.summary() == {"windows": 3, "held": 3, "arrivals": 7, "arrivals_in_held_window": 2}, (
         "the tasks at 25 and 30 ms came into held windows; the third window's task has not come")
+
+
+def _tasks(a: Anticipation, clock: _StoppedClock, board: PriorityBoard, level: int, starts_ms) -> None:
+    """Tasks of 1 ms through the board as a queue runs them, at `starts_ms`, the timers due
+    before each firing on time (a timer thread that is never late)."""
+    for t in starts_ms:
+        clock.fire(t * MS, 0.0)
+        clock.t = t * MS
+        board.activate(level)
+        a.busy(clock.t)
+        clock.t = (t + 1) * MS
+        board.deactivate(level)
+        a.idle(clock.t)
+
+
+def test_windows_are_planned_between_tasks_never_while_one_runs(tmp_path, monkeypatch):
+    clock = _StoppedClock(0.0)
+    monkeypatch.setattr(hal.anticipation, "_clock", clock)
+    board = PriorityBoard(tmp_path / "board")
+    board.register(0)
+    a = Anticipation(board, _Level(5), lead_s=5 * MS)
+    plans: list[bool] = []  # for each plan: whether a task ran then
+    plan = a._plan
+
+    def noted(now: float) -> None:
+        plans.append(a._forecast.running)
+        plan(now)
+
+    monkeypatch.setattr(a, "_plan", noted)
+    _tasks(a, clock, board, 5, range(0, 240, 40))
+    assert a.windows >= 1, "an idle planned a window"
+    assert clock.fire(236 * MS, 0.0)[-1] == pytest.approx(235 * MS) and board.word == LEVELS - 6, (
+        "and it is held before the task is due (240 ms)")
+    windows = a.windows
+    clock.t = 240 * MS
+    board.activate(5)
+    a.busy(clock.t)  # the task comes into the hold and outlasts the window
+    assert len(clock.fire(260 * MS, 0.0)) == 2, "the claim halfway and the window's end"
+    assert a.windows == windows and not any(plans), "nothing was planned while the task ran"
+    assert board.word == LEVELS - 6
+    clock.t = 261 * MS
+    board.deactivate(5)
+    a.idle(clock.t)
+    assert a.windows == windows + 1, "its idle planned the next one"
+    assert board.word == LEVELS and not any(plans)
+    assert [w for w, _ in clock.timers][0] == pytest.approx(275 * MS)
+    a.close()
+    assert board.word == LEVELS
+
+
+def test_a_task_that_does_not_come_releases_the_hold(tmp_path, monkeypatch):
+    clock = _StoppedClock(0.0)
+    monkeypatch.setattr(hal.anticipation, "_clock", clock)
+    board = PriorityBoard(tmp_path / "board")
+    board.register(0)
+    a = Anticipation(board, _Level(5), lead_s=5 * MS)
+    _tasks(a, clock, board, 5, range(0, 240, 40))
+    clock.fire(236 * MS, 0.0)
+    assert board.word == LEVELS - 6 and a.holding
+    (end,) = clock.fire(275 * MS - 1e-9, 0.0)[1:]  # the task due at 240 ms does not come
+    assert 240 * MS < end <= 241 * MS, "released soon after the task was due"
+    assert board.word == LEVELS and not a.holding
+    assert a.held_windows == len(a.early_s) + 1, "the last hold ended with no task"
+    clock.fire(275 * MS, 0.0)
+    assert board.word == LEVELS - 6, "the next window is planned and held all the same"
+    a.close()
+    assert board.word == LEVELS
+
+
+def test_nothing_is_planned_or_held_without_a_lower_level_until_one_registers(tmp_path, monkeypatch):
+    clock = _StoppedClock(0.0)
+    monkeypatch.setattr(hal.anticipation, "_clock", clock)
+    board = PriorityBoard(tmp_path / "board")
+    board.register(5)
+    a = Anticipation(board, _Level(5), lead_s=5 * MS)
+    _tasks(a, clock, board, 5, range(0, 240, 40))
+    assert not clock.timers and a.windows == 0 and a.held_windows == 0, "nobody to park: no timers"
+    assert board.word == LEVELS and a.arrivals == 6, "the arrivals are noted all the same"
+    board.register(2)
+    _tasks(a, clock, board, 5, [240])  # its arrivals are in the forecast already: an idle plans a window
+    assert a.windows == 1
+    clock.fire(276 * MS, 0.0)
+    assert a.held_windows == 1 and board.word == LEVELS - 6, "a lower level came: the next window is held"
+    a.close()
+
+
+def test_reset_drops_a_hold(tmp_path, monkeypatch):
+    clock = _StoppedClock(0.0)
+    monkeypatch.setattr(hal.anticipation, "_clock", clock)
+    board = PriorityBoard(tmp_path / "board")
+    board.register(0)
+    a = Anticipation(board, _Level(5), lead_s=8 * MS)
+    _tasks(a, clock, board, 5, range(0, 240, 40))
+    clock.fire(233 * MS, 0.0)
+    assert board.word == LEVELS - 6
+    held = a.held_windows
+    a.reset()
+    assert board.word == LEVELS
+    clock.fire(400 * MS, 0.0)
+    assert board.word == LEVELS and a.held_windows == held, "the old window's timers do nothing after a reset"
