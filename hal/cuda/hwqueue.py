@@ -95,6 +95,18 @@ _later_thread: threading.Thread | None = None
 _later_lock = threading.Lock()
 
 
+# A queue whose next launch came within this long of its last whole-stream wait's return
+# (tasks back to back) delivers its next such wait on the waiting thread, before it returns:
+# handed to the later thread, that delivery took the interpreter lock at the next task's
+# first launch, the first moment the application's thread let go of it, and the GPU waited
+# for the task's next commands meanwhile ("Back to back" in hal.cuda.completions).
+BACK_TO_BACK_S = 0.001
+
+
+def _run_now(fn: Callable[[], None]) -> None:
+    fn()
+
+
 def _start_later_thread() -> None:
     """Called by every CudaHwQueue before it can leave work: never from a finalizer."""
     global _later_thread
@@ -244,6 +256,8 @@ class CudaHwQueue(HwQueue):
         # naps even while another process time-slices the GPU (see PARK_MIN_US)
         self.park_min_us = PARK_MIN_US
         self._plain_run_us = 0.0
+        self._waited_at: float | None = None  # when the last whole-stream wait returned
+        self._back_to_back = False  # the launch after it came within BACK_TO_BACK_S
         if self._board is not None:
             self._board.watch(self._on_board)
         _live.add(self)
@@ -261,6 +275,9 @@ class CudaHwQueue(HwQueue):
 
     def _launch(self, cmd: HwCommand, on_complete: CompletionCallback | None, held: bool) -> None:
         _bind_thread(self._index)
+        if self._waited_at is not None:  # a task's first launch (unlocked: a hint, see BACK_TO_BACK_S)
+            self._back_to_back = time.monotonic() - self._waited_at < BACK_TO_BACK_S
+            self._waited_at = None
         with self._lock:
             if self._closed:
                 raise HalError(f"launch of {cmd.name or cmd.id!r} on a closed CUDA queue")
@@ -282,9 +299,12 @@ class CudaHwQueue(HwQueue):
     def synchronize(self, timeout: float | None = None) -> bool:
         """Without a timeout, in the driver; the callbacks of what completed then are called
         soon after on the later thread, not on this one ("Delivered later" in
-        hal.cuda.completions): a caller that needs them done retires by itself."""
+        hal.cuda.completions): a caller that needs them done retires by itself. Where the
+        queue runs tasks back to back (BACK_TO_BACK_S), on this thread before it returns."""
         if timeout is None:
-            self._completions.wait_whole(self._key, self.stream.synchronize, _later.put)
+            later = _run_now if self._back_to_back else _later.put
+            self._completions.wait_whole(self._key, self.stream.synchronize, later)
+            self._waited_at = time.monotonic()
             return True
         event = self._pool.get()
         event.record(self.stream)

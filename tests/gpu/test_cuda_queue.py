@@ -88,6 +88,38 @@ def test_a_task_waited_for_at_once_is_called_back_later_in_order(cuda, device):
     assert len(calls) == 3, "a callback ran twice"
 
 
+def test_tasks_back_to_back_are_delivered_on_the_waiters_thread(cuda, device):
+    """A task whose first launch comes within BACK_TO_BACK_S of the last whole-stream
+    wait's return has its callbacks called on the waiter's thread, in launch order, before
+    synchronize() returns; after a pause the next one goes to the later thread again."""
+    from hal.cuda import hwqueue
+
+    q = device.create_queue(guard=False)
+    calls: list[tuple[int, int]] = []
+
+    def task(first: int) -> None:
+        for i in range(first, first + 3):
+            q.launch(device.spin.command(200), lambda c, i=i: calls.append((i, threading.get_ident())))
+
+    task(0)
+    assert q.synchronize()
+    task(3)  # at once: back to back
+    assert q.synchronize()
+    assert (5, threading.get_ident()) in calls, "the task was not delivered before the return"
+    assert [i for i, _ in calls if i >= 3] == [3, 4, 5]
+    time.sleep(2 * hwqueue.BACK_TO_BACK_S)
+    task(6)
+    assert q.synchronize()
+    deadline = time.monotonic() + 5
+    while len(calls) < 9 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert sorted(i for i, _ in calls) == list(range(9)), "each once"
+    assert [i for i, _ in calls if i >= 6] == [6, 7, 8]
+    assert calls[-1] == (8, hwqueue._later_thread.ident), "after a pause, the later thread delivers"
+    assert device.completions.outstanding(id(q)) == 0
+    q.close()
+
+
 def test_an_event_a_thread_waits_on_is_not_reused_until_it_returns(cuda, device):
     """event_of() inside waiting(): the command's event, which its completion thread may
     collect meanwhile, is parked then, not pooled, so no later launch records it again
