@@ -550,14 +550,19 @@ class XQueue:
                 self._set_window_locked()
             if gate is None:
                 self._pump_locked()
+                self._cond.notify_all()  # a waiter the gate left with no room to make (`pump`)
 
     def pump(self) -> None:
         """Launch now whatever may be launched (after a gate opened; see `set_gate`), and
-        let the queue past a hold the gate refused."""
+        let the queue past a hold the gate refused. A waiter that the gate left with no
+        room to make goes back to making it in the driver (as after `resume`): else it
+        waited for the adapter's next completion, on CUDA up to a poll of 20 ms after
+        this launch's work ran out."""
         with self._cond:
             if self.hwq.holds and not (self._suspended or self._gated_locked()):
                 self.hwq.release_holds()
             self._pump_locked()
+            self._cond.notify_all()
 
     def add_listener(self, listener: Listener) -> None:
         """Call `listener(event)` on every state change (the hook schedulers use)."""

@@ -804,6 +804,32 @@ def test_a_waiter_leaves_a_suspended_queue_to_its_resume():
     assert not waiter.is_alive() and all(c.done for c in cmds)
 
 
+def test_a_waiter_parked_behind_the_gate_goes_back_to_the_driver_when_a_pump_launches():
+    """A waiter that the daemon's gate left with no room to make waits for the queue; the
+    gate thread's pump after the gate clears launches, and the waiter must go back to
+    making room in the driver then, not wait for the adapter's completion thread (on
+    CUDA it may look only every 20 ms, and the GPU ran dry meanwhile at each hand-over)."""
+    hwq = _WaitingDriverQueue(RealClock())
+    xq = XQueue(hwq, threshold=2)
+    page = bytearray(8)
+    xq.set_gate(memoryview(page), 0, lambda: None)
+    cmds = [xq.submit(HwCommand(100)) for _ in range(6)]
+    assert len(hwq.launched) == 2
+    page[0] = 1  # the daemon suspends the queue through its gate
+    xq.suspend(by_gate=True)
+    waiter = threading.Thread(target=xq.wait, args=(cmds[-1],), daemon=True)
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive() and len(hwq.launched) == 2, "it made room, but the gate launches nothing"
+    page[0] = 0  # the daemon resumes it: the gate thread pumps
+    xq.pump()
+    waiter.join(5)
+    assert not waiter.is_alive(), "the waiter stayed parked after the pump launched"
+    assert all(c.done for c in cmds) and [i for i, _ in hwq.launched] == [c.hw.id for c in cmds]
+    hwq.deliver()
+    assert xq.info().completed == 6
+
+
 def test_a_waiter_for_a_pending_command_goes_to_the_driver_once_it_is_launched_last():
     """With more commands than the threshold, the last is launched by a completion; the
     waiter then blocks in the driver instead of waiting for the last completion's news."""
