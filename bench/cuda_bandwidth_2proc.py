@@ -45,7 +45,7 @@ from xschedd.policy.hints import TIMESLICE_DEFAULT_US, TIMESLICE_MAX_US, TIMESLI
 # running nothing, while another process time-slices the GPU (hal.sharing; on the board,
 # always); with parking off it waits in a napping kernel, which keeps its context in the
 # GPU's time slices (hal.cuda.gate)
-CONFIGS = (("ours_lv1_thr2", 1, 2, {}), ("ours_lv1_thr8", 1, 8, {}), ("ours_lv2_thr8", 2, 8, {}),
+CONFIGS = (("ours_lv1_thr2", 1, 2, {}), ("ours_lv1_thr8", 1, 8, {}), ("ours_lv1_thr16", 1, 16, {}), ("ours_lv2_thr8", 2, 8, {}),
            ("ours_lv2_thr8_napping", 2, 8, {PARK_ENV: "off"}), ("ours_lv2_thr8_board", 2, 8, {BOARD_ENV: "1"}))
 
 
