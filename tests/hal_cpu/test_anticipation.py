@@ -260,11 +260,17 @@ class _StoppedClock:
         return fired
 
 
-def test_holds_are_set_early_by_how_late_the_timer_began_the_last_ones(tmp_path, monkeypatch):
+def _stopped(tmp_path, monkeypatch, lower: int) -> tuple[_StoppedClock, PriorityBoard]:
+    """The anticipation's timers on a stopped clock at 0, and a board with `lower` registered."""
     clock = _StoppedClock(0.0)
     monkeypatch.setattr(hal.anticipation, "_clock", clock)
     board = PriorityBoard(tmp_path / "board")
-    board.register(0)
+    board.register(lower)
+    return clock, board
+
+
+def test_holds_are_set_early_by_how_late_the_timer_began_the_last_ones(tmp_path, monkeypatch):
+    clock, board = _stopped(tmp_path, monkeypatch, 0)
     a = Anticipation(board, _Level(5), lead_s=0.5 * MS)
 
     def task(t_ms: float) -> None:
@@ -305,10 +311,7 @@ def _tasks(a: Anticipation, clock: _StoppedClock, board: PriorityBoard, level: i
 
 
 def test_windows_are_planned_between_tasks_never_while_one_runs(tmp_path, monkeypatch):
-    clock = _StoppedClock(0.0)
-    monkeypatch.setattr(hal.anticipation, "_clock", clock)
-    board = PriorityBoard(tmp_path / "board")
-    board.register(0)
+    clock, board = _stopped(tmp_path, monkeypatch, 0)
     a = Anticipation(board, _Level(5), lead_s=5 * MS)
     plans: list[bool] = []  # for each plan: whether a task ran then
     plan = a._plan
@@ -340,10 +343,7 @@ def test_windows_are_planned_between_tasks_never_while_one_runs(tmp_path, monkey
 
 
 def test_a_task_that_does_not_come_releases_the_hold(tmp_path, monkeypatch):
-    clock = _StoppedClock(0.0)
-    monkeypatch.setattr(hal.anticipation, "_clock", clock)
-    board = PriorityBoard(tmp_path / "board")
-    board.register(0)
+    clock, board = _stopped(tmp_path, monkeypatch, 0)
     a = Anticipation(board, _Level(5), lead_s=5 * MS)
     _tasks(a, clock, board, 5, range(0, 240, 40))
     clock.fire(236 * MS, 0.0)
@@ -359,10 +359,7 @@ def test_a_task_that_does_not_come_releases_the_hold(tmp_path, monkeypatch):
 
 
 def test_nothing_is_planned_or_held_without_a_lower_level_until_one_registers(tmp_path, monkeypatch):
-    clock = _StoppedClock(0.0)
-    monkeypatch.setattr(hal.anticipation, "_clock", clock)
-    board = PriorityBoard(tmp_path / "board")
-    board.register(5)
+    clock, board = _stopped(tmp_path, monkeypatch, 5)
     a = Anticipation(board, _Level(5), lead_s=5 * MS)
     _tasks(a, clock, board, 5, range(0, 240, 40))
     assert not clock.timers and a.windows == 0 and a.held_windows == 0, "nobody to park: no timers"
@@ -376,10 +373,7 @@ def test_nothing_is_planned_or_held_without_a_lower_level_until_one_registers(tm
 
 
 def test_reset_drops_a_hold(tmp_path, monkeypatch):
-    clock = _StoppedClock(0.0)
-    monkeypatch.setattr(hal.anticipation, "_clock", clock)
-    board = PriorityBoard(tmp_path / "board")
-    board.register(0)
+    clock, board = _stopped(tmp_path, monkeypatch, 0)
     a = Anticipation(board, _Level(5), lead_s=8 * MS)
     _tasks(a, clock, board, 5, range(0, 240, 40))
     clock.fire(233 * MS, 0.0)
